@@ -1,0 +1,204 @@
+# kafkacrypto — message-layer encryption for Apache Kafka.
+#
+#   make run      install missing Debian packages, build, run the demo
+#   make test     the same set-up, then every test
+#   make vectors  [VECTORS=DIR]  upstream interop vectors
+#   make bench    throughput against the raw crypto bound
+#   make fuzz     longer libFuzzer runs (FUZZ_SECONDS per target)
+#
+# Sources are discovered by directory, so adding a file needs no edit here:
+#   runtime/src/*.c      the library          runtime/host/*.c   the binary
+#   tests/unit/test_*.c  one cmocka program each
+#   tests/vectors/*.c    the vector runner    tests/fuzz/fuzz_*.c  one target each
+#   tests/common/*.c     helpers linked into every test program
+
+ifeq ($(origin CC),default)
+CC := gcc
+endif
+CLANG    ?= clang
+BUILD    ?= build
+VECTORS  ?= ../shared/vectors
+FUZZ_SMOKE_SECONDS ?= 6
+FUZZ_SECONDS ?= 300
+
+DEB_PACKAGES := gcc make pkg-config clang libclang-rt-14-dev \
+    libsodium-dev librdkafka-dev libluajit-5.1-dev luajit libconfig-dev \
+    libmsgpack-dev lua-cjson libpcre2-dev libcmocka-dev lua-unit \
+    libjansson-dev valgrind
+
+PKGS = libsodium rdkafka luajit libconfig libpcre2-8
+# Recursive (=) so that pkg-config runs after `deps` has installed things.
+DEP_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+DEP_LIBS   = $(shell pkg-config --libs $(PKGS)) -lmsgpackc -lpthread -lm -ldl
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+CFLAGS  ?= -O2 -g
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC $(WARN) $(CFLAGS) \
+    -Iruntime/include -Iruntime/src $(DEP_CFLAGS)
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+TEST_LIBS = -lcmocka -ljansson
+
+LIB_SRCS    := $(sort $(wildcard runtime/src/*.c))
+HOST_SRCS   := $(sort $(wildcard runtime/host/*.c))
+COMMON_SRCS := $(sort $(wildcard tests/common/*.c))
+UNIT_SRCS   := $(sort $(wildcard tests/unit/test_*.c))
+VEC_SRCS    := $(sort $(wildcard tests/vectors/*.c))
+FUZZ_SRCS   := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+BENCH_SRCS  := $(sort $(wildcard tests/bench/*.c))
+HEADERS     := $(wildcard runtime/include/*.h runtime/src/*.h tests/common/*.h)
+
+UNIT_NAMES := $(patsubst tests/unit/%.c,%,$(UNIT_SRCS))
+FUZZ_NAMES := $(patsubst tests/fuzz/%.c,%,$(FUZZ_SRCS))
+
+.PHONY: all deps run test check unit unit-asan vectors vectors-asan bench \
+        fuzz fuzz-smoke lua-test integration clean help
+.DEFAULT_GOAL := all
+
+all: $(BUILD)/libkafkacrypto.a $(BUILD)/libkafkacrypto.so $(BUILD)/kafkacrypto
+
+help:
+	@sed -n '3,8p' Makefile
+
+# ---- Debian packages ---------------------------------------------------------
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; \
+	  done | tr '\n' ' '); \
+	[ -z "$${missing% }" ] && exit 0; \
+	echo "kafkacrypto: installing missing Debian packages: $$missing"; \
+	if [ "$$(id -u)" = 0 ]; then sudo=; \
+	elif command -v sudo >/dev/null 2>&1; then sudo=sudo; \
+	else echo "kafkacrypto: cannot install packages: run as root, or install sudo, or run:"; \
+	     echo "  apt-get install $$missing"; exit 1; fi; \
+	$$sudo apt-get update -qq && \
+	DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing
+
+# ---- the entry points of the README --------------------------------------------
+run: deps
+	@$(MAKE) --no-print-directory all
+	$(BUILD)/kafkacrypto demo
+
+test: deps
+	@$(MAKE) --no-print-directory check
+
+check: all unit vectors unit-asan vectors-asan fuzz-smoke lua-test integration
+	@echo "make test: all checks passed"
+
+# ---- library and binary --------------------------------------------------------
+LIB_OBJS := $(patsubst runtime/src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
+
+$(BUILD)/obj/%.o: runtime/src/%.c $(HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/libkafkacrypto.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libkafkacrypto.so: $(LIB_OBJS)
+	$(CC) -shared -o $@ $^ $(DEP_LIBS)
+
+$(BUILD)/kafkacrypto: $(HOST_SRCS) $(BUILD)/libkafkacrypto.a $(HEADERS)
+	$(CC) $(ALL_CFLAGS) -Iruntime/host -DKC_SOURCE_DIR='"$(CURDIR)"' -o $@ \
+	    $(HOST_SRCS) $(BUILD)/libkafkacrypto.a $(DEP_LIBS) -Wl,-E
+
+# ---- unit tests (cmocka) ---------------------------------------------------------
+$(BUILD)/tests/%: tests/unit/%.c $(COMMON_SRCS) $(BUILD)/libkafkacrypto.a $(HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Itests/common -o $@ $< $(COMMON_SRCS) \
+	    $(BUILD)/libkafkacrypto.a $(DEP_LIBS) $(TEST_LIBS)
+
+unit: $(addprefix $(BUILD)/tests/,$(UNIT_NAMES))
+	@set -e; for t in $^; do echo "== $$t"; KC_SOURCE_DIR=$(CURDIR) $$t; done
+
+# ---- interop vectors ---------------------------------------------------------------
+$(BUILD)/kc-vectors: $(VEC_SRCS) $(COMMON_SRCS) $(BUILD)/libkafkacrypto.a $(HEADERS)
+	$(CC) $(ALL_CFLAGS) -Itests/common -Itests/vectors -o $@ $(VEC_SRCS) $(COMMON_SRCS) \
+	    $(BUILD)/libkafkacrypto.a $(DEP_LIBS) $(TEST_LIBS)
+
+vectors: $(BUILD)/kc-vectors
+	$(BUILD)/kc-vectors $(VECTORS)
+
+# ---- the same tests under AddressSanitizer + UBSan ----------------------------------
+ASAN_DIR := $(BUILD)/asan
+ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
+ASAN_LIB_OBJS := $(patsubst runtime/src/%.c,$(ASAN_DIR)/obj/%.o,$(LIB_SRCS))
+
+$(ASAN_DIR)/obj/%.o: runtime/src/%.c $(HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -O1 -c $< -o $@
+
+$(ASAN_DIR)/libkafkacrypto.a: $(ASAN_LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(ASAN_DIR)/tests/%: tests/unit/%.c $(COMMON_SRCS) $(ASAN_DIR)/libkafkacrypto.a $(HEADERS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -O1 -Itests/common -o $@ $< $(COMMON_SRCS) \
+	    $(ASAN_DIR)/libkafkacrypto.a $(DEP_LIBS) $(TEST_LIBS)
+
+$(ASAN_DIR)/kc-vectors: $(VEC_SRCS) $(COMMON_SRCS) $(ASAN_DIR)/libkafkacrypto.a $(HEADERS)
+	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -O1 -Itests/common -Itests/vectors -o $@ $(VEC_SRCS) \
+	    $(COMMON_SRCS) $(ASAN_DIR)/libkafkacrypto.a $(DEP_LIBS) $(TEST_LIBS)
+
+unit-asan: $(addprefix $(ASAN_DIR)/tests/,$(UNIT_NAMES))
+	@set -e; for t in $^; do echo "== $$t (asan+ubsan)"; KC_SOURCE_DIR=$(CURDIR) $(ASAN_ENV) $$t; done
+
+vectors-asan: $(ASAN_DIR)/kc-vectors
+	$(ASAN_ENV) $(ASAN_DIR)/kc-vectors $(VECTORS) >/dev/null
+	@echo "vectors under asan+ubsan: ok"
+
+# ---- libFuzzer -------------------------------------------------------------------------
+FUZZ_DIR := $(BUILD)/fuzz
+FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+    -fno-sanitize-recover=undefined -Iruntime/include -Iruntime/src
+FUZZ_LIB_OBJS := $(patsubst runtime/src/%.c,$(FUZZ_DIR)/obj/%.o,$(LIB_SRCS))
+
+$(FUZZ_DIR)/obj/%.o: runtime/src/%.c $(HEADERS)
+	@mkdir -p $(@D)
+	$(CLANG) $(subst fuzzer,fuzzer-no-link,$(FUZZ_FLAGS)) $(WARN) $(DEP_CFLAGS) -c $< -o $@
+
+$(FUZZ_DIR)/%: tests/fuzz/%.c $(FUZZ_LIB_OBJS) $(HEADERS)
+	@mkdir -p $(@D)
+	$(CLANG) $(FUZZ_FLAGS) $(WARN) $(DEP_CFLAGS) -o $@ $< $(FUZZ_LIB_OBJS) $(DEP_LIBS)
+
+# Each target starts from its seeds in tests/fuzz/corpus/<target>/ and works in
+# a scratch copy, so runs never rewrite the committed seeds.
+define run_fuzzer
+	@mkdir -p $(FUZZ_DIR)/work/$(1) tests/fuzz/corpus/$(1)
+	@echo "== fuzz $(1) ($(2) s)"
+	@cd $(FUZZ_DIR)/work && ASAN_OPTIONS=detect_leaks=1 ../$(1) -max_total_time=$(2) \
+	    -rss_limit_mb=2048 -malloc_limit_mb=512 -max_len=65536 -print_final_stats=0 \
+	    $(1) ../../../tests/fuzz/corpus/$(1) 2>&1 | tail -n 2
+
+endef
+
+fuzz-smoke: $(addprefix $(FUZZ_DIR)/,$(FUZZ_NAMES))
+	$(foreach f,$(FUZZ_NAMES),$(call run_fuzzer,$(f),$(FUZZ_SMOKE_SECONDS)))
+
+fuzz: deps
+	@$(MAKE) --no-print-directory $(addprefix $(FUZZ_DIR)/,$(FUZZ_NAMES))
+	$(foreach f,$(FUZZ_NAMES),$(call run_fuzzer,$(f),$(FUZZ_SECONDS)))
+
+# ---- Lua and integration tests (need the host binary) ----------------------------------
+lua-test: $(BUILD)/kafkacrypto
+	@if ls tests/lua/test_*.lua >/dev/null 2>&1; then \
+	    $(BUILD)/kafkacrypto run tests/lua/run.lua tests/lua/test_*.lua; \
+	else echo "lua-test: no Lua tests yet"; fi
+
+integration: $(BUILD)/kafkacrypto
+	@set -e; found=0; for t in tests/integration/test_*.sh; do \
+	    [ -e "$$t" ] || continue; found=1; echo "== $$t"; \
+	    KC_BIN=$(CURDIR)/$(BUILD)/kafkacrypto KC_SOURCE_DIR=$(CURDIR) sh "$$t"; done; \
+	[ $$found = 1 ] || echo "integration: no integration tests yet"
+
+# ---- benchmark --------------------------------------------------------------------------
+$(BUILD)/kc-bench: $(BENCH_SRCS) $(BUILD)/libkafkacrypto.a $(HEADERS)
+	$(CC) $(ALL_CFLAGS) -O3 -o $@ $(BENCH_SRCS) $(BUILD)/libkafkacrypto.a $(DEP_LIBS)
+
+bench: deps
+	@$(MAKE) --no-print-directory $(BUILD)/kc-bench
+	$(BUILD)/kc-bench
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,86 @@
+#include "kc_test.h"
+
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kc_file.h"
+#include "kc_hex.h"
+
+kc_buf tc_hex(const char *hex)
+{
+    kc_buf b = KC_BUF_INIT;
+    if (kc_unhex(hex, strlen(hex), &b) != KC_OK) {
+        fprintf(stderr, "test data: malformed hex: %.40s\n", hex);
+        abort();
+    }
+    return b;
+}
+
+const char *tc_tohex(const uint8_t *p, size_t n)
+{
+    static char *slots[4];
+    static int next;
+    char *s = malloc(2 * n + 1);
+    if (!s)
+        abort();
+    kc_hex(p, n, s);
+    free(slots[next]);
+    slots[next] = s;
+    next = (next + 1) % 4;
+    return s;
+}
+
+char *tc_tmpdir(void)
+{
+    const char *base = getenv("TMPDIR");
+    char *path = tc_path(base && *base ? base : "/tmp", "kctest.XXXXXX");
+    if (!mkdtemp(path)) {
+        perror("mkdtemp");
+        abort();
+    }
+    return path;
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb; (void)flag; (void)ftw;
+    return remove(path);
+}
+
+void tc_rmtree(const char *path)
+{
+    if (path)
+        nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+char *tc_path(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    if (!p)
+        abort();
+    snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+void tc_write_file(const char *path, const uint8_t *p, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f || (n && fwrite(p, 1, n, f) != n) || fclose(f) != 0) {
+        perror(path);
+        abort();
+    }
+}
+
+kc_buf tc_read_file(const char *path)
+{
+    kc_buf b = KC_BUF_INIT;
+    if (kc_file_read(path, 1 << 26, &b, NULL) != KC_OK) {
+        fprintf(stderr, "test: cannot read %s\n", path);
+        abort();
+    }
+    return b;
+}

@@ -1,0 +1,24 @@
+/* kc_test.h — small helpers shared by unit tests, vector runner and bench. */
+#ifndef KC_TEST_H
+#define KC_TEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kc_buf.h"
+
+/* Decodes hex; aborts the test program on malformed hex (test data bug). */
+kc_buf tc_hex(const char *hex);
+/* Lowercase hex of p (static buffer rotated over 4 calls; for messages). */
+const char *tc_tohex(const uint8_t *p, size_t n);
+
+/* A fresh private directory under $TMPDIR (or /tmp); tc_rmtree removes it. */
+char *tc_tmpdir(void);
+void tc_rmtree(const char *path);
+/* dir + "/" + name in a malloc'd string */
+char *tc_path(const char *dir, const char *name);
+void tc_write_file(const char *path, const uint8_t *p, size_t n);
+/* Whole file; aborts if missing. */
+kc_buf tc_read_file(const char *path);
+
+#endif
