@@ -53,6 +53,7 @@ FUZZ_NAMES := $(patsubst tests/fuzz/%.c,%,$(FUZZ_SRCS))
 .PHONY: all deps run test check unit unit-asan vectors vectors-asan bench \
         fuzz fuzz-smoke lua-test integration clean help
 .DEFAULT_GOAL := all
+.SECONDARY:
 
 all: $(BUILD)/libkafkacrypto.a $(BUILD)/libkafkacrypto.so $(BUILD)/kafkacrypto
 
@@ -167,9 +168,11 @@ $(FUZZ_DIR)/%: tests/fuzz/%.c $(FUZZ_LIB_OBJS) $(HEADERS)
 define run_fuzzer
 	@mkdir -p $(FUZZ_DIR)/work/$(1) tests/fuzz/corpus/$(1)
 	@echo "== fuzz $(1) ($(2) s)"
-	@cd $(FUZZ_DIR)/work && ASAN_OPTIONS=detect_leaks=1 ../$(1) -max_total_time=$(2) \
-	    -rss_limit_mb=2048 -malloc_limit_mb=512 -max_len=65536 -print_final_stats=0 \
-	    $(1) ../../../tests/fuzz/corpus/$(1) 2>&1 | tail -n 2
+	@cd $(FUZZ_DIR)/work && if ASAN_OPTIONS=detect_leaks=1 ../$(1) -max_total_time=$(2) \
+	    -rss_limit_mb=2048 -malloc_limit_mb=512 -max_len=65536 \
+	    $(1) ../../../tests/fuzz/corpus/$(1) >$(1).log 2>&1; \
+	  then tail -n 1 $(1).log; else tail -n 40 $(1).log; \
+	  echo "fuzz $(1) FAILED: reproducer in $(FUZZ_DIR)/work (see $(1).log)"; exit 1; fi
 
 endef
 
