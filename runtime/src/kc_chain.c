@@ -73,18 +73,23 @@ static bool bytes_is(const kc_bytes *a, const char *s)
     return bytes_eq(a, &b);
 }
 
-/* First 4 bytes of a key in hex: enough for an operator to tell keys apart. */
-static const char *key_tag(const kc_key *k, char out[9])
+#define TAG_MAX 16
+
+/* First 4 bytes of a key in hex (and its version when not 1): enough for
+ * an operator to tell keys apart. */
+static const char *key_tag(const kc_key *k, char out[TAG_MAX])
 {
     kc_hex(k->x, k->x_len < 4 ? k->x_len : 4, out);
+    if (k->version != 1)
+        snprintf(out + strlen(out), TAG_MAX - strlen(out), "(v%d)", k->version % 100);
     return out;
 }
 
-static const char *pks_tag(const kc_pks *p, char out[9])
+static const char *pks_tag(const kc_pks *p, char out[TAG_MAX])
 {
     if (p->n == 1 && !p->is_list && p->keys[0].kind == KC_SIGN_PK)
         return key_tag(&p->keys[0], out);
-    snprintf(out, 9, "%s", p->is_list ? "list" : "kem");
+    snprintf(out, TAG_MAX, "%s", p->is_list ? "a key list" : "a kem key");
     return out;
 }
 
@@ -153,6 +158,19 @@ static const char *buf_str(kc_buf *b)
         return "";
     b->len--;
     return (const char *)b->data;
+}
+
+/* Hands a packer's bytes to out (replacing its content) and frees it. */
+static kc_status mp_out_take(kc_mp_out *mo, kc_buf *out)
+{
+    kc_status st = kc_mp_out_status(mo);
+    if (st == KC_OK) {
+        kc_buf_free(out);
+        *out = mo->buf;
+        mo->buf = (kc_buf)KC_BUF_INIT;
+    }
+    kc_mp_out_free(mo);
+    return st;
 }
 
 /* ---- numbers compared as Python compares int and float ------------------------------ */
@@ -411,11 +429,7 @@ static kc_status poison_pack(const strlist *topics, const strlist *usages, bool 
         kc_mp_pack_text(&mo.pk, "pathlen");
         msgpack_pack_int64(&mo.pk, pathlen);
     }
-    kc_status st = kc_mp_out_status(&mo);
-    if (st == KC_OK)
-        st = kc_buf_set(out, mo.buf.data, mo.buf.len);
-    kc_mp_out_free(&mo);
-    return st;
+    return mp_out_take(&mo, out);
 }
 
 static void put_strlist(kc_buf *b, const strlist *l)
@@ -501,10 +515,11 @@ kc_status kc_poison_build(const kc_poison_entry *entries, size_t n, kc_buf *out,
             kc_mp_pack_text(&mo.pk, s);
         }
     }
-    if (st == KC_OK && (st = kc_mp_out_status(&mo)) == KC_OK)
-        st = kc_buf_set(out, mo.buf.data, mo.buf.len);
-    kc_mp_out_free(&mo);
-    return st;
+    if (st != KC_OK) {
+        kc_mp_out_free(&mo);
+        return st;
+    }
+    return mp_out_take(&mo, out);
 }
 
 /* ---- certificates ---------------------------------------------------------------------- */
@@ -599,12 +614,9 @@ kc_status kc_cert_build(double max_age, const uint8_t *poison, size_t poison_len
         msgpack_pack_double(&mo.pk, max_age);
     kc_mp_pack_bin(&mo.pk, poison, poison_len);
     kc_pks_pack(&mo.pk, key);
-    kc_status st = kc_mp_out_status(&mo);
-    if (st == KC_OK)
-        st = kc_buf_set(out, mo.buf.data, mo.buf.len);
-    for (size_t i = 0; i < n_extra && st == KC_OK; i++)
-        st = kc_buf_append(out, extra[i].p, extra[i].n);
-    kc_mp_out_free(&mo);
+    for (size_t i = 0; i < n_extra && !mo.failed; i++) /* already packed objects */
+        mo.failed = kc_buf_append(&mo.buf, extra[i].p, extra[i].n) != KC_OK;
+    kc_status st = mp_out_take(&mo, out);
     return st == KC_OK ? KC_OK : kc_err_set(err, st, "certificate: out of memory");
 }
 
@@ -673,10 +685,7 @@ kc_status kc_chain_build(const kc_bytes *items, size_t n, kc_buf *out, kc_err *e
     msgpack_pack_array(&mo.pk, n);
     for (size_t i = 0; i < n; i++)
         kc_mp_pack_bin(&mo.pk, items[i].p, items[i].n);
-    kc_status st = kc_mp_out_status(&mo);
-    if (st == KC_OK)
-        st = kc_buf_set(out, mo.buf.data, mo.buf.len);
-    kc_mp_out_free(&mo);
+    kc_status st = mp_out_take(&mo, out);
     return st == KC_OK ? KC_OK : kc_err_set(err, st, "chain: out of memory");
 }
 
@@ -1033,6 +1042,7 @@ bool kc_multimatch(const kc_bytes *wanted, const kc_bytes *choices, size_t n_cho
 typedef struct acc {
     msgpack_object age;
     char age_src[64];
+    char pathlen_src[96]; /* which certificate set the accumulated pathlen */
     kc_buf poison;
     kc_pks key;
     const msgpack_object *extra;
@@ -1090,15 +1100,17 @@ static kc_status intersect(ctx *cx, acc *a, const certv *c2, bool same_pk, char 
     bool has_pathlen = false;
     int64_t pathlen = 0;
     kc_status st = KC_OK;
+    char src[96] = "";
     for (int k = 0; k < 2 && st == KC_OK; k++) {
         int offset = (k == 0 && !same_pk) ? -1 : 0;
-        bool p_set = false;
+        bool p_set = false, implicit = false;
         int64_t pv = 0;
         for (size_t i = 0; i < p[k].n; i++) {
             pentry *e = &p[k].e[i];
             if (e->name == P_PATHLEN) {
                 p_set = !e->pathlen_none;
                 pv = e->pathlen;
+                implicit = false;
                 continue;
             }
             int li = e->name == P_TOPICS ? 0 : 1;
@@ -1108,6 +1120,7 @@ static kc_status intersect(ctx *cx, acc *a, const certv *c2, bool same_pk, char 
                     r = mm(cx, &key_denylist, &e->list);
                 if (r > 0) { /* key-allowlist/denylist imply pathlen 0 */
                     p_set = true;
+                    implicit = true;
                     pv = 0;
                 }
             }
@@ -1125,6 +1138,12 @@ static kc_status intersect(ctx *cx, acc *a, const certv *c2, bool same_pk, char 
             if (!has_pathlen || v < pathlen) {
                 pathlen = v;
                 has_pathlen = true;
+                if (k == 0)
+                    snprintf(src, sizeof src, "%s", a->pathlen_src);
+                else
+                    snprintf(src, sizeof src, "%s%s", c2->label,
+                             implicit ? " (its key-allowlist/key-denylist usage implies pathlen 0)"
+                                      : "");
             }
         }
     }
@@ -1145,6 +1164,7 @@ static kc_status intersect(ctx *cx, acc *a, const certv *c2, bool same_pk, char 
     }
     kc_buf_free(&a->poison);
     a->poison = packed;
+    memcpy(a->pathlen_src, src, sizeof src);
     kc_pks_clear(&a->key);
     a->key = key;
     a->extra = c2->extra;
@@ -1279,6 +1299,7 @@ static kc_status acc_start(attempt *t, const msgpack_object *age, const kc_bytes
 {
     t->a.age = *age;
     snprintf(t->a.age_src, sizeof t->a.age_src, "%s", label);
+    snprintf(t->a.pathlen_src, sizeof t->a.pathlen_src, "%s", label);
     if (kc_buf_set(&t->a.poison, poison->p, poison->n) != KC_OK ||
         kc_pks_copy(&t->a.key, key) != KC_OK)
         return fail(t, KC_ERR_NOMEM, "out of memory");
@@ -1289,7 +1310,7 @@ static kc_status acc_start(attempt *t, const msgpack_object *age, const kc_bytes
 static kc_status final_checks(ctx *cx, attempt *t, bool denied, const char *denied_why,
                               const kc_bytes *topic, const kc_bytes *usage, double checktime)
 {
-    char why[WHY_MAX], tag[9];
+    char why[WHY_MAX], tag[TAG_MAX];
     long ai, di;
     kc_pks *leaf = &t->a.key;
     if (single_sign(leaf)) {
@@ -1375,8 +1396,8 @@ static kc_status final_checks(ctx *cx, attempt *t, bool denied, const char *deni
         if (r < 0)
             fail(t, KC_ERR_INVALID, "%s", why);
         else
-            fail(t, KC_ERR_DENIED, "pathlen exceeded: the chain is %lld certificate level(s) "
-                 "deeper than its certificates allow", -(long long)first->pathlen);
+            fail(t, KC_ERR_DENIED, "pathlen exceeded: the chain goes %lld certificate level(s) "
+                 "deeper than %s allows", -(long long)first->pathlen, t->a.pathlen_src);
     }
     poison_free(&p);
     return r == 1 ? KC_OK : t->st;
@@ -1386,7 +1407,7 @@ static kc_status final_checks(ctx *cx, attempt *t, bool denied, const char *deni
 static kc_status try_rot(ctx *cx, size_t ri, const kc_chain_items *items, const kc_bytes *topic,
                          const kc_bytes *usage, double checktime, attempt *t)
 {
-    char why[WHY_MAX], tag[9], label[64], denied_why[WHY_MAX] = "";
+    char why[WHY_MAX], tag[TAG_MAX], label[64], denied_why[WHY_MAX] = "";
     lentry *rot = plist_get(&cx->allow, ri);
     certv cv;
     if (rot->st != KC_OK)
@@ -1555,18 +1576,11 @@ static kc_status finish(attempt *t, size_t rot_index, bool self_signed, kc_chain
         repack(&ex.pk, &t->a.extra[i]);
         repack(&all.pk, &t->a.extra[i]);
     }
-    kc_status st = kc_mp_out_status(&ex);
+    kc_status st = mp_out_take(&ex, &out->extra);
+    if (mp_out_take(&all, &out->packed) != KC_OK)
+        st = KC_ERR_NOMEM;
     if (st == KC_OK)
-        st = kc_mp_out_status(&all);
-    if (st == KC_OK) {
-        out->extra = ex.buf;
-        out->packed = all.buf;
-        ex.buf = (kc_buf)KC_BUF_INIT;
-        all.buf = (kc_buf)KC_BUF_INIT;
         st = kc_mp_decode(&out->extra_doc, out->extra.data, out->extra.len, "extra", NULL);
-    }
-    kc_mp_out_free(&ex);
-    kc_mp_out_free(&all);
     if (st != KC_OK) {
         kc_chain_result_free(out);
         return KC_ERR_NOMEM;
@@ -1642,7 +1656,7 @@ kc_status kc_chain_process(const uint8_t *chain, size_t n, const char *topic,
             goto done;
         }
         lentry *rot = plist_get(&cx.allow, i);
-        char tag[9] = "?";
+        char tag[TAG_MAX] = "?";
         if (rot->st == KC_OK)
             pks_tag(&rot->key, tag);
         put_fmt(&report, "allowlist entry %zu (rot %s): %s\n", i + 1, tag, t->why);
@@ -1663,14 +1677,22 @@ kc_status kc_chain_process(const uint8_t *chain, size_t n, const char *topic,
         attempt_free(t);
         goto done;
     }
-    if (self_like)
+    if (self_like) {
+        /* an unsigned first item: the pair is what the sender meant */
         put_fmt(&report, "self-signed denylist pair: %s\n", t->why);
+        best->st = t->st;
+        whyf(best->why, sizeof best->why, "self-signed denylist pair: %s", t->why);
+        best_index = allowlist->n;
+    }
     attempt_free(t);
 
     kc_buf summary = KC_BUF_INIT;
-    if (allowlist->n == 0) {
+    if (self_like) {
+        st = best->st;
+        put_fmt(&summary, "chain not trusted (%zu roots of trust tried): %s", allowlist->n,
+                best->why);
+    } else if (allowlist->n == 0) {
         st = KC_ERR_DENIED;
-        best_index = SIZE_MAX;
         put_fmt(&summary, "chain not trusted: the allowlist is empty");
     } else {
         st = best->st;

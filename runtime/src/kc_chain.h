@@ -17,7 +17,26 @@
  * evaluations per call; beyond that the chain fails with a clear reason.
  *
  * Failures say, for every root of trust tried, which chain item failed and
- * why (the root whose chain got furthest comes first). */
+ * why (the root whose chain got furthest comes first).
+ *
+ * Deliberate differences from upstream (all fail closed or follow a project
+ * decision of spec Appendix B):
+ *  - B1: a regex choice is matched (re.match, bytes semantics) whether the
+ *    wanted value came from the caller or a certificate; upstream raises a
+ *    TypeError for str queries, also in intersect_certs for regex usages,
+ *    and a UnicodeDecodeError for a multi-byte first character.
+ *  - B9: a malformed root entry or allowlist entry fails that root only;
+ *    upstream lets some of those errors abort the whole call.
+ *  - Poisons are checked as a whole when read: an unknown name, a non-list
+ *    or non-UTF-8 string value, a non-integer pathlen fail the chain even
+ *    where upstream would not have reached them (it checks lazily and
+ *    accepts a float pathlen); a boolean max_age is not a number.
+ *  - A malformed chain (not a list, an item that is not a byte string, no
+ *    items, too many) is reported once, not once per root.
+ *  - The limits above, and a regex that exceeds its match limits, which
+ *    counts as no match (upstream has no limits).
+ *  - Garbage in a list is not skipped: a lookup that reaches a malformed
+ *    entry fails the root being tried (as upstream, which raises). */
 #ifndef KC_CHAIN_H
 #define KC_CHAIN_H
 
