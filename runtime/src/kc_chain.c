@@ -125,6 +125,8 @@ static void put_text(kc_buf *b, const kc_bytes *s, size_t max)
 {
     size_t n = s->n < max ? s->n : max;
     bool utf8 = utf8_valid(s->p, s->n);
+    while (utf8 && n < s->n && n > 0 && (s->p[n] & 0xc0) == 0x80)
+        n--; /* cut between characters */
     for (size_t i = 0; i < n; i++) {
         uint8_t c = s->p[i];
         if (c < 0x20 || c == 0x7f || c == '\'' || c == '\\' || (c >= 0x80 && !utf8)) {
@@ -311,7 +313,7 @@ static kc_status poison_parse(parsed_poison *out, const kc_bytes *packed, char *
     }
     if (root->via.array.size > KC_POISON_MAX_ENTRIES) {
         whyf(why, whylen, "poison has %u entries, more than the limit of %d",
-                 root->via.array.size, KC_POISON_MAX_ENTRIES);
+             root->via.array.size, KC_POISON_MAX_ENTRIES);
         goto bad;
     }
     size_t total = 0;
@@ -347,7 +349,7 @@ static kc_status poison_parse(parsed_poison *out, const kc_bytes *packed, char *
             kc_buf shown = KC_BUF_INIT;
             put_text(&shown, &name, 40);
             whyf(why, whylen, "unknown poison entry '%s' (only topics, usages, pathlen exist)",
-                     buf_str(&shown));
+                 buf_str(&shown));
             kc_buf_free(&shown);
             goto bad;
         }
@@ -367,12 +369,12 @@ static kc_status poison_parse(parsed_poison *out, const kc_bytes *packed, char *
         }
         if (v->type != MSGPACK_OBJECT_ARRAY) {
             whyf(why, whylen, "poison entry %u: %s is not a list of strings", i + 1,
-                     pnames[pe->name]);
+                 pnames[pe->name]);
             goto bad;
         }
         if (v->via.array.size > KC_POISON_MAX_VALUES) {
             whyf(why, whylen, "poison entry %u: %u %s, more than the limit of %d", i + 1,
-                     v->via.array.size, pnames[pe->name], KC_POISON_MAX_VALUES);
+                 v->via.array.size, pnames[pe->name], KC_POISON_MAX_VALUES);
             goto bad;
         }
         pe->list.v = out->pool + used;
@@ -380,13 +382,13 @@ static kc_status poison_parse(parsed_poison *out, const kc_bytes *packed, char *
             kc_bytes *s = &out->pool[used + k];
             if (!kc_mp_bytes(&v->via.array.ptr[k], &s->p, &s->n)) {
                 whyf(why, whylen, "poison entry %u: %s value %u is not a string", i + 1,
-                         pnames[pe->name], k + 1);
+                     pnames[pe->name], k + 1);
                 goto bad;
             }
             if (s->n > KC_POISON_MAX_VALUE_LEN || !utf8_valid(s->p, s->n)) {
                 whyf(why, whylen, "poison entry %u: %s value %u is %s", i + 1,
-                         pnames[pe->name], k + 1,
-                         s->n > KC_POISON_MAX_VALUE_LEN ? "too long" : "not valid UTF-8");
+                     pnames[pe->name], k + 1,
+                     s->n > KC_POISON_MAX_VALUE_LEN ? "too long" : "not valid UTF-8");
                 goto bad;
             }
         }
@@ -1438,8 +1440,8 @@ static kc_status try_rot(ctx *cx, size_t ri, const kc_chain_items *items, const 
             char desc[200];
             denied = true;
             whyf(denied_why, sizeof denied_why, "signing key %s of chain item %zu is "
-                     "denylisted (denylist entry %ld) and no allowlisted key follows it", tag,
-                     j + 1, di + 1);
+                 "denylisted (denylist entry %ld) and no allowlisted key follows it", tag,
+                 j + 1, di + 1);
             kc_log(KC_LOG_WARNING, "root", "Chain uses denylisted signing key %s.",
                    kc_key_describe(signer, desc, sizeof desc));
         } else {
@@ -1664,7 +1666,7 @@ kc_status kc_chain_process(const uint8_t *chain, size_t n, const char *topic,
             best->progress = t->progress;
             best->st = t->st;
             whyf(best->why, sizeof best->why, "allowlist entry %zu (rot %s): %s", i + 1, tag,
-                     t->why);
+                 t->why);
             best_index = i;
         }
         attempt_free(t);

@@ -21,6 +21,7 @@ typedef struct tr {
     kc_buf *out;
     kc_err *err;
     bool failed;
+    bool explained;          /* failed with a message (else: out of memory) */
     int groups;              /* capture groups opened so far */
     int depth;
     int open[MAX_NEST];      /* capture number of each open group, 0 if none */
@@ -40,6 +41,8 @@ static bool fail(tr *t, const char *fmt, ...)
         va_end(ap);
         kc_err_set(t->err, KC_ERR_INVALID, "%s at position %zu", msg, t->i);
     }
+    if (!t->failed)
+        t->explained = true;
     t->failed = true;
     return false;
 }
@@ -451,11 +454,9 @@ kc_status kc_regex_translate(const uint8_t *pattern, size_t plen, kc_buf *out, k
     }
     if (!t.failed && t.depth > 0)
         fail(&t, "missing ), unterminated subpattern");
-    if (t.failed) {
-        if (!err || err->code == KC_OK)
-            kc_err_set(err, KC_ERR_INVALID, "cannot translate pattern");
-        return err ? err->code : KC_ERR_INVALID;
-    }
+    if (t.failed)
+        return t.explained ? KC_ERR_INVALID
+                           : kc_err_set(err, KC_ERR_NOMEM, "out of memory translating a regex");
     return KC_OK;
 }
 
