@@ -5,6 +5,10 @@
 #ifndef KAFKACRYPTO_H
 #define KAFKACRYPTO_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -17,6 +21,213 @@ const char *kc_version(void);
 /* Initialises libsodium; safe to call more than once and from any thread.
  * Returns 0 on success. Every other entry point calls it as needed. */
 int kc_init(void);
+
+/* ---- status and errors -------------------------------------------------- */
+
+/* Every entry point returns a kc_status. Functions that can explain a
+ * failure also take a `kc_err *` (may be NULL) that receives a message a
+ * person can act on: which file, field or topic, and what was expected.
+ * Messages never contain secret material. */
+typedef enum kc_status {
+    KC_OK = 0,
+    KC_ERR_INVALID,      /* malformed input or bad argument */
+    KC_ERR_CRYPTO,       /* signature, MAC or key agreement failed */
+    KC_ERR_UNSUPPORTED,  /* recognised but not implemented (post-quantum) */
+    KC_ERR_NOTFOUND,     /* no such key, file, section or option */
+    KC_ERR_DENIED,       /* refused by trust rules or policy */
+    KC_ERR_EXPIRED,      /* a certificate or message is past its max_age */
+    KC_ERR_IO,           /* file system or network error */
+    KC_ERR_NOMEM,
+    KC_ERR_BUSY,         /* locked by another process */
+    KC_ERR_STATE         /* called in the wrong state (closed, not started) */
+} kc_status;
+
+#define KC_ERR_MSG_MAX 512
+
+typedef struct kc_err {
+    kc_status code;
+    char msg[KC_ERR_MSG_MAX];
+} kc_err;
+
+/* A short English name for a status ("invalid input", "crypto failure"). */
+const char *kc_status_str(kc_status code);
+
+/* ---- typed configuration values ------------------------------------------- */
+
+/* A value as upstream's Python code sees a config entry (spec §10.2): the
+ * text "123" is an int, "1.5" a float, "True" a bool, "base64#..." bytes
+ * (an invalid base64 body is NONE), anything else text. BIGINT is a Python
+ * int outside int64, kept as its decimal digits. */
+typedef enum kc_value_type {
+    KC_VALUE_NONE = 0,
+    KC_VALUE_BOOL,
+    KC_VALUE_INT,
+    KC_VALUE_BIGINT,
+    KC_VALUE_FLOAT,
+    KC_VALUE_TEXT,
+    KC_VALUE_BYTES
+} kc_value_type;
+
+typedef struct kc_value {
+    kc_value_type type;
+    int64_t i;      /* BOOL (0 or 1), INT */
+    double f;       /* FLOAT */
+    uint8_t *data;  /* TEXT (UTF-8), BYTES, BIGINT ("-123..."); NUL-terminated when owned */
+    size_t len;     /* bytes in data, without the NUL */
+    bool owned;     /* data belongs to the value (library results) */
+} kc_value;
+
+/* Values built by these helpers borrow the caller's memory; values returned
+ * by the library own theirs. kc_value_clear() is safe on both. */
+static inline kc_value kc_value_none(void)
+{
+    kc_value v = {KC_VALUE_NONE, 0, 0.0, NULL, 0, false};
+    return v;
+}
+static inline kc_value kc_value_bool(bool b)
+{
+    kc_value v = {KC_VALUE_BOOL, b ? 1 : 0, 0.0, NULL, 0, false};
+    return v;
+}
+static inline kc_value kc_value_int(int64_t i)
+{
+    kc_value v = {KC_VALUE_INT, i, 0.0, NULL, 0, false};
+    return v;
+}
+static inline kc_value kc_value_float(double f)
+{
+    kc_value v = {KC_VALUE_FLOAT, 0, f, NULL, 0, false};
+    return v;
+}
+static inline kc_value kc_value_textn(const char *s, size_t n)
+{
+    kc_value v = {KC_VALUE_TEXT, 0, 0.0, (uint8_t *)(uintptr_t)s, n, false};
+    return v;
+}
+kc_value kc_value_text(const char *s);
+static inline kc_value kc_value_bytes(const void *p, size_t n)
+{
+    kc_value v = {KC_VALUE_BYTES, 0, 0.0, (uint8_t *)(uintptr_t)p, n, false};
+    return v;
+}
+
+/* Wipes and frees an owned value; resets any value to NONE. */
+void kc_value_clear(kc_value *v);
+/* Python ==: numbers (bool, int, float) compare numerically, NaN equals
+ * nothing, text never equals bytes. */
+bool kc_value_equal(const kc_value *a, const kc_value *b);
+/* The config-file text of a value (upstream's str_encode): "True", "42",
+ * "1.5" (Python repr), text unchanged, bytes "base64#...". Returns a
+ * malloc'd NUL-terminated string in *out. NONE is KC_ERR_INVALID. */
+kc_status kc_value_to_text(const kc_value *v, char **out, kc_err *err);
+
+/* An ordered mapping, as load_section returns it (keys are typed too). */
+typedef struct kc_entry {
+    kc_value key;
+    kc_value value;
+} kc_entry;
+
+typedef struct kc_section {
+    kc_entry *items;
+    size_t n;
+} kc_section;
+
+void kc_section_clear(kc_section *s);
+/* The value of a text key, or NULL. */
+const kc_value *kc_section_get(const kc_section *s, const char *key);
+
+/* ---- the node store: NODE.config ------------------------------------------------ */
+
+/* The INI file upstream's CryptoStore / KafkaCryptoStore keep (spec §10).
+ * The file stays exclusively locked (fcntl record lock, as Python's lockf)
+ * while open; every store rewrites it atomically. Safe to share between
+ * threads. */
+typedef struct kc_store kc_store;
+
+typedef struct kc_store_options {
+    /* KafkaCryptoStore: Kafka sections in new files, the CA-file lookup
+     * and the log_level settings on open. */
+    bool kafka;
+    /* With kafka: leave the library's log threshold alone. Otherwise it is
+     * set from crypto.log_level (default WARNING), as upstream sets the
+     * "kafkacrypto" logger's level. */
+    bool keep_log_level;
+    /* With kafka: CA bundles to try when kafka.ssl_cafile is empty, in
+     * order, NULL-terminated. NULL means upstream's list. */
+    const char *const *ca_files;
+} kc_store_options;
+
+/* Opens (creating and initialising if missing and node_id is given) the
+ * config file `path`, or "<node_id>.config" when path is NULL. A given
+ * node_id must match the file's (else KC_ERR_INVALID) and is written into
+ * [DEFAULT]; without one the file's node_id is used. Another process (or
+ * another kc_store) holding the file gives KC_ERR_BUSY. opts may be NULL
+ * (plain CryptoStore). */
+kc_status kc_store_open(kc_store **out, const char *path, const char *node_id,
+                        const kc_store_options *opts, kc_err *err);
+void kc_store_close(kc_store *s);
+
+const char *kc_store_node_id(const kc_store *s);
+const char *kc_store_path(const kc_store *s);
+
+/* section NULL is the node section "<node_id>", otherwise "<node_id>-<section>".
+ * Names are lower-cased as upstream's API does; values fall back to
+ * [DEFAULT]. A missing value is KC_ERR_NOTFOUND (out is NONE). */
+kc_status kc_store_load_value(kc_store *s, const char *section, const char *name,
+                              kc_value *out, kc_err *err);
+/* The same with a typed name (bytes names become "base64#..." keys). */
+kc_status kc_store_load_keyed(kc_store *s, const char *section, const kc_value *name,
+                              kc_value *out, kc_err *err);
+
+/* Stores value under name (value NULL or NONE deletes it) and rewrites the
+ * file atomically. Text that the INI format cannot carry (a carriage
+ * return, a lone '%') is KC_ERR_INVALID and changes nothing. */
+kc_status kc_store_store_value(kc_store *s, const char *section, const char *name,
+                               const kc_value *value, kc_err *err);
+kc_status kc_store_store_keyed(kc_store *s, const char *section, const kc_value *name,
+                               const kc_value *value, kc_err *err);
+/* Several values of one section in one atomic rewrite (all or nothing). */
+kc_status kc_store_store_values(kc_store *s, const char *section, size_t n,
+                                const kc_value *names, const kc_value *values, kc_err *err);
+
+/* Every option visible in the section (its own, then [DEFAULT]'s), decoded.
+ * A missing section gives [DEFAULT]'s options when defaults is true, else
+ * KC_ERR_NOTFOUND. With defaults false, options whose value equals
+ * [DEFAULT]'s are left out (upstream's rule). */
+kc_status kc_store_load_section(kc_store *s, const char *section, bool defaults,
+                                kc_section *out, kc_err *err);
+
+/* A path held as "file#<path>" in the node section (cryptokey, ratchet):
+ * the path, relative to the process's working directory as upstream. When
+ * the option is missing, "<node_id><default_suffix>" is stored as
+ * "file#..." and returned. *path is malloc'd. */
+kc_status kc_store_file_option(kc_store *s, const char *name, const char *default_suffix,
+                               char **path, kc_err *err);
+
+/* ---- Kafka client configuration ------------------------------------------------- */
+
+typedef enum kc_kafka_use { KC_KAFKA_CONSUMER, KC_KAFKA_PRODUCER } kc_kafka_use;
+
+typedef struct kc_kafka_prop {
+    char *name;   /* librdkafka property */
+    char *value;
+} kc_kafka_prop;
+
+typedef struct kc_kafka_config {
+    kc_kafka_prop *props;       /* in order, ready for rd_kafka_conf_set */
+    size_t n;
+    int64_t max_poll_records;   /* consumer, not a librdkafka property (default 500) */
+    double produce_timeout;     /* producer, seconds (default 30) */
+} kc_kafka_config;
+
+/* Upstream's get_kafka_config(use, extra) (spec §10.5) followed by its
+ * librdkafka wrapper's option mapping: sections kafka, kafka-<use>, and with
+ * extra also kafka-<extra> and kafka-<extra>-<use>; an empty text later
+ * unsets an earlier value; consumers get group.id <node_id> (or
+ * "<node_id>.kafkacrypto" with extra "crypto") unless set. */
+kc_status kc_store_kafka_config(kc_store *s, kc_kafka_use use, const char *extra,
+                                kc_kafka_config *out, kc_err *err);
+void kc_kafka_config_clear(kc_kafka_config *c);
 
 #ifdef __cplusplus
 }

@@ -9,26 +9,9 @@
 
 #include <stdarg.h>
 
-typedef enum kc_status {
-    KC_OK = 0,
-    KC_ERR_INVALID,      /* malformed input or bad argument */
-    KC_ERR_CRYPTO,       /* signature, MAC or key agreement failed */
-    KC_ERR_UNSUPPORTED,  /* recognised but not implemented (post-quantum) */
-    KC_ERR_NOTFOUND,     /* no such key, file, section or option */
-    KC_ERR_DENIED,       /* refused by trust rules or policy */
-    KC_ERR_EXPIRED,      /* a certificate or message is past its max_age */
-    KC_ERR_IO,           /* file system or network error */
-    KC_ERR_NOMEM,
-    KC_ERR_BUSY,         /* locked by another process */
-    KC_ERR_STATE         /* called in the wrong state (closed, not started) */
-} kc_status;
+#include "kafkacrypto.h"
 
-#define KC_ERR_MSG_MAX 512
-
-typedef struct kc_err {
-    kc_status code;
-    char msg[KC_ERR_MSG_MAX];
-} kc_err;
+/* kc_status, kc_err and kc_status_str() are public: kafkacrypto.h. */
 
 /* Records `code` and a formatted message in `err` (if not NULL) and returns
  * `code`, so that callers can write `return kc_err_set(err, ...)`. */
@@ -41,8 +24,5 @@ kc_status kc_err_prefix(kc_err *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 void kc_err_clear(kc_err *err);
-
-/* A short English name for a status ("invalid input", "crypto failure"). */
-const char *kc_status_str(kc_status code);
 
 #endif
