@@ -1,0 +1,346 @@
+/* get_kafka_config (spec §10.5): upstream's KafkaCryptoStore.get_kafka_config
+ * followed by the option handling of its confluent-kafka (librdkafka)
+ * wrapper, so that the result can be handed to rd_kafka_conf_set. */
+#include "kc_store.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "kc_log.h"
+
+#define WRAPPER_LOGGER "kafkacrypto.confluent_kafka_wrapper"
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/* kafka-python option names upstream knows (common_wrapper's PRODUCER_CONFIGS
+ * and CONSUMER_CONFIGS); anything else draws its "Filtering out" warning. */
+static const char *const known_options[] = {
+    "acks", "api_version", "api_version_auto_timeout_ms", "auto_commit_interval_ms",
+    "auto_offset_reset", "batch_size", "bootstrap_servers", "bootstrap_topics_filter",
+    "buffer_memory", "check_crcs", "client_id", "compression_type", "connections_max_idle_ms",
+    "consumer_timeout_ms", "default_offset_commit_callback", "enable_auto_commit",
+    "exclude_internal_topics", "fetch_max_bytes", "fetch_max_wait_ms", "fetch_min_bytes",
+    "group_id", "heartbeat_interval_ms", "key_deserializer", "key_serializer",
+    "legacy_iterator", "linger_ms", "max_block_ms", "max_in_flight_requests_per_connection",
+    "max_partition_fetch_bytes", "max_poll_interval_ms", "max_poll_records",
+    "max_request_size", "metadata_max_age_ms", "metric_group_prefix", "metric_reporters",
+    "metrics_num_samples", "metrics_sample_window_ms", "partition_assignment_strategy",
+    "partitioner", "receive_buffer_bytes", "reconnect_backoff_max_ms", "reconnect_backoff_ms",
+    "request_timeout_ms", "retries", "retry_backoff_ms", "sasl_kerberos_domain_name",
+    "sasl_kerberos_service_name", "sasl_mechanism", "sasl_oauth_token_provider",
+    "sasl_plain_password", "sasl_plain_username", "security_protocol", "selector",
+    "send_buffer_bytes", "session_timeout_ms", "socket_options", "ssl_cafile",
+    "ssl_certfile", "ssl_check_hostname", "ssl_ciphers", "ssl_context", "ssl_crlfile",
+    "ssl_keyfile", "ssl_password", "value_deserializer", "value_serializer",
+};
+
+typedef struct name_map {
+    const char *from, *to;
+} name_map;
+
+/* The wrapper's CONFIG_MAP of each client kind. */
+static const name_map common_map[] = {
+    {"ssl_cafile", "ssl.ca.location"},
+    {"ssl_certfile", "ssl.certificate.location"},
+    {"ssl_keyfile", "ssl.key.location"},
+    {"ssl_crlfile", "ssl.crl.location"},
+    {"ssl_password", "ssl.key.password"},
+    {"ssl_ciphers", "ssl.cipher.suites"},
+    {"bootstrap_servers", "bootstrap.servers"},
+    {"client_id", "client.id"},
+    {"group_id", "group.id"},
+    {"request_timeout_ms", "request.timeout.ms"},
+    {"retry_backoff_ms", "retry.backoff.ms"},
+    {"reconnect_backoff_ms", "reconnect.backoff.ms"},
+    {"reconnect_backoff_max_ms", "reconnect.backoff.max.ms"},
+    {"max_in_flight_requests_per_connection", "max.in.flight.requests.per.connection"},
+    {"metadata_max_age_ms", "metadata.max.age.ms"},
+    {"receive_buffer_bytes", "socket.receive.buffer.bytes"},
+    {"send_buffer_bytes", "socket.send.buffer.bytes"},
+    {"security_protocol", "security.protocol"},
+    {"sasl_mechanism", "sasl.mechanism"},
+    {"sasl_plain_username", "sasl.username"},
+    {"sasl_plain_password", "sasl.password"},
+    {"sasl_kerberos_service_name", "sasl.kerberos.service.name"},
+};
+static const name_map consumer_map[] = {
+    {"max_partition_fetch_bytes", "message.max.bytes"},
+    {"fetch_min_bytes", "fetch.min.bytes"},
+    {"fetch_max_wait_ms", "fetch.wait.max.ms"},
+    {"fetch_max_bytes", "fetch.max.bytes"},
+    {"auto_offset_reset", "auto.offset.reset"},
+    {"enable_auto_commit", "enable.auto.commit"},
+    {"auto_commit_interval_ms", "auto.commit.interval.ms"},
+    {"check_crcs", "check.crcs"},
+    {"partition_assignment_strategy", "partition.assignment.strategy"},
+    {"max_poll_interval_ms", "max.poll.interval.ms"},
+    {"session_timeout_ms", "session.timeout.ms"},
+    {"heartbeat_interval_ms", "heartbeat.interval.ms"},
+};
+static const name_map producer_map[] = {
+    {"max_request_size", "message.max.bytes"},
+    {"acks", "request.required.acks"},
+    {"compression_type", "compression.type"},
+    {"retries", "message.send.max.retries"},
+    {"linger_ms", "queue.buffering.max.ms"},
+};
+
+/* The wrapper's CONFIG_MAP_NULL: accepted by kafka-python, meaningless to
+ * librdkafka; dropped with a warning. Serializer options cannot come from a
+ * file, so they are dropped here too. */
+static const char *const common_ignored[] = {
+    "ssl_context", "socket_options", "ssl_check_hostname", "api_version",
+    "api_version_auto_timeout_ms", "connections_max_idle_ms", "metrics_reporters",
+    "metrics_num_samples", "metrics_sample_window_ms", "selector",
+    "sasl_kerberos_domain_name", "sasl_oauth_token_provider", "key_serializer",
+    "value_serializer", "key_deserializer", "value_deserializer",
+};
+static const char *const consumer_ignored[] = {
+    "default_offset_commit_callback", "consumer_timeout_ms", "exclude_internal_topics"};
+static const char *const producer_ignored[] = {"batch_size", "partitioner", "buffer_memory",
+                                               "max_block_ms"};
+
+static bool in_list(const char *const *list, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(list[i], name) == 0)
+            return true;
+    return false;
+}
+
+static const char *mapped_name(const name_map *map, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(map[i].from, name) == 0)
+            return map[i].to;
+    return NULL;
+}
+
+/* Values of options such as passwords stay out of the logs. */
+static bool secret_option(const char *name)
+{
+    return strcasestr(name, "password") || strcasestr(name, "secret");
+}
+
+static char *text_of(const kc_value *v)
+{
+    char *t = NULL;
+    if (v->type == KC_VALUE_NONE)
+        return strdup("None");
+    kc_value_to_text(v, &t, NULL);
+    return t;
+}
+
+kc_status kc_store_kafka_options(kc_store *s, kc_kafka_use use, const char *extra,
+                                 kc_section *out, kc_err *err)
+{
+    const char *u = use == KC_KAFKA_CONSUMER ? "consumer" : "producer";
+    kc_status st = kc_store_load_section(s, "kafka", false, out, err);
+    if (st != KC_OK)
+        return st;
+    char extras[3][128];
+    int nextras = 1;
+    snprintf(extras[0], sizeof extras[0], "kafka-%s", u);
+    if (extra) {
+        snprintf(extras[1], sizeof extras[1], "kafka-%.100s", extra);
+        snprintf(extras[2], sizeof extras[2], "kafka-%.100s-%s", extra, u);
+        nextras = 3;
+    }
+    for (int e = 0; e < nextras && st == KC_OK; e++) {
+        kc_section kec;
+        st = kc_store_load_section(s, extras[e], false, &kec, err);
+        if (st == KC_ERR_NOTFOUND) {
+            st = KC_OK;
+            continue;
+        }
+        for (size_t i = 0; i < kec.n && st == KC_OK; i++) {
+            const kc_value *v = &kec.items[i].value;
+            /* an empty text unsets; upstream's len() would fail on numbers (B13) */
+            bool blank = (v->type == KC_VALUE_TEXT || v->type == KC_VALUE_BYTES) && v->len == 0;
+            if (blank && kc_section_pop(out, &kec.items[i].key))
+                continue;
+            st = kc_section_set(out, &kec.items[i].key, v);
+        }
+        kc_section_clear(&kec);
+    }
+    kc_value group = kc_value_text("group_id");
+    if (st == KC_OK && use == KC_KAFKA_CONSUMER && !kc_section_get(out, "group_id")) {
+        char id[512];
+        snprintf(id, sizeof id, "%.400s%s", s->node_id,
+                 extra && strcmp(extra, "crypto") == 0 ? ".kafkacrypto" : "");
+        kc_value idv = kc_value_text(id);
+        st = kc_section_set(out, &group, &idv);
+    }
+    for (size_t i = 0; i < out->n && st == KC_OK; i++) {
+        char *k = text_of(&out->items[i].key);
+        if (k && !in_list(known_options, COUNT(known_options), k)) {
+            char *v = secret_option(k) ? strdup("(hidden)") : text_of(&out->items[i].value);
+            kc_log(KC_LOG_WARNING, KC_STORE_LOGGER, "Filtering out %s:%s from kafka config.", k,
+                   v ? v : "?");
+            free(v);
+        }
+        free(k);
+    }
+    if (use != KC_KAFKA_CONSUMER)
+        kc_section_pop(out, &group);
+    if (st != KC_OK)
+        kc_section_clear(out);
+    if (st == KC_ERR_NOMEM)
+        kc_err_set(err, st, "out of memory");
+    return st;
+}
+
+void kc_kafka_config_clear(kc_kafka_config *c)
+{
+    for (size_t i = 0; c->props && i < c->n; i++) {
+        free(c->props[i].name);
+        if (c->props[i].value) {
+            memset(c->props[i].value, 0, strlen(c->props[i].value));
+            free(c->props[i].value);
+        }
+    }
+    free(c->props);
+    memset(c, 0, sizeof *c);
+}
+
+/* dict assignment on the property list */
+static kc_status prop_set(kc_kafka_config *c, const char *name, const kc_value *v,
+                          kc_value **values)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (strcmp(c->props[i].name, name) == 0)
+            return kc_value_copy(&(*values)[i], v);
+    kc_kafka_prop *props = realloc(c->props, (c->n + 1) * sizeof *props);
+    if (!props)
+        return KC_ERR_NOMEM;
+    c->props = props;
+    kc_value *vals = realloc(*values, (c->n + 1) * sizeof *vals);
+    if (!vals)
+        return KC_ERR_NOMEM;
+    *values = vals;
+    vals[c->n] = kc_value_none();
+    props[c->n].value = NULL;
+    if (!(props[c->n].name = strdup(name)))
+        return KC_ERR_NOMEM;
+    kc_status st = kc_value_copy(&vals[c->n], v);
+    if (st == KC_OK)
+        c->n++;
+    else
+        free(props[c->n].name);
+    return st;
+}
+
+static bool number_of(const kc_value *v, double *out)
+{
+    if (v->type == KC_VALUE_INT || v->type == KC_VALUE_BOOL)
+        *out = (double)v->i;
+    else if (v->type == KC_VALUE_FLOAT)
+        *out = v->f;
+    else
+        return false;
+    return true;
+}
+
+kc_status kc_store_kafka_config(kc_store *s, kc_kafka_use use, const char *extra,
+                                kc_kafka_config *out, kc_err *err)
+{
+    memset(out, 0, sizeof *out);
+    out->max_poll_records = 500;
+    out->produce_timeout = 30;
+    kc_section opts;
+    kc_status st = kc_store_kafka_options(s, use, extra, &opts, err);
+    if (st != KC_OK)
+        return st;
+    bool consumer = use == KC_KAFKA_CONSUMER;
+    const name_map *map = consumer ? consumer_map : producer_map;
+    size_t nmap = consumer ? COUNT(consumer_map) : COUNT(producer_map);
+    const char *const *ignored = consumer ? consumer_ignored : producer_ignored;
+    size_t nignored = consumer ? COUNT(consumer_ignored) : COUNT(producer_ignored);
+    const char *local = consumer ? "max_poll_records" : "produce_timeout";
+    kc_value *values = NULL;
+    bool timeout_set = false;
+    for (size_t i = 0; i < opts.n && st == KC_OK; i++) {
+        const kc_value *v = &opts.items[i].value;
+        char *k = text_of(&opts.items[i].key);
+        if (!k) {
+            st = KC_ERR_NOMEM;
+            break;
+        }
+        const char *to = mapped_name(common_map, COUNT(common_map), k);
+        if (!to)
+            to = mapped_name(map, nmap, k);
+        double num;
+        if (to) {
+            if (v->type != KC_VALUE_NONE)
+                st = prop_set(out, to, v, &values);
+        } else if (strcmp(k, local) == 0) {
+            if (!number_of(v, &num) || num < 0)
+                kc_log(KC_LOG_WARNING, WRAPPER_LOGGER,
+                       "Warning: %s must be a non-negative number; keeping the default", k);
+            else if (consumer)
+                out->max_poll_records = (int64_t)num;
+            else {
+                out->produce_timeout = num;
+                timeout_set = true;
+            }
+        } else if (in_list(common_ignored, COUNT(common_ignored), k) ||
+                   in_list(ignored, nignored, k)) {
+            char *t = secret_option(k) ? strdup("(hidden)") : text_of(v);
+            kc_log(KC_LOG_WARNING, WRAPPER_LOGGER,
+                   "Warning: Unsupported kafka-python parameter passed to confluent wrapper: "
+                   "%s, %s", k, t ? t : "?");
+            free(t);
+        } else {
+            st = prop_set(out, k, v, &values);
+        }
+        free(k);
+    }
+    /* the producer's delivery timeouts imply produce_timeout unless it is set */
+    for (size_t i = 0; i < opts.n && st == KC_OK && !consumer && !timeout_set; i++) {
+        static const char *const timeouts[] = {"delivery.timeout.ms", "message.timeout.ms",
+                                               "transaction.timeout.ms"};
+        char *k = text_of(&opts.items[i].key);
+        double num;
+        if (k && in_list(timeouts, COUNT(timeouts), k) && number_of(&opts.items[i].value, &num))
+            out->produce_timeout = num / 1000.0;
+        free(k);
+    }
+    kc_section_clear(&opts);
+    /* drop empty values, render the rest as librdkafka strings */
+    size_t w = 0;
+    for (size_t i = 0; i < out->n; i++) {
+        kc_value *v = &values[i];
+        kc_kafka_prop *p = &out->props[i];
+        if (st == KC_OK && (v->type == KC_VALUE_NONE || (v->type == KC_VALUE_TEXT && v->len == 0))) {
+            kc_log(KC_LOG_WARNING, WRAPPER_LOGGER,
+                   "Warning: Removing empty parameter %s passed to confluent wrapper", p->name);
+        } else if (st == KC_OK && v->type == KC_VALUE_BYTES) {
+            st = kc_err_set(err, KC_ERR_INVALID,
+                            "file %s: kafka option %s holds bytes (base64#...); librdkafka needs "
+                            "text, a number or a boolean", s->path, p->name);
+        } else if (st == KC_OK) {
+            char *t = NULL;
+            if (v->type == KC_VALUE_BOOL)
+                t = strdup(v->i ? "true" : "false");
+            else
+                kc_value_to_text(v, &t, NULL);
+            if (!t)
+                st = KC_ERR_NOMEM;
+            p->value = t;
+            out->props[w++] = *p;
+            kc_value_clear(v);
+            continue;
+        }
+        free(p->name);
+        kc_value_clear(v);
+    }
+    free(values);
+    out->n = w;
+    if (st == KC_ERR_NOMEM)
+        kc_err_set(err, st, "out of memory");
+    if (st != KC_OK)
+        kc_kafka_config_clear(out);
+    return st;
+}
