@@ -1,5 +1,7 @@
 #include "kc_store.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -200,6 +202,32 @@ static kc_status read_locked(int fd, const char *path, kc_buf *out, kc_err *err)
             return kc_err_set(err, KC_ERR_INVALID, "file %s: larger than %zu bytes", path,
                               KC_STORE_MAX_FILE);
     }
+}
+
+/* Removes "<path>.tmpXXXXXX" files that writers killed mid-rewrite left;
+ * called with the lock held, so no rewrite of ours is under way. */
+static void remove_stale_temps(const char *path)
+{
+    char *d = strdup(path), *b = strdup(path);
+    DIR *dh = d && b ? opendir(dirname(d)) : NULL;
+    const char *base = b ? basename(b) : "";
+    size_t n = strlen(base);
+    struct dirent *e;
+    while (dh && (e = readdir(dh))) {
+        const char *name = e->d_name;
+        if (strlen(name) != n + 10 || strncmp(name, base, n) != 0 ||
+            strncmp(name + n, ".tmp", 4) != 0)
+            continue;
+        bool ours = true;
+        for (size_t i = n + 4; i < n + 10; i++)
+            ours &= isalnum((unsigned char)name[i]) != 0;
+        if (ours)
+            unlinkat(dirfd(dh), name, 0);
+    }
+    if (dh)
+        closedir(dh);
+    free(d);
+    free(b);
 }
 
 static bool same_file(int fd, const char *path)
@@ -428,6 +456,7 @@ static kc_status open_locked(kc_store *s, const char *node_id, bool kafka, bool 
         }
         if (same_file(fd, s->path)) {
             s->fd = fd;
+            remove_stale_temps(s->path);
             return KC_OK;
         }
         close(fd); /* replaced between open and lock: take the new one */

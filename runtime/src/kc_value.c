@@ -189,7 +189,7 @@ bool kc_py_int(const uint8_t *text, size_t n, kc_value *out)
         return false;
     kc_buf a = KC_BUF_INIT;
     bool ok = false;
-    if (to_ascii(text, n, &a) != KC_OK)
+    if (to_ascii(text, n, &a) != KC_OK || a.len == 0)
         goto done;
     const uint8_t *s = a.data, *end = a.data + a.len;
     while (s < end && py_isspace_ascii(*s))
@@ -329,7 +329,7 @@ bool kc_py_float(const uint8_t *text, size_t n, double *out)
         return false;
     kc_buf a = KC_BUF_INIT;
     bool ok = false;
-    if (to_ascii(text, n, &a) != KC_OK || (a.len && memchr(a.data, 0, a.len)))
+    if (to_ascii(text, n, &a) != KC_OK || a.len == 0 || memchr(a.data, 0, a.len))
         goto done;
     /* '_' only between digits; it is then dropped */
     size_t w = 0;
