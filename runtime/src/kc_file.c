@@ -41,7 +41,7 @@ kc_status kc_file_read(const char *path, size_t max_len, kc_buf *out, kc_err *er
     return st;
 }
 
-static kc_status write_all(int fd, const uint8_t *p, size_t n, const char *path, kc_err *err)
+kc_status kc_file_write_all(int fd, const uint8_t *p, size_t n, const char *path, kc_err *err)
 {
     while (n > 0) {
         ssize_t k = write(fd, p, n);
@@ -56,7 +56,7 @@ static kc_status write_all(int fd, const uint8_t *p, size_t n, const char *path,
     return KC_OK;
 }
 
-static void fsync_dir_of(const char *path)
+void kc_file_sync_dir(const char *path)
 {
     char *copy = strdup(path);
     if (!copy)
@@ -91,7 +91,7 @@ kc_status kc_file_replace(const char *path, const uint8_t *p, size_t n,
     if (fchmod(fd, (mode_t)mode) != 0)
         st = kc_err_set(err, KC_ERR_IO, "file %s: chmod failed: %s", tmp, strerror(errno));
     if (st == KC_OK)
-        st = write_all(fd, p, n, tmp, err);
+        st = kc_file_write_all(fd, p, n, tmp, err);
     if (st == KC_OK && fsync(fd) != 0)
         st = kc_err_set(err, KC_ERR_IO, "file %s: fsync failed: %s", tmp, strerror(errno));
     if (close(fd) != 0 && st == KC_OK)
@@ -101,7 +101,7 @@ kc_status kc_file_replace(const char *path, const uint8_t *p, size_t n,
     if (st != KC_OK)
         unlink(tmp);
     else
-        fsync_dir_of(path);
+        kc_file_sync_dir(path);
     free(tmp);
     return st;
 }

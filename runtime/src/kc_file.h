@@ -27,6 +27,11 @@ kc_status kc_file_replace(const char *path, const uint8_t *p, size_t n,
 kc_status kc_file_overwrite(int fd, const uint8_t *p, size_t n, const char *path,
                             kc_err *err);
 
+/* write(2) until all of p[0..n) is written (EINTR retried). */
+kc_status kc_file_write_all(int fd, const uint8_t *p, size_t n, const char *path, kc_err *err);
+/* fsync of the directory holding path, so that a rename in it is durable. */
+void kc_file_sync_dir(const char *path);
+
 /* 1 if path exists (any type), 0 otherwise. */
 int kc_file_exists(const char *path);
 

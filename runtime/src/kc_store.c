@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sodium.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,8 +16,6 @@
 #include "kc_log.h"
 #include "kc_provision.h"
 #include "kc_unicode.h"
-
-#include <sodium.h>
 
 static const char *const upstream_ca_files[] = {
     "/etc/pki/tls/cert.pem",                  /* RHEL/CentOS */
@@ -50,33 +49,6 @@ static int sync_fd(int fd)
     return fsync(fd);
 }
 
-static void sync_dir_of(const char *path)
-{
-    char *copy = strdup(path);
-    if (!copy)
-        return;
-    int dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
-    free(copy);
-}
-
-static kc_status write_all(int fd, const uint8_t *p, size_t n, const char *path, kc_err *err)
-{
-    while (n > 0) {
-        ssize_t k = write(fd, p, n);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0)
-            return kc_err_set(err, KC_ERR_IO, "file %s: write failed: %s", path, strerror(errno));
-        p += k;
-        n -= (size_t)k;
-    }
-    return KC_OK;
-}
-
 /* A locked, fsync'ed temporary file next to path holding p[0..n). */
 static kc_status write_temp(const char *path, const uint8_t *p, size_t n, mode_t mode,
                             char **tmp_out, int *fd_out, kc_err *err)
@@ -99,7 +71,7 @@ static kc_status write_temp(const char *path, const uint8_t *p, size_t n, mode_t
     else if (fchmod(fd, mode) != 0)
         st = kc_err_set(err, KC_ERR_IO, "file %s: chmod failed: %s", tmp, strerror(errno));
     if (st == KC_OK)
-        st = write_all(fd, p, n, tmp, err);
+        st = kc_file_write_all(fd, p, n, tmp, err);
     if (st == KC_OK && sync_fd(fd) != 0)
         st = kc_err_set(err, KC_ERR_IO, "file %s: fsync failed: %s", tmp, strerror(errno));
     if (st != KC_OK) {
@@ -135,7 +107,7 @@ static kc_status replace_file(kc_store *s, const kc_buf *content, kc_err *err)
         return st;
     }
     free(tmp);
-    sync_dir_of(s->path);
+    kc_file_sync_dir(s->path);
     close(s->fd); /* releases the lock of the old, now unlinked, file */
     s->fd = fd;
     return kc_buf_set(&s->content, content->data, content->len);
@@ -155,7 +127,7 @@ static kc_status create_file(const char *path, const kc_buf *content, int *fd_ou
     unlink(tmp);
     free(tmp);
     if (rc == 0) {
-        sync_dir_of(path);
+        kc_file_sync_dir(path);
         *fd_out = fd;
         return KC_OK;
     }
@@ -172,14 +144,14 @@ static kc_status create_file(const char *path, const kc_buf *content, int *fd_ou
         close(fd);
         return KC_ERR_STATE;
     }
-    st = write_all(fd, content->data, content->len, path, err);
+    st = kc_file_write_all(fd, content->data, content->len, path, err);
     if (st == KC_OK && sync_fd(fd) != 0)
         st = kc_err_set(err, KC_ERR_IO, "file %s: fsync failed: %s", path, strerror(errno));
     if (st != KC_OK) {
         close(fd);
         return st;
     }
-    sync_dir_of(path);
+    kc_file_sync_dir(path);
     *fd_out = fd;
     return KC_OK;
 }
@@ -654,26 +626,31 @@ const char *kc_store_path(const kc_store *s)
 
 /* ---- load_value / store_value ---------------------------------------------------------- */
 
-static kc_status check_section(const kc_store *s, const char *section, kc_err *err)
+/* The full name of an API section ("<node>-<section>"), or NULL with *st
+ * and err set. */
+static char *full_section_name(const kc_store *s, const char *section, kc_status *st,
+                               kc_err *err)
 {
-    if (section && !text_ok(section))
-        return kc_err_set(err, KC_ERR_INVALID,
-                          "file %s: section name '%.80s': expected UTF-8 text without line breaks",
-                          s->path, section);
-    return KC_OK;
+    if (section && !text_ok(section)) {
+        *st = kc_err_set(err, KC_ERR_INVALID,
+                         "file %s: section name '%.80s': expected UTF-8 text without line breaks",
+                         s->path, section);
+        return NULL;
+    }
+    char *name = kc_store_section_name(s, section);
+    *st = name ? KC_OK : kc_err_set(err, KC_ERR_NOMEM, "out of memory");
+    return name;
 }
 
 static kc_status load_keyed_locked(kc_store *s, const char *section, const kc_value *name,
                                    kc_value *out, kc_err *err)
 {
     kc_value_clear(out);
-    kc_status st = check_section(s, section, err);
-    if (st != KC_OK)
+    kc_status st;
+    char *secname = full_section_name(s, section, &st, err);
+    if (!secname)
         return st;
     kc_buf key = KC_BUF_INIT;
-    char *secname = kc_store_section_name(s, section);
-    if (!secname)
-        return kc_err_set(err, KC_ERR_NOMEM, "out of memory");
     st = kc_value_encode(name, true, &key, err);
     if (st == KC_OK) {
         const kc_ini_section *sec =
@@ -713,12 +690,10 @@ static kc_status store_values_locked(kc_store *s, const char *section, size_t n,
 {
     if (n == 0)
         return KC_OK;
-    kc_status st = check_section(s, section, err);
-    if (st != KC_OK)
-        return st;
-    char *secname = kc_store_section_name(s, section);
+    kc_status st;
+    char *secname = full_section_name(s, section, &st, err);
     if (!secname)
-        return kc_err_set(err, KC_ERR_NOMEM, "out of memory");
+        return st;
     kc_ini next;
     st = kc_ini_clone(&next, &s->ini);
     for (size_t i = 0; i < n && st == KC_OK; i++)
@@ -828,12 +803,10 @@ static kc_status load_section_locked(kc_store *s, const char *section, bool defa
 {
     out->items = NULL;
     out->n = 0;
-    kc_status st = check_section(s, section, err);
-    if (st != KC_OK)
-        return st;
-    char *secname = kc_store_section_name(s, section);
+    kc_status st;
+    char *secname = full_section_name(s, section, &st, err);
     if (!secname)
-        return kc_err_set(err, KC_ERR_NOMEM, "out of memory");
+        return st;
     const kc_ini_section *sec =
         kc_ini_section_find(&s->ini, (const uint8_t *)secname, strlen(secname));
     if (!sec && !defaults) {
