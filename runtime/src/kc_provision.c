@@ -3,8 +3,8 @@
 #include <sodium.h>
 #include <string.h>
 
+#include "kc_chain.h"
 #include "kc_hex.h"
-#include "kc_mp.h"
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -188,122 +188,50 @@ size_t kc_provisioner_usages(kc_provisioner p, const char *const **usages)
 
 /* ---- certificates ------------------------------------------------------------------------ */
 
-static void pack_text_list(msgpack_packer *pk, const char *const *items, size_t n)
+/* mp([max_age, bin(mp(poison)), pk]) with poison [["usages", U]] +
+ * [["topics", T]] if T is not empty + [["pathlen", p]] if p != -1, the
+ * order upstream's tools write. */
+static kc_status cert_content(double max_age, const char *const *usages, size_t nusages,
+                              const char *const *topics, size_t ntopics, int pathlen,
+                              const kc_key *pk, kc_buf *out, kc_err *err)
 {
-    msgpack_pack_array(pk, (uint32_t)n);
-    for (size_t i = 0; i < n; i++)
-        kc_mp_pack_text(pk, items[i]);
-}
-
-static kc_status finish(kc_mp_out *o, kc_buf *out)
-{
-    kc_status st = kc_mp_out_status(o);
+    kc_poison_entry entries[3];
+    size_t n = 0;
+    entries[n++] = (kc_poison_entry){.name = "usages", .values = usages, .n_values = nusages};
+    if (ntopics > 0)
+        entries[n++] = (kc_poison_entry){.name = "topics", .values = topics, .n_values = ntopics};
+    if (pathlen != -1)
+        entries[n++] = (kc_poison_entry){.name = "pathlen", .pathlen = pathlen};
+    kc_buf poison = KC_BUF_INIT;
+    kc_status st = kc_poison_build(entries, n, &poison, err);
     if (st == KC_OK)
-        st = kc_buf_set(out, o->buf.data, o->buf.len);
-    kc_mp_out_free(o);
+        st = kc_chain_entry_build(max_age, poison.data, poison.len, pk, out, err);
+    kc_buf_free(&poison);
     return st;
 }
 
-kc_status kc_cert_content(double max_age, const char *const *usages, size_t nusages,
-                          const char *const *topics, size_t ntopics, int pathlen,
-                          const kc_key *pk, kc_buf *out)
-{
-    kc_mp_out poison;
-    kc_mp_out_init(&poison);
-    msgpack_pack_array(&poison.pk, 1 + (ntopics > 0) + (pathlen != -1));
-    msgpack_pack_array(&poison.pk, 2);
-    kc_mp_pack_text(&poison.pk, "usages");
-    pack_text_list(&poison.pk, usages, nusages);
-    if (ntopics > 0) {
-        msgpack_pack_array(&poison.pk, 2);
-        kc_mp_pack_text(&poison.pk, "topics");
-        pack_text_list(&poison.pk, topics, ntopics);
-    }
-    if (pathlen != -1) {
-        msgpack_pack_array(&poison.pk, 2);
-        kc_mp_pack_text(&poison.pk, "pathlen");
-        msgpack_pack_int(&poison.pk, pathlen);
-    }
-    kc_status st = kc_mp_out_status(&poison);
-    kc_mp_out cert;
-    kc_mp_out_init(&cert);
-    msgpack_pack_array(&cert.pk, 3);
-    if (max_age == 0)
-        msgpack_pack_int(&cert.pk, 0);
-    else
-        msgpack_pack_double(&cert.pk, max_age);
-    kc_mp_pack_bin(&cert.pk, poison.buf.data, poison.buf.len);
-    kc_key_pack(&cert.pk, pk);
-    kc_mp_out_free(&poison);
-    if (st != KC_OK) {
-        kc_mp_out_free(&cert);
-        return st;
-    }
-    return finish(&cert, out);
-}
-
-kc_status kc_provisioner_cert(kc_provisioner p, const kc_key *prov_pk, kc_buf *out)
+kc_status kc_provisioner_cert(kc_provisioner p, const kc_key *prov_pk, kc_buf *out, kc_err *err)
 {
     const char *const *usages;
     size_t n = kc_provisioner_usages(p, &usages);
     if (n == 0)
-        return KC_ERR_INVALID;
-    return kc_cert_content(0, usages, n, NULL, 0, -1, prov_pk, out);
+        return kc_err_set(err, KC_ERR_INVALID, "provisioner %d: expected producer, consumer or "
+                          "prodcon", (int)p);
+    return cert_content(0, usages, n, NULL, 0, -1, prov_pk, out, err);
 }
 
-kc_status kc_node_cert(kc_role role, double max_age, const char *const *topics,
-                       size_t ntopics, int pathlen, const kc_key *node_pk, kc_buf *out)
+kc_status kc_node_cert(kc_role role, double max_age, const char *const *topics, size_t ntopics,
+                       int pathlen, const kc_key *node_pk, kc_buf *out, kc_err *err)
 {
     const char *const *usages;
     size_t n = kc_role_usages(role, &usages);
     if (n == 0)
-        return KC_ERR_INVALID;
-    return kc_cert_content(max_age, usages, n, topics, ntopics, pathlen, node_pk, out);
+        return kc_err_set(err, KC_ERR_INVALID, "role %d: not a node role", (int)role);
+    return cert_content(max_age, usages, n, topics, ntopics, pathlen, node_pk, out, err);
 }
 
-kc_status kc_rot_allowlist_entry(const kc_key *rot_pk, kc_buf *out)
+kc_status kc_rot_allowlist_entry(const kc_key *rot_pk, kc_buf *out, kc_err *err)
 {
-    kc_mp_out o;
-    kc_mp_out_init(&o);
-    msgpack_pack_array(&o.pk, 3);
-    msgpack_pack_int(&o.pk, 0);
-    kc_mp_pack_bin(&o.pk, "\x90", 1); /* mp([]): an empty poison */
-    kc_key_pack(&o.pk, rot_pk);
-    return finish(&o, out);
-}
-
-/* The temporary root's seed is public by design (spec §6.11). */
-static const uint8_t temporary_seed[32] = {
-    0x4c, 0x19, 0x4f, 0x7d, 0xe9, 0x7c, 0x67, 0x62, 0x6c, 0xc4, 0x3f, 0xbd, 0xaf, 0x93, 0xdf, 0xfb,
-    0xc4, 0x73, 0x53, 0x52, 0xb3, 0x73, 0x70, 0x07, 0x26, 0x97, 0xd4, 0x42, 0x54, 0xe1, 0xbc, 0x6c};
-
-kc_status kc_temporary_rot_entry(kc_buf *out)
-{
-    if (kc_init() != 0)
-        return KC_ERR_CRYPTO;
-    kc_key pk, sk;
-    kc_status st = kc_sign_keypair_from_seed(&pk, &sk, temporary_seed);
-    kc_key_clear(&sk);
-    if (st != KC_OK)
-        return st;
-    kc_mp_out poison;
-    kc_mp_out_init(&poison);
-    msgpack_pack_array(&poison.pk, 1);
-    msgpack_pack_array(&poison.pk, 2);
-    kc_mp_pack_text(&poison.pk, "pathlen");
-    msgpack_pack_int(&poison.pk, 2);
-    kc_mp_out o;
-    kc_mp_out_init(&o);
-    msgpack_pack_array(&o.pk, 3);
-    msgpack_pack_int(&o.pk, 0);
-    kc_mp_pack_bin(&o.pk, poison.buf.data, poison.buf.len);
-    kc_key_pack(&o.pk, &pk);
-    kc_key_clear(&pk);
-    st = kc_mp_out_status(&poison);
-    kc_mp_out_free(&poison);
-    if (st != KC_OK) {
-        kc_mp_out_free(&o);
-        return st;
-    }
-    return finish(&o, out);
+    static const uint8_t empty_poison = 0x90; /* mp([]) */
+    return kc_chain_entry_build(0, &empty_poison, 1, rot_pk, out, err);
 }

@@ -1,5 +1,5 @@
 /* kc_provision.h — password provisioning derivations and the unsigned
- * certificates the provisioning tools write (spec §9.1, §9.2, §6.11).
+ * certificates the provisioning tools write (spec §9.1, §9.2).
  *
  * PasswordROT and PasswordProvisioner derive Ed25519 keys from passwords
  * with crypto_pwhash_scryptsalsa208sha256 (opslimit 524288, memlimit
@@ -7,8 +7,8 @@
  * and the buffers that held passwords are wiped; the caller owns (and
  * should wipe) the password it passes in. Nothing here logs.
  *
- * Certificates are returned unsigned as msgpack bytes; sign them with
- * kc_keys' kc_sign. */
+ * Certificates are returned unsigned as msgpack bytes (built with kc_chain's
+ * builders); sign them with kc_cert_sign. */
 #ifndef KC_PROVISION_H
 #define KC_PROVISION_H
 
@@ -86,27 +86,23 @@ size_t kc_role_usages(kc_role r, const char *const **usages);
 /* The usages of a provisioner certificate (those of the role of that name). */
 size_t kc_provisioner_usages(kc_provisioner p, const char *const **usages);
 
-/* A certificate's content mp([max_age, bin(mp(poison)), pk]) with poison
- * [["usages", U]] + [["topics", T]] if T is not empty + [["pathlen", p]]
- * if p != -1. max_age 0 (never expires) is packed as the integer 0, any
- * other value as a float64, as upstream's tools do. */
-kc_status kc_cert_content(double max_age, const char *const *usages, size_t nusages,
-                          const char *const *topics, size_t ntopics, int pathlen,
-                          const kc_key *pk, kc_buf *out);
-
 /* The provisioner certificate simple-provision has the ROT sign:
- * mp([0, bin(mp([["usages", U]])), prov_pk]). */
-kc_status kc_provisioner_cert(kc_provisioner p, const kc_key *prov_pk, kc_buf *out);
+ * mp([0, bin(mp([["usages", U]])), prov_pk]) with U the usages of the role
+ * of the same name (no expiry, topics or pathlen). */
+kc_status kc_provisioner_cert(kc_provisioner p, const kc_key *prov_pk, kc_buf *out,
+                              kc_err *err);
 
-/* A node certificate for a role, signed later by kc_role_provisioner(role). */
+/* A node certificate mp([max_age, bin(mp(poison)), node_pk]) with poison
+ * [["usages", role usages]] + [["topics", T]] if T is not empty +
+ * [["pathlen", p]] if p != -1; signed later by kc_role_provisioner(role).
+ * max_age 0 (never expires) is packed as the integer 0, any other value as
+ * a float64, as upstream's tools do. */
 kc_status kc_node_cert(kc_role role, double max_age, const char *const *topics,
-                       size_t ntopics, int pathlen, const kc_key *node_pk, kc_buf *out);
+                       size_t ntopics, int pathlen, const kc_key *node_pk, kc_buf *out,
+                       kc_err *err);
 
-/* The allowlist entry of a root of trust: mp([0, bin(0x90), pk]). */
-kc_status kc_rot_allowlist_entry(const kc_key *rot_pk, kc_buf *out);
-
-/* The temporary provisioning root every new config file trusts (§6.11):
- * mp([0, bin(mp([["pathlen", 2]])), bin(temporary pk)]). */
-kc_status kc_temporary_rot_entry(kc_buf *out);
+/* The allowlist entry of a root of trust: mp([0, bin(0x90), pk]). (The
+ * temporary root's entry is kc_chain_temporary_rot_entry.) */
+kc_status kc_rot_allowlist_entry(const kc_key *rot_pk, kc_buf *out, kc_err *err);
 
 #endif

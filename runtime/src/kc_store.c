@@ -12,9 +12,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "kc_chain.h"
 #include "kc_file.h"
 #include "kc_log.h"
-#include "kc_provision.h"
 #include "kc_unicode.h"
 
 static const char *const upstream_ca_files[] = {
@@ -334,7 +334,7 @@ static kc_status get_decoded(const kc_store *s, const kc_ini_section *sec, const
 static kc_status init_new_file(const kc_store *s, kc_ini *ini, bool kafka, kc_err *err)
 {
     kc_buf entry = KC_BUF_INIT;
-    kc_status st = kc_temporary_rot_entry(&entry);
+    kc_status st = kc_chain_temporary_rot_entry(&entry);
     kc_value yes = kc_value_bool(true), temporary = kc_value_bytes(entry.data, entry.len);
     kc_value empty = kc_value_text(""), ssl = kc_value_text("SSL");
     const struct {
