@@ -172,7 +172,9 @@ const char *kc_store_path(const kc_store *s);
 
 /* section NULL is the node section "<node_id>", otherwise "<node_id>-<section>".
  * Names are lower-cased as upstream's API does; values fall back to
- * [DEFAULT]. A missing value is KC_ERR_NOTFOUND (out is NONE). */
+ * [DEFAULT]. A missing value is KC_ERR_NOTFOUND (out is NONE); a value
+ * upstream reads as None (an invalid "base64#...") is KC_OK with NONE. A
+ * value whose '%' interpolation fails is KC_ERR_INVALID. */
 kc_status kc_store_load_value(kc_store *s, const char *section, const char *name,
                               kc_value *out, kc_err *err);
 /* The same with a typed name (bytes names become "base64#..." keys). */
