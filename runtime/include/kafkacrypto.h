@@ -231,6 +231,42 @@ kc_status kc_store_kafka_config(kc_store *s, kc_kafka_use use, const char *extra
                                 kc_kafka_config *out, kc_err *err);
 void kc_kafka_config_clear(kc_kafka_config *c);
 
+/* ---- node identity keys: the NODE.crypto file -----------------------------
+ *
+ * A node's long-term signing keys and the key of its opaque config values
+ * (upstream's CryptoKey). Secret keys never leave the library: callers get
+ * public keys, signatures and wrapped/unwrapped values.
+ *
+ * Calls returning int give 0 on success and a nonzero status otherwise.
+ * Output buffers: if `cap` is too small the call fails and *len receives the
+ * size needed. */
+typedef struct kc_cryptokey kc_cryptokey;
+
+/* Opens the .crypto file at path, creating it if missing. keytypes (NULL:
+ * none) lists signing key types that must be present — a missing type 1 is
+ * generated and the file rewritten — and restricts the enabled keys to those
+ * types. On failure errbuf (may be NULL) receives a message naming the file
+ * and the field. */
+int kc_cryptokey_open(kc_cryptokey **out, const char *path, const int *keytypes,
+                      size_t n_keytypes, char *errbuf, size_t errbuf_len);
+/* Number of enabled signing keys; they are numbered 0..n-1 (idx). */
+size_t kc_cryptokey_num_spk(const kc_cryptokey *ck);
+/* Signing public key idx as a byte string (32 bytes for Ed25519). */
+int kc_cryptokey_spk(kc_cryptokey *ck, size_t idx, unsigned char *out, size_t cap, size_t *len);
+/* The node's identity: all enabled public keys concatenated. */
+int kc_cryptokey_id_spk(kc_cryptokey *ck, unsigned char *out, size_t cap, size_t *len);
+/* signature(64) || m with key idx; needs cap >= n + 64. */
+int kc_cryptokey_sign_spk(kc_cryptokey *ck, size_t idx, const unsigned char *m, size_t n,
+                          unsigned char *out, size_t cap, size_t *len);
+/* nonce(24) || secretbox(p) under the file's opaque-value key; cap >= n + 40. */
+int kc_cryptokey_wrap(kc_cryptokey *ck, const unsigned char *p, size_t n, unsigned char *out,
+                      size_t cap, size_t *len);
+/* The inverse of wrap; nonzero if c was not wrapped with this file's key. */
+int kc_cryptokey_unwrap(kc_cryptokey *ck, const unsigned char *c, size_t n, unsigned char *out,
+                        size_t cap, size_t *len);
+/* Wipes the secrets and frees. NULL is allowed. */
+void kc_cryptokey_close(kc_cryptokey *ck);
+
 #ifdef __cplusplus
 }
 #endif

@@ -214,6 +214,18 @@ kc_status kc_key_public(kc_key *pk, const kc_key *sk)
     return KC_OK;
 }
 
+kc_status kc_key_to_kem_pk(kc_key *out, const kc_key *pk)
+{
+    if (pk->kind == KC_KEM_PK)
+        return kc_key_copy(out, pk);
+    memset(out, 0, sizeof *out);
+    if (pk->kind != KC_SIGN_PK || pk->version != 1)
+        return KC_ERR_INVALID;
+    *out = *pk;
+    out->kind = KC_KEM_PK;
+    return KC_OK;
+}
+
 void kc_key_pack(msgpack_packer *pk, const kc_key *k)
 {
     if (k->version == 1) {
@@ -266,26 +278,59 @@ int kc_kem_esk_version(const kc_key *pk)
     return pk->version;
 }
 
+/* Appends text to out[0..cap) without overflowing; *len tracks the length. */
+static void put_text(char *out, size_t cap, size_t *len, const char *s)
+{
+    while (*s && *len + 1 < cap)
+        out[(*len)++] = *s++;
+    out[*len] = '\0';
+}
+
+static void put_hex(char *out, size_t cap, size_t *len, const uint8_t *p, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n && *len + 2 < cap; i++) {
+        out[(*len)++] = digits[p[i] >> 4];
+        out[(*len)++] = digits[p[i] & 15];
+    }
+    out[*len] = '\0';
+}
+
 char *kc_key_describe(const kc_key *k, char *out, size_t cap)
 {
-    static const char *sign_names[] = {[1] = "Ed25519", [4] = "Ed25519+SLH-DSA-SHAKE-128f"};
-    static const char *kem_names[] = {[1] = "Curve25519", [2] = "Curve25519+sntrup761",
-                                      [3] = "Curve25519+sntrup761", [5] = "Curve25519+ML-KEM-1024",
-                                      [6] = "Curve25519+ML-KEM-1024"};
+    /* upstream's __str__ names, e.g. "(Ed25519, <hex>)", "(Curve25519-pk, <hex>)",
+     * "(Curve25519-ML-KEM-1024-pk, [<hex>,<hex>])" */
+    static const char *const sign_names[] = {[1] = "Ed25519", [4] = "Ed25519-SLH-DSA-SHAKE-128f"};
+    static const char *const kem_names[] = {
+        [1] = "Curve25519-pk", [2] = "Curve25519-sntrup761-pk", [3] = "Curve25519-sntrup761-ct",
+        [5] = "Curve25519-ML-KEM-1024-pk", [6] = "Curve25519-ML-KEM-1024-ct"};
+    if (cap == 0)
+        return out;
+    size_t len = 0;
+    out[0] = '\0';
     const char *name = NULL;
     if (k->version >= 1 && k->version <= 6)
         name = is_sign(k->kind) ? (k->version <= 4 ? sign_names[k->version] : NULL)
                                 : kem_names[k->version];
-    if (!name)
-        name = "unknown";
-    if (is_secret(k->kind)) {
-        snprintf(out, cap, "(%s-sk, <secret>)", name);
+    if (!name) {
+        put_text(out, cap, &len, "(Unparsable)");
         return out;
     }
-    char hex[65];
-    kc_hex(k->x, k->x_len < 32 ? k->x_len : 32, hex);
-    snprintf(out, cap, "(%s%s, %s%s)", name, k->kind == KC_KEM_PK ? "-pk" : "", hex,
-             k->pq ? ", ..." : "");
+    put_text(out, cap, &len, "(");
+    put_text(out, cap, &len, name);
+    if (is_secret(k->kind)) {
+        /* upstream prints secret bytes here; we never do */
+        put_text(out, cap, &len, "-secret, <not shown>)");
+        return out;
+    }
+    put_text(out, cap, &len, k->pq ? ", [" : ", ");
+    put_hex(out, cap, &len, k->x, k->x_len);
+    if (k->pq) {
+        put_text(out, cap, &len, ",");
+        put_hex(out, cap, &len, k->pq, k->pq_len);
+        put_text(out, cap, &len, "]");
+    }
+    put_text(out, cap, &len, ")");
     return out;
 }
 

@@ -68,6 +68,12 @@ kc_status kc_kem_keypair_new(kc_key *pk, kc_key *sk, int version);
 /* The public key of a secret key (sign v1, kem v1). */
 kc_status kc_key_public(kc_key *pk, const kc_key *sk);
 
+/* Upstream's KEMPublicKey(pk) of a public key: a key-exchange public key
+ * is copied; a version-1 signing public key becomes the X25519 key with the
+ * same 32 bytes (upstream allows this conversion for v1 only); anything
+ * else is KC_ERR_INVALID. */
+kc_status kc_key_to_kem_pk(kc_key *out, const kc_key *pk);
+
 /* msgpack_pack() form: bin(raw) for v1, [v, keys] otherwise. */
 void kc_key_pack(msgpack_packer *pk, const kc_key *k);
 /* bytes() form, replacing out's content. */
@@ -81,7 +87,9 @@ bool kc_key_same_type(const kc_key *a, const kc_key *b);
 /* The secret-key version that completes a KEM public key: 6->5, 3->2. */
 int kc_kem_esk_version(const kc_key *pk);
 
-/* "(Ed25519, <hex>)", "(Curve25519-pk, <hex>)", ... for logs; returns out. */
+/* upstream's str() of a public key for logs: "(Ed25519, <hex>)",
+ * "(Curve25519-pk, <hex>)", "(Curve25519-ML-KEM-1024-pk, [<hex>,<hex>])".
+ * Secret keys are named but never shown. Truncated to cap; returns out. */
 char *kc_key_describe(const kc_key *k, char *out, size_t cap);
 
 /* ---- get_pks: every public-key field of a certificate ----------------- */
