@@ -494,21 +494,11 @@ static kc_status load_ephemeral_versions(const loader *ld, ck_file *f, kc_err *e
     return KC_OK;
 }
 
-/* Step 6 of §10.7: generate requested signing key types that are missing. */
-static kc_status add_keytypes(const loader *ld, ck_file *f, const int *want, size_t nwant,
-                              bool unknown, kc_err *err)
+/* Step 6 of §10.7: the missing types are generated (type 1 only) when the
+ * file can be rewritten and holds no unknown keys; otherwise an error. */
+static kc_status generate_missing(const loader *ld, ck_file *f, const int *missing,
+                                  size_t nmissing, bool unknown, kc_err *err)
 {
-    int missing[16];
-    size_t nmissing = 0;
-    for (size_t i = 0; i < nwant; i++) {
-        bool present = false;
-        for (size_t j = 0; j < f->nspk; j++)
-            present |= f->spk[j].version == want[i];
-        if (!present && nmissing < sizeof missing / sizeof missing[0])
-            missing[nmissing++] = want[i];
-    }
-    if (nmissing == 0)
-        return KC_OK;
     char set[128];
     format_set(missing, nmissing, set, sizeof set);
     bool can_generate = ld->path && !unknown;
@@ -544,6 +534,26 @@ static kc_status add_keytypes(const loader *ld, ck_file *f, const int *want, siz
            "Cryptokey file updating with new keytypes=%s. Provisioning required for successful "
            "operation.", set);
     return rewrite(ld, &f->sec->ssk[first], f->nspk - first, err);
+}
+
+/* The requested types not among the usable keys. */
+static kc_status add_keytypes(const loader *ld, ck_file *f, const int *want, size_t nwant,
+                              bool unknown, kc_err *err)
+{
+    int *missing = nwant ? malloc(nwant * sizeof(int)) : NULL;
+    size_t nmissing = 0;
+    if (nwant && !missing)
+        return kc_err_set(err, KC_ERR_NOMEM, "%s: out of memory", ld->what);
+    for (size_t i = 0; i < nwant; i++) {
+        bool present = false;
+        for (size_t j = 0; j < f->nspk; j++)
+            present |= f->spk[j].version == want[i];
+        if (!present)
+            missing[nmissing++] = want[i];
+    }
+    kc_status st = nmissing ? generate_missing(ld, f, missing, nmissing, unknown, err) : KC_OK;
+    free(missing);
+    return st;
 }
 
 /* Step 7: only keys whose type was requested stay enabled (order kept). */
@@ -646,6 +656,8 @@ kc_status kc_cryptokey_open_bytes(kc_cryptokey **out, const uint8_t *p, size_t n
     *out = NULL;
     if (!p && n)
         return kc_err_set(err, KC_ERR_INVALID, "cryptokey: no data");
+    if (kc_init() != 0)  /* sodium_malloc needs it */
+        return kc_err_set(err, KC_ERR_CRYPTO, "cryptokey: libsodium failed to start");
     return load(out, p, n, name ? name : "cryptokey data", NULL, keytypes, n_keytypes, err);
 }
 
@@ -685,7 +697,7 @@ kc_status kc_cryptokey_open_file(kc_cryptokey **out, const char *path, const int
     *out = NULL;
     if (!path || !*path)
         return kc_err_set(err, KC_ERR_INVALID, "cryptokey: no file name");
-    if (sodium_init() < 0)
+    if (kc_init() != 0)
         return kc_err_set(err, KC_ERR_CRYPTO, "cryptokey: libsodium failed to start");
     kc_status st = KC_OK;
     if (!kc_file_exists(path) && (st = create_file(path, err)) != KC_OK)

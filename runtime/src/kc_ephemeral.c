@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kafkacrypto.h"
+
 /* The secrets of one (topic, usage), one per configured version, in
  * sodium_malloc'd memory (guard pages, locked, wiped when freed). */
 typedef struct eph_entry {
@@ -52,6 +54,8 @@ kc_status kc_ephemeral_new(kc_ephemeral **out, const int *versions, size_t n, bo
     *out = NULL;
     if (n == 0)
         return kc_err_set(err, KC_ERR_INVALID, "ephemeral keys: no usable versions");
+    if (kc_init() != 0)  /* sodium_malloc needs it */
+        return kc_err_set(err, KC_ERR_CRYPTO, "ephemeral keys: libsodium failed to start");
     kc_ephemeral *e = calloc(1, sizeof *e);
     if (!e || !(e->versions = calloc(n, sizeof(int)))) {
         free(e);

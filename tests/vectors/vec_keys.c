@@ -466,12 +466,13 @@ static void check_epks(vec_ctx *ctx, const char *vname, kc_cryptokey *ck, json_t
     kc_epks_clear(&e);
 }
 
-static void cryptokey_file(vec_ctx *ctx, const char *vname, json_t *v, const char *dir)
+static void cryptokey_file(vec_ctx *ctx, const char *vname, json_t *v, const char *dir,
+                           size_t index)
 {
     json_t *res = json_object_get(v, "result");
     kc_buf file = vec_req_bytes(ctx, v, "file");
-    char fname[200];
-    snprintf(fname, sizeof fname, "%s.crypto", vname);
+    char fname[64];
+    snprintf(fname, sizeof fname, "vector%zu.crypto", index);
     char *path = tc_path(dir, fname);
     tc_write_file(path, file.data, file.len);
     kc_cryptokey *ck = NULL;
@@ -482,9 +483,11 @@ static void cryptokey_file(vec_ctx *ctx, const char *vname, json_t *v, const cha
     kc_log_set_sink(NULL, NULL);
     bool want_ok = json_is_true(json_object_get(res, "ok"));
     if (!want_ok) {
-        /* upstream's ValueError: nothing in the file is usable by this build */
-        check(ctx, vname, "rejected", st == KC_ERR_UNSUPPORTED && strstr(err.msg, path),
-              "got %s (%s), want unsupported naming the file", kc_status_str(st), err.msg);
+        /* upstream's ValueError: nothing usable by this build (unsupported),
+         * or malformed (invalid); either way the message names the file */
+        check(ctx, vname, "rejected",
+              (st == KC_ERR_UNSUPPORTED || st == KC_ERR_INVALID) && strstr(err.msg, path),
+              "got %s (%s), want a rejection naming the file", kc_status_str(st), err.msg);
     } else if (st != KC_OK) {
         vec_fail(ctx, vname, "load failed: %s", err.msg);
     } else {
@@ -557,7 +560,7 @@ void vec_area_keys(vec_ctx *ctx, json_t *root)
         else if (strcmp(type, "equality") == 0)
             equality(ctx, vname, v);
         else if (strcmp(type, "cryptokey_file") == 0)
-            cryptokey_file(ctx, vname, v, dir);
+            cryptokey_file(ctx, vname, v, dir, i);
         else
             vec_fail(ctx, vname, "unknown vector type %s", type);
     }
