@@ -703,8 +703,10 @@ kc_status kc_cryptokey_open_file(kc_cryptokey **out, const char *path, const int
     if (!kc_file_exists(path) && (st = create_file(path, err)) != KC_OK)
         return st;
     kc_buf data = KC_BUF_INIT;
-    if ((st = kc_file_read(path, MAX_FILE_BYTES, &data, err)) != KC_OK)
+    if ((st = kc_file_read(path, MAX_FILE_BYTES, &data, err)) != KC_OK) {
+        kc_buf_free(&data);
         return st;
+    }
     size_t wl = strlen(path) + 6;
     char *what = malloc(wl);
     if (!what) {

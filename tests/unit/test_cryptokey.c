@@ -711,9 +711,11 @@ static void test_use_epks_skips_post_quantum_peers(void **state)
     /* only PQ peers: nothing pairs, and clear still forgets the secrets */
     assert_int_equal(kc_cryptokey_use_epks(ck, "t", "decrypt_keys", peers, 5, true, &r, NULL), KC_OK);
     assert_int_equal(r.n, 0);
+    kc_kem_results_clear(&r);
     assert_int_equal(kc_cryptokey_use_epks(ck, "t", "decrypt_keys", peers + 5, 1, true, &r, NULL),
                      KC_OK);
     assert_int_equal(r.n, 0);
+    kc_kem_results_clear(&r);
     kc_epks_clear(&e);
     assert_int_equal(kc_cryptokey_get_epks(ck, "t", "decrypt_keys", &e, NULL), KC_OK);
     assert_int_equal(kc_cryptokey_use_epks(ck, "t", "decrypt_keys", peers, 6, true, &r, NULL), KC_OK);
@@ -773,7 +775,9 @@ static void test_epks_are_per_topic_and_usage(void **state)
         kc_kem_results_clear(&r);
     }
     kc_err err;
-    assert_int_equal(kc_cryptokey_get_epks(ck, NULL, "x", &a, &err), KC_ERR_INVALID);
+    kc_epks none;
+    assert_int_equal(kc_cryptokey_get_epks(ck, NULL, "x", &none, &err), KC_ERR_INVALID);
+    assert_int_equal(none.n, 0);
     kc_epks_clear(&a);
     kc_epks_clear(&b);
     kc_epks_clear(&c);
