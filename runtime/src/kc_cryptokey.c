@@ -16,9 +16,12 @@ kc_status kc_cryptokey_new(kc_cryptokey **out, const kc_cryptokey_ops *ops, void
 {
     *out = NULL;
     if (!ops || !ops->num_spk || !ops->spk || !ops->sign || !ops->get_epks || !ops->use_epks ||
-        !ops->wrap || !ops->unwrap || !ops->ephemeral_versions || !ops->legacy || !ops->close)
+        !ops->wrap || !ops->unwrap || !ops->ephemeral_versions || !ops->legacy || !ops->close) {
+        if (ops && ops->close)
+            ops->close(self);
         return kc_err_set(err, KC_ERR_INVALID, "cryptokey backend %s: incomplete operations table",
                           ops && ops->name ? ops->name : "?");
+    }
     kc_cryptokey *ck = malloc(sizeof *ck);
     if (!ck) {
         ops->close(self);
@@ -147,10 +150,11 @@ bool kc_cryptokey_legacy(kc_cryptokey *ck)
 int kc_cryptokey_open(kc_cryptokey **out, const char *path, const int *keytypes,
                       size_t n_keytypes, char *errbuf, size_t errbuf_len)
 {
+    if (!out)
+        return KC_ERR_INVALID;
     kc_err err;
     kc_err_clear(&err);
-    kc_status st = kc_init() == 0 ? kc_cryptokey_open_file(out, path, keytypes, n_keytypes, &err)
-                                  : kc_err_set(&err, KC_ERR_CRYPTO, "libsodium failed to start");
+    kc_status st = kc_cryptokey_open_file(out, path, keytypes, n_keytypes, &err);
     if (st != KC_OK && errbuf && errbuf_len)
         snprintf(errbuf, errbuf_len, "%s", err.msg);
     return (int)st;

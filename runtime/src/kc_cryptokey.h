@@ -43,7 +43,8 @@ typedef struct kc_cryptokey_ops {
     void (*close)(void *self);  /* wipes and frees self */
 } kc_cryptokey_ops;
 
-/* Wraps a backend. On failure the backend is closed. */
+/* Wraps a backend; the handle owns it from now on. On any failure (an
+ * incomplete table, no memory) the backend is closed if it can be. */
 kc_status kc_cryptokey_new(kc_cryptokey **out, const kc_cryptokey_ops *ops, void *self,
                            kc_err *err);
 

@@ -428,7 +428,8 @@ static kc_status load_signing_keys(const loader *ld, ck_file *f, bool *unknown, 
         kc_key *sk = &f->sec->ssk[f->nspk];
         kc_err kerr;
         kc_status st = kc_key_from_object(sk, KC_SIGN_SK, ld->ssk_obj[i], &kerr);
-        if (st == KC_ERR_UNSUPPORTED || (st == KC_ERR_INVALID && is_unknown_version(ld->ssk_obj[i]))) {
+        if (st == KC_ERR_UNSUPPORTED ||
+            (st == KC_ERR_INVALID && is_unknown_version(ld->ssk_obj[i]))) {
             kc_log(KC_LOG_WARNING, LOGGER,
                    "Cryptokey File IO Object has at least one unknown keytype.");
             *unknown = true;

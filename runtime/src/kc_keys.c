@@ -306,6 +306,11 @@ char *kc_key_describe(const kc_key *k, char *out, size_t cap)
         [5] = "Curve25519-ML-KEM-1024-pk", [6] = "Curve25519-ML-KEM-1024-ct"};
     if (cap == 0)
         return out;
+    if (is_secret(k->kind)) {
+        /* upstream prints secret bytes here; we never do (and only hold v1 secrets) */
+        snprintf(out, cap, "(%s-Secret, <not shown>)", is_sign(k->kind) ? "Ed25519" : "Curve25519");
+        return out;
+    }
     size_t len = 0;
     out[0] = '\0';
     const char *name = NULL;
@@ -318,11 +323,6 @@ char *kc_key_describe(const kc_key *k, char *out, size_t cap)
     }
     put_text(out, cap, &len, "(");
     put_text(out, cap, &len, name);
-    if (is_secret(k->kind)) {
-        /* upstream prints secret bytes here; we never do */
-        put_text(out, cap, &len, "-secret, <not shown>)");
-        return out;
-    }
     put_text(out, cap, &len, k->pq ? ", [" : ", ");
     put_hex(out, cap, &len, k->x, k->x_len);
     if (k->pq) {

@@ -897,6 +897,8 @@ static void test_backend_interface(void **state)
     ops.unwrap = NULL;
     assert_int_equal(kc_cryptokey_new(&ck, &ops, &f, &err), KC_ERR_INVALID);
     assert_non_null(strstr(err.msg, "fake"));
+    assert_null(ck);
+    assert_int_equal(fake_closes, 2);
     kc_buf_free(&id);
 }
 

@@ -344,9 +344,7 @@ static void test_describe(void **state)
     char out[600];
     assert_string_equal(kc_key_describe(&pk, out, sizeof out), "(Ed25519, " PRODUCER_PK ")");
     /* secrets are never shown */
-    kc_key_describe(&sk, out, sizeof out);
-    assert_null(strstr(out, PRODUCER_SEED));
-    assert_null(strstr(out, "63e1"));
+    assert_string_equal(kc_key_describe(&sk, out, sizeof out), "(Ed25519-Secret, <not shown>)");
     assert_int_equal(from_hex(&v5, KC_KEM_PK, "920592c420" X32 "c40401020304", NULL), KC_OK);
     assert_string_equal(kc_key_describe(&v5, out, sizeof out),
                         "(Curve25519-ML-KEM-1024-pk, [" X32 ",01020304])");
