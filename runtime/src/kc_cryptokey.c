@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kc_cryptokey_file.h"
 
 struct kc_cryptokey {
     const kc_cryptokey_ops *ops;
@@ -95,6 +94,8 @@ kc_status kc_cryptokey_sign(kc_cryptokey *ck, size_t idx, const uint8_t *m, size
                             kc_buf *out, kc_err *err)
 {
     kc_buf_reset(out);
+    if (n && !m)
+        return kc_err_set(err, KC_ERR_INVALID, "cryptokey: sign: no message");
     kc_status st = check_idx(ck, idx, err);
     if (st != KC_OK)
         return st;
@@ -124,6 +125,8 @@ kc_status kc_cryptokey_wrap_opaque(kc_cryptokey *ck, const uint8_t *p, size_t n,
                                    kc_err *err)
 {
     kc_buf_reset(out);
+    if (n && !p)
+        return kc_err_set(err, KC_ERR_INVALID, "wrap_opaque: no value");
     return ck->ops->wrap(ck->self, p, n, out, err);
 }
 
@@ -147,78 +150,77 @@ bool kc_cryptokey_legacy(kc_cryptokey *ck)
 
 /* ---- the byte-level calls of kafkacrypto.h ------------------------------- */
 
-int kc_cryptokey_open(kc_cryptokey **out, const char *path, const int *keytypes,
-                      size_t n_keytypes, char *errbuf, size_t errbuf_len)
+/* Copies a result into the caller's buffer; wipes buf either way. */
+static kc_status no_handle(kc_err *err)
 {
-    if (!out)
-        return KC_ERR_INVALID;
-    kc_err err;
-    kc_err_clear(&err);
-    kc_status st = kc_cryptokey_open_file(out, path, keytypes, n_keytypes, &err);
-    if (st != KC_OK && errbuf && errbuf_len)
-        snprintf(errbuf, errbuf_len, "%s", err.msg);
-    return (int)st;
+    return kc_err_set(err, KC_ERR_INVALID, "cryptokey: no handle");
 }
 
-/* Copies a result into the caller's buffer; wipes buf either way. */
-static int give(kc_status st, kc_buf *buf, unsigned char *out, size_t cap, size_t *len)
+static kc_status give(kc_status st, kc_buf *buf, uint8_t *out, size_t cap, size_t *len,
+                      kc_err *err)
 {
     if (st == KC_OK) {
         if (len)
             *len = buf->len;
         if (buf->len > cap || (buf->len && !out))
-            st = KC_ERR_INVALID;
+            st = kc_err_set(err, KC_ERR_INVALID, "cryptokey: result of %zu bytes does not fit "
+                            "the %zu-byte buffer", buf->len, out ? cap : 0);
         else if (buf->len)
             memcpy(out, buf->data, buf->len);
     }
     kc_buf_free(buf);
-    return (int)st;
+    return st;
 }
 
-int kc_cryptokey_spk(kc_cryptokey *ck, size_t idx, unsigned char *out, size_t cap, size_t *len)
+kc_status kc_cryptokey_spk(kc_cryptokey *ck, size_t idx, uint8_t *out, size_t cap, size_t *len,
+                           kc_err *err)
 {
     if (!ck)
-        return KC_ERR_INVALID;
+        return no_handle(err);
     kc_key k;
     kc_buf b = KC_BUF_INIT;
-    kc_status st = kc_cryptokey_get_spk(ck, idx, &k, NULL);
-    if (st == KC_OK)
-        st = kc_key_bytes(&k, &b);
+    kc_status st = kc_cryptokey_get_spk(ck, idx, &k, err);
+    if (st == KC_OK && (st = kc_key_bytes(&k, &b)) != KC_OK)
+        kc_err_set(err, st, "cryptokey: out of memory");
     kc_key_clear(&k);
-    return give(st, &b, out, cap, len);
+    return give(st, &b, out, cap, len, err);
 }
 
-int kc_cryptokey_id_spk(kc_cryptokey *ck, unsigned char *out, size_t cap, size_t *len)
+kc_status kc_cryptokey_id_spk(kc_cryptokey *ck, uint8_t *out, size_t cap, size_t *len,
+                              kc_err *err)
 {
     if (!ck)
-        return KC_ERR_INVALID;
+        return no_handle(err);
     kc_buf b = KC_BUF_INIT;
-    return give(kc_cryptokey_get_id_spk(ck, &b, NULL), &b, out, cap, len);
+    return give(kc_cryptokey_get_id_spk(ck, &b, err), &b, out, cap, len, err);
 }
 
-int kc_cryptokey_sign_spk(kc_cryptokey *ck, size_t idx, const unsigned char *m, size_t n,
-                          unsigned char *out, size_t cap, size_t *len)
-{
-    if (!ck || (n && !m))
-        return KC_ERR_INVALID;
-    kc_buf b = KC_BUF_INIT;
-    return give(kc_cryptokey_sign(ck, idx, m, n, &b, NULL), &b, out, cap, len);
-}
-
-int kc_cryptokey_wrap(kc_cryptokey *ck, const unsigned char *p, size_t n, unsigned char *out,
-                      size_t cap, size_t *len)
-{
-    if (!ck || (n && !p))
-        return KC_ERR_INVALID;
-    kc_buf b = KC_BUF_INIT;
-    return give(kc_cryptokey_wrap_opaque(ck, p, n, &b, NULL), &b, out, cap, len);
-}
-
-int kc_cryptokey_unwrap(kc_cryptokey *ck, const unsigned char *c, size_t n, unsigned char *out,
-                        size_t cap, size_t *len)
+kc_status kc_cryptokey_sign_spk(kc_cryptokey *ck, size_t idx, const uint8_t *m, size_t n,
+                                uint8_t *out, size_t cap, size_t *len, kc_err *err)
 {
     if (!ck)
-        return KC_ERR_INVALID;
+        return no_handle(err);
     kc_buf b = KC_BUF_INIT;
-    return give(kc_cryptokey_unwrap_opaque(ck, c, n, &b), &b, out, cap, len);
+    return give(kc_cryptokey_sign(ck, idx, m, n, &b, err), &b, out, cap, len, err);
+}
+
+kc_status kc_cryptokey_wrap(kc_cryptokey *ck, const uint8_t *p, size_t n, uint8_t *out,
+                            size_t cap, size_t *len, kc_err *err)
+{
+    if (!ck)
+        return no_handle(err);
+    kc_buf b = KC_BUF_INIT;
+    return give(kc_cryptokey_wrap_opaque(ck, p, n, &b, err), &b, out, cap, len, err);
+}
+
+kc_status kc_cryptokey_unwrap(kc_cryptokey *ck, const uint8_t *c, size_t n, uint8_t *out,
+                              size_t cap, size_t *len, kc_err *err)
+{
+    if (!ck)
+        return no_handle(err);
+    kc_buf b = KC_BUF_INIT;
+    kc_status st = kc_cryptokey_unwrap_opaque(ck, c, n, &b);
+    if (st == KC_ERR_CRYPTO)
+        kc_err_set(err, st, "cryptokey: value of %zu bytes was not wrapped with this key", n);
+    return give(st, &b, out, cap, len, err);
 }

@@ -6,8 +6,7 @@
  * in a backend: the default one is the `.crypto` file
  * (kc_cryptokey_file.h); a hardware-backed one (HSM, TPM) fills in a
  * kc_cryptokey_ops table and calls kc_cryptokey_new, and its callers do not
- * change. The byte-level calls of the public header (kafkacrypto.h) work on
- * any backend. */
+ * change: every call below and in kafkacrypto.h works on any backend. */
 #ifndef KC_CRYPTOKEY_H
 #define KC_CRYPTOKEY_H
 
@@ -48,7 +47,8 @@ typedef struct kc_cryptokey_ops {
 kc_status kc_cryptokey_new(kc_cryptokey **out, const kc_cryptokey_ops *ops, void *self,
                            kc_err *err);
 
-/* kc_cryptokey_num_spk and kc_cryptokey_close: see kafkacrypto.h. */
+/* kc_cryptokey_open (the file backend), _close and _num_spk, and the
+ * byte-level _spk, _id_spk, _sign_spk, _wrap and _unwrap: kafkacrypto.h. */
 
 /* Enabled signing public key idx. */
 kc_status kc_cryptokey_get_spk(kc_cryptokey *ck, size_t idx, kc_key *out, kc_err *err);

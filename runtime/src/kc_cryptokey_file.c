@@ -692,9 +692,11 @@ static kc_status create_file(const char *path, kc_err *err)
     return st;
 }
 
-kc_status kc_cryptokey_open_file(kc_cryptokey **out, const char *path, const int *keytypes,
-                                 size_t n_keytypes, kc_err *err)
+kc_status kc_cryptokey_open(kc_cryptokey **out, const char *path, const int *keytypes,
+                            size_t n_keytypes, kc_err *err)
 {
+    if (!out)
+        return kc_err_set(err, KC_ERR_INVALID, "cryptokey: no handle to open into");
     *out = NULL;
     if (!path || !*path)
         return kc_err_set(err, KC_ERR_INVALID, "cryptokey: no file name");

@@ -26,10 +26,9 @@
 #include "kc_cryptokey.h"
 #include "kc_err.h"
 
-/* Opens path, creating a new file mp([2, [], random ek, false, [5,2,1]])
- * when it does not exist (mode 0600). */
-kc_status kc_cryptokey_open_file(kc_cryptokey **out, const char *path, const int *keytypes,
-                                 size_t n_keytypes, kc_err *err);
+/* kc_cryptokey_open (kafkacrypto.h) opens a path with this backend,
+ * creating a new file mp([2, [], random ek, false, [5,2,1]]) when it does
+ * not exist (mode 0600). */
 
 /* Loads from a buffer, as upstream does from a file object: nothing is
  * written, so upgrades happen in memory only and missing keytypes are an

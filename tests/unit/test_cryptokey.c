@@ -115,7 +115,7 @@ static kc_cryptokey *open_ok(const char *path, const int *kt, size_t nkt)
     kc_cryptokey *ck;
     kc_err err;
     kc_err_clear(&err);
-    kc_status st = kc_cryptokey_open_file(&ck, path, kt, nkt, &err);
+    kc_status st = kc_cryptokey_open(&ck, path, kt, nkt, &err);
     if (st != KC_OK)
         fail_msg("open %s: %s", path, err.msg);
     return ck;
@@ -208,14 +208,14 @@ static void test_keytype_4_cannot_be_generated(void **state)
     kc_cryptokey *ck;
     kc_err err;
     const int kt[] = {4, 1};
-    assert_int_equal(kc_cryptokey_open_file(&ck, path, kt, 2, &err), KC_ERR_UNSUPPORTED);
+    assert_int_equal(kc_cryptokey_open(&ck, path, kt, 2, &err), KC_ERR_UNSUPPORTED);
     assert_null(ck);
     assert_non_null(strstr(err.msg, path));
     assert_non_null(strstr(err.msg, "type 4"));
     assert_true(logged("ERROR", "Cryptokey File IO Object missing requested keytypes = {4}") >= 0);
     assert_file_hex(path, FILE_V2);
     const int unknown_type[] = {7};
-    assert_int_equal(kc_cryptokey_open_file(&ck, path, unknown_type, 1, &err), KC_ERR_INVALID);
+    assert_int_equal(kc_cryptokey_open(&ck, path, unknown_type, 1, &err), KC_ERR_INVALID);
     assert_non_null(strstr(err.msg, "type 7"));
     assert_file_hex(path, FILE_V2);
     free(path);
@@ -242,7 +242,7 @@ static void test_unknown_keys_block_adding(void **state)
     kc_cryptokey *ck;
     kc_err err;
     const int kt[] = {1, 4};
-    assert_int_equal(kc_cryptokey_open_file(&ck, path, kt, 2, &err), KC_ERR_NOTFOUND);
+    assert_int_equal(kc_cryptokey_open(&ck, path, kt, 2, &err), KC_ERR_NOTFOUND);
     assert_non_null(strstr(err.msg, "unknown types"));
     assert_file_hex(path, hex);
     /* without the request it loads, and the unknown key stays in the file */
@@ -352,7 +352,7 @@ static void test_v1_upgrade_with_only_an_unknown_key(void **state)
     char *path = write_hex("n.crypto", "9501" V4_ARRAY "c420" EK "c29101");
     kc_cryptokey *ck;
     kc_err err;
-    assert_int_equal(kc_cryptokey_open_file(&ck, path, NULL, 0, &err), KC_ERR_UNSUPPORTED);
+    assert_int_equal(kc_cryptokey_open(&ck, path, NULL, 0, &err), KC_ERR_UNSUPPORTED);
     assert_file_hex(path, "950291" V4_ARRAY "c420" EK "c29101");
     assert_true(logged("ERROR", "Cryptokey File IO Object has no usable keytypes!") >= 0);
     free(path);
@@ -397,7 +397,7 @@ static void test_only_unknown_keys(void **state)
     char *path = write_hex("n.crypto", "950291" V4_BIN "c420" EK "c29101");
     kc_cryptokey *ck;
     kc_err err;
-    assert_int_equal(kc_cryptokey_open_file(&ck, path, NULL, 0, &err), KC_ERR_UNSUPPORTED);
+    assert_int_equal(kc_cryptokey_open(&ck, path, NULL, 0, &err), KC_ERR_UNSUPPORTED);
     assert_non_null(strstr(err.msg, path));
     int a = logged("WARNING", "Cryptokey File IO Object has at least one unknown keytype."),
         b = logged("ERROR", "Cryptokey File IO Object has no usable keytypes!");
@@ -411,7 +411,7 @@ static void test_ephemeral_versions(void **state)
     kc_cryptokey *ck;
     kc_err err;
     char *path = write_hex("a.crypto", "950291c440" SK1 "c420" EK "c2920502");
-    assert_int_equal(kc_cryptokey_open_file(&ck, path, NULL, 0, &err), KC_ERR_UNSUPPORTED);
+    assert_int_equal(kc_cryptokey_open(&ck, path, NULL, 0, &err), KC_ERR_UNSUPPORTED);
     assert_non_null(strstr(err.msg, "ephemeral versions"));
     assert_true(logged("WARNING", "Cryptokey File IO Object cannot use ephemeral keytype=5") >= 0);
     assert_true(logged("WARNING", "Cryptokey File IO Object cannot use ephemeral keytype=2") >= 0);
@@ -431,10 +431,10 @@ static void test_ephemeral_versions(void **state)
     kc_cryptokey_close(ck);
     free(path);
     path = write_hex("c.crypto", "950291c440" SK1 "c420" EK "c29107");
-    assert_int_equal(kc_cryptokey_open_file(&ck, path, NULL, 0, &err), KC_ERR_UNSUPPORTED);
+    assert_int_equal(kc_cryptokey_open(&ck, path, NULL, 0, &err), KC_ERR_UNSUPPORTED);
     free(path);
     path = write_hex("d.crypto", "950291c440" SK1 "c420" EK "c290");
-    assert_int_equal(kc_cryptokey_open_file(&ck, path, NULL, 0, &err), KC_ERR_UNSUPPORTED);
+    assert_int_equal(kc_cryptokey_open(&ck, path, NULL, 0, &err), KC_ERR_UNSUPPORTED);
     free(path);
 }
 
@@ -483,7 +483,7 @@ static void test_malformed_files_are_rejected(void **state)
         kc_cryptokey *ck;
         kc_err err;
         kc_err_clear(&err);
-        kc_status st = kc_cryptokey_open_file(&ck, path, NULL, 0, &err);
+        kc_status st = kc_cryptokey_open(&ck, path, NULL, 0, &err);
         if (st != KC_ERR_INVALID || !strstr(err.msg, path) || !strstr(err.msg, cases[i].why))
             fail_msg("case %zu (%s): got %s: %s", i, cases[i].why, kc_status_str(st), err.msg);
         assert_null(ck);
@@ -497,11 +497,11 @@ static void test_unreadable_path(void **state)
     kc_cryptokey *ck;
     kc_err err;
     /* a directory where the file should be */
-    assert_int_not_equal(kc_cryptokey_open_file(&ck, dir, NULL, 0, &err), KC_OK);
+    assert_int_not_equal(kc_cryptokey_open(&ck, dir, NULL, 0, &err), KC_OK);
     assert_non_null(strstr(err.msg, dir));
-    assert_int_equal(kc_cryptokey_open_file(&ck, "", NULL, 0, &err), KC_ERR_INVALID);
+    assert_int_equal(kc_cryptokey_open(&ck, "", NULL, 0, &err), KC_ERR_INVALID);
     char *missing_dir = tc_path(dir, "no/such/dir.crypto");
-    assert_int_equal(kc_cryptokey_open_file(&ck, missing_dir, NULL, 0, &err), KC_ERR_IO);
+    assert_int_equal(kc_cryptokey_open(&ck, missing_dir, NULL, 0, &err), KC_ERR_IO);
     free(missing_dir);
 }
 
@@ -790,39 +790,46 @@ static void test_epks_are_per_topic_and_usage(void **state)
 static void test_public_api(void **state)
 {
     char *path = tc_path(dir, "api.crypto");
-    char errbuf[256] = "";
+    kc_err err;
     kc_cryptokey *ck;
     const int kt[] = {1};
-    assert_int_equal(kc_cryptokey_open(&ck, path, kt, 1, errbuf, sizeof errbuf), 0);
+    assert_int_equal(kc_cryptokey_open(&ck, path, kt, 1, &err), KC_OK);
     assert_int_equal(kc_cryptokey_num_spk(ck), 1);
-    unsigned char buf[256];
+    uint8_t buf[256];
     size_t len = 0;
-    assert_int_not_equal(kc_cryptokey_spk(ck, 0, buf, 0, &len), 0);
+    assert_int_equal(kc_cryptokey_spk(ck, 0, buf, 0, &len, &err), KC_ERR_INVALID);
     assert_int_equal(len, 32);
-    assert_int_equal(kc_cryptokey_spk(ck, 0, buf, sizeof buf, &len), 0);
-    unsigned char id[64];
+    assert_int_equal(kc_cryptokey_spk(ck, 0, buf, sizeof buf, &len, NULL), KC_OK);
+    uint8_t id[64];
     size_t idlen;
-    assert_int_equal(kc_cryptokey_id_spk(ck, id, sizeof id, &idlen), 0);
+    assert_int_equal(kc_cryptokey_id_spk(ck, id, sizeof id, &idlen, NULL), KC_OK);
     assert_int_equal(idlen, 32);
     assert_memory_equal(id, buf, 32);
-    assert_int_not_equal(kc_cryptokey_spk(ck, 1, buf, sizeof buf, &len), 0);
-    unsigned char sm[64 + 3];
-    assert_int_not_equal(kc_cryptokey_sign_spk(ck, 0, (const unsigned char *)"abc", 3, sm, 66, &len), 0);
+    assert_int_equal(kc_cryptokey_spk(ck, 1, buf, sizeof buf, &len, &err), KC_ERR_NOTFOUND);
+    uint8_t sm[64 + 3];
+    assert_int_equal(kc_cryptokey_sign_spk(ck, 0, (const uint8_t *)"abc", 3, sm, 66, &len, &err),
+                     KC_ERR_INVALID);
     assert_int_equal(len, 67);
-    assert_int_equal(kc_cryptokey_sign_spk(ck, 0, (const unsigned char *)"abc", 3, sm, sizeof sm, &len), 0);
+    assert_int_equal(kc_cryptokey_sign_spk(ck, 0, (const uint8_t *)"abc", 3, sm, sizeof sm, &len,
+                                           NULL), KC_OK);
     assert_int_equal(crypto_sign_verify_detached(sm, sm + 64, 3, buf), 0);
-    unsigned char w[43], p[3];
-    assert_int_equal(kc_cryptokey_wrap(ck, (const unsigned char *)"xyz", 3, w, sizeof w, &len), 0);
+    assert_int_equal(kc_cryptokey_sign_spk(ck, 0, NULL, 3, sm, sizeof sm, &len, NULL),
+                     KC_ERR_INVALID);
+    uint8_t w[43], p[3];
+    assert_int_equal(kc_cryptokey_wrap(ck, (const uint8_t *)"xyz", 3, w, sizeof w, &len, NULL),
+                     KC_OK);
     assert_int_equal(len, 43);
-    assert_int_equal(kc_cryptokey_unwrap(ck, w, sizeof w, p, sizeof p, &len), 0);
+    assert_int_equal(kc_cryptokey_unwrap(ck, w, sizeof w, p, sizeof p, &len, NULL), KC_OK);
     assert_memory_equal(p, "xyz", 3);
     w[30] ^= 1;
-    assert_int_not_equal(kc_cryptokey_unwrap(ck, w, sizeof w, p, sizeof p, &len), 0);
+    assert_int_equal(kc_cryptokey_unwrap(ck, w, sizeof w, p, sizeof p, &len, &err), KC_ERR_CRYPTO);
+    assert_int_equal(kc_cryptokey_wrap(NULL, p, 3, w, sizeof w, &len, &err), KC_ERR_INVALID);
     kc_cryptokey_close(ck);
     kc_cryptokey_close(NULL);
     char *bad = write_hex("bad.crypto", "93010203");
-    assert_int_not_equal(kc_cryptokey_open(&ck, bad, NULL, 0, errbuf, sizeof errbuf), 0);
-    assert_non_null(strstr(errbuf, bad));
+    assert_int_equal(kc_cryptokey_open(&ck, bad, NULL, 0, &err), KC_ERR_INVALID);
+    assert_non_null(strstr(err.msg, bad));
+    assert_int_equal(kc_cryptokey_open(NULL, bad, NULL, 0, &err), KC_ERR_INVALID);
     free(bad);
     free(path);
 }
@@ -883,11 +890,12 @@ static void test_backend_interface(void **state)
     kc_buf id = KC_BUF_INIT;
     assert_int_equal(kc_cryptokey_get_id_spk(ck, &id, NULL), KC_OK);
     assert_string_equal(tc_tohex(id.data, id.len), PK1);
-    unsigned char sm[64 + 1];
+    uint8_t sm[64 + 1];
     size_t len;
-    assert_int_equal(kc_cryptokey_sign_spk(ck, 0, (const unsigned char *)"m", 1, sm, sizeof sm, &len), 0);
-    assert_int_equal(kc_cryptokey_sign_spk(ck, 1, (const unsigned char *)"m", 1, sm, sizeof sm, &len),
-                     KC_ERR_NOTFOUND);
+    assert_int_equal(kc_cryptokey_sign_spk(ck, 0, (const uint8_t *)"m", 1, sm, sizeof sm, &len,
+                                           NULL), KC_OK);
+    assert_int_equal(kc_cryptokey_sign_spk(ck, 1, (const uint8_t *)"m", 1, sm, sizeof sm, &len,
+                                           NULL), KC_ERR_NOTFOUND);
     kc_epks e;
     kc_err err;
     assert_int_equal(kc_cryptokey_get_epks(ck, "t", "u", &e, &err), KC_ERR_UNSUPPORTED);

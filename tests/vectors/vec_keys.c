@@ -479,7 +479,7 @@ static void cryptokey_file(vec_ctx *ctx, const char *vname, json_t *v, const cha
     kc_err err;
     kc_err_clear(&err);
     kc_log_set_sink(quiet_sink, NULL);
-    kc_status st = kc_cryptokey_open_file(&ck, path, NULL, 0, &err);
+    kc_status st = kc_cryptokey_open(&ck, path, NULL, 0, &err);
     kc_log_set_sink(NULL, NULL);
     bool want_ok = json_is_true(json_object_get(res, "ok"));
     if (!want_ok) {
