@@ -1,9 +1,7 @@
 #include "kc_cryptokey.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
 
 struct kc_cryptokey {
     const kc_cryptokey_ops *ops;
