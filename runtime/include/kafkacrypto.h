@@ -155,6 +155,10 @@ typedef struct kc_store_options {
     /* With kafka: CA bundles to try when kafka.ssl_cafile is empty, in
      * order, NULL-terminated. NULL means upstream's list. */
     const char *const *ca_files;
+    /* New files trust upstream's public "temporary" provisioning root
+     * (spec §6.11) only when this is set. Its secret is public, so by
+     * default our new node files trust nothing until provisioned. */
+    bool trust_temporary_rot;
 } kc_store_options;
 
 /* Opens (creating and initialising if missing and node_id is given) the

@@ -331,7 +331,8 @@ static kc_status get_decoded(const kc_store *s, const kc_ini_section *sec, const
 
 /* The content upstream's __init_cryptostore (and, for kafka, its
  * __init_kafkacryptostore) give a new file, in upstream's order. */
-static kc_status init_new_file(const kc_store *s, kc_ini *ini, bool kafka, kc_err *err)
+static kc_status init_new_file(const kc_store *s, kc_ini *ini, const kc_store_options *opts,
+                               kc_err *err)
 {
     kc_buf entry = KC_BUF_INIT;
     kc_status st = kc_chain_temporary_rot_entry(&entry);
@@ -343,7 +344,7 @@ static kc_status init_new_file(const kc_store *s, kc_ini *ini, bool kafka, kc_er
         const kc_value *value;
     } steps[] = {
         {NULL, "MGMT_LONG_KEYINDEX", &yes},
-        {"allowlist", "temporary", &temporary},
+        {"allowlist", opts->trust_temporary_rot ? "temporary" : NULL, &temporary},
         {"denylist", NULL, NULL},
         {"crypto", NULL, NULL},
         /* KafkaCryptoStore only */
@@ -355,7 +356,7 @@ static kc_status init_new_file(const kc_store *s, kc_ini *ini, bool kafka, kc_er
         {"kafka-crypto-consumer", NULL, NULL},
         {"kafka-crypto-producer", NULL, NULL},
     };
-    size_t nsteps = kafka ? sizeof steps / sizeof steps[0] : 4;
+    size_t nsteps = opts->kafka ? sizeof steps / sizeof steps[0] : 4;
     for (size_t i = 0; i < nsteps && st == KC_OK; i++) {
         char *secname = kc_store_section_name(s, steps[i].section);
         kc_ini_section *sec;
@@ -375,8 +376,8 @@ static kc_status init_new_file(const kc_store *s, kc_ini *ini, bool kafka, kc_er
 
 /* Opens and locks path, or creates it with the content init_new_file gives
  * when it is missing and node_id is set. *created tells which. */
-static kc_status open_locked(kc_store *s, const char *node_id, bool kafka, bool *created,
-                             kc_err *err)
+static kc_status open_locked(kc_store *s, const char *node_id, const kc_store_options *opts,
+                             bool *created, kc_err *err)
 {
     *created = false;
     for (int attempt = 0; attempt < 16; attempt++) {
@@ -387,7 +388,7 @@ static kc_status open_locked(kc_store *s, const char *node_id, bool kafka, bool 
             kc_value id = kc_value_text(node_id), key = kc_value_text("node_id");
             kc_status st = ini_store(&ini, "DEFAULT", &key, &id, err);
             if (st == KC_OK)
-                st = init_new_file(s, &ini, kafka, err);
+                st = init_new_file(s, &ini, opts, err);
             kc_buf content = KC_BUF_INIT;
             if (st == KC_OK)
                 st = kc_ini_write(&ini, &content);
@@ -396,9 +397,14 @@ static kc_status open_locked(kc_store *s, const char *node_id, bool kafka, bool 
             if (st == KC_OK) {
                 kc_log(KC_LOG_WARNING, KC_STORE_LOGGER,
                        "Initializing new CryptoStore file=%s, nodeID=%s.", s->path, node_id);
-                kc_log(KC_LOG_WARNING, KC_STORE_LOGGER,
-                       "  Including a default/temporary root of trust. Once proper access is "
-                       "provisioned, this root of trust should be removed or distrusted.");
+                if (opts->trust_temporary_rot)
+                    kc_log(KC_LOG_WARNING, KC_STORE_LOGGER,
+                           "  Including a default/temporary root of trust. Once proper access is "
+                           "provisioned, this root of trust should be removed or distrusted.");
+                else
+                    kc_log(KC_LOG_WARNING, KC_STORE_LOGGER,
+                           "  No root of trust included: provision this node before it can "
+                           "exchange keys.");
                 kc_log(KC_LOG_WARNING, KC_STORE_LOGGER, "  CryptoStore Initialized.");
                 s->ini = ini;
                 kc_buf_free(&s->content);
@@ -581,7 +587,7 @@ kc_status kc_store_open(kc_store **out, const char *path, const char *node_id,
     }
     bool created = false;
     kc_status st = s->path && (!node_id || (s->node_id = strdup(node_id)))
-                       ? open_locked(s, node_id, opts->kafka, &created, err)
+                       ? open_locked(s, node_id, opts, &created, err)
                        : kc_err_set(err, KC_ERR_NOMEM, "out of memory");
     if (st == KC_OK && !created) {
         st = read_locked(s->fd, s->path, &s->content, err);

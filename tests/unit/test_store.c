@@ -26,8 +26,10 @@
 static char *dir;
 static char *path; /* dir/n1.config */
 static const char *const no_ca[] = {NULL};
-static const kc_store_options kafka = {.kafka = true, .keep_log_level = true, .ca_files = no_ca};
-static const kc_store_options plain = {0};
+static const kc_store_options kafka = {.kafka = true, .keep_log_level = true, .ca_files = no_ca,
+                                      .trust_temporary_rot = true};
+static const kc_store_options plain = {.trust_temporary_rot = true};
+static const kc_store_options untrusting = {0};
 
 /* ---- helpers ------------------------------------------------------------------------- */
 
@@ -145,12 +147,23 @@ static void test_new_cryptostore_file(void **state)
     kc_store_close(s);
 }
 
+static void test_new_file_trusts_no_temporary_root_by_default(void **state)
+{
+    kc_store *s = opened("n1", &untrusting);
+    assert_string_equal(contents(), "[DEFAULT]\nnode_id : n1\n\n[n1]\nmgmt_long_keyindex : True\n\n"
+                                    "[n1-allowlist]\n\n[n1-denylist]\n\n[n1-crypto]\n\n");
+    assert_false(logged("  Including a default/temporary root of trust."));
+    assert_true(logged("  No root of trust included"));
+    kc_store_close(s);
+}
+
 static void test_new_kafkacryptostore_file_and_ca_lookup(void **state)
 {
     char *ca = tc_path(dir, "ca.pem");
     tc_write_file(ca, (const uint8_t *)"x", 1);
     const char *const cas[] = {"/nonexistent/ca.pem", ca, NULL};
-    kc_store_options opts = {.kafka = true, .keep_log_level = true, .ca_files = cas};
+    kc_store_options opts = {.kafka = true, .keep_log_level = true, .ca_files = cas,
+                             .trust_temporary_rot = true};
     kc_store *s = opened("n1", &opts);
     char want[2048];
     snprintf(want, sizeof want,
@@ -728,6 +741,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_new_cryptostore_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_new_file_trusts_no_temporary_root_by_default, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_new_kafkacryptostore_file_and_ca_lookup, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_id_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_default_path_is_relative_to_cwd, setup, teardown),

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "kc_hex.h"
+#include "kc_log.h"
 #include "vec.h"
 
 static vec_area_fn area_handler(const char *name)
@@ -127,6 +128,14 @@ bool vec_check_bytes(vec_ctx *ctx, const char *name, const char *what,
     return ok;
 }
 
+/* Upstream's log lines are part of what the areas reproduce, not of the
+ * report: show them only with -v. */
+static void quiet_sink(void *ctx, kc_log_level level, const char *logger, const char *msg)
+{
+    if (*(bool *)ctx)
+        printf("  log %s:%s:%s\n", kc_log_level_name(level), logger, msg);
+}
+
 static int by_name(const struct dirent **a, const struct dirent **b)
 {
     return strcmp((*a)->d_name, (*b)->d_name);
@@ -152,6 +161,7 @@ int main(int argc, char **argv)
         } else
             dir = argv[i];
     }
+    kc_log_set_sink(quiet_sink, &verbose);
     struct dirent **list;
     int n = scandir(dir, &list, json_file, by_name);
     if (n < 0) {

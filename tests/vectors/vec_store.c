@@ -19,8 +19,9 @@
 #include "vec.h"
 
 static const char *const no_ca_files[] = {NULL}; /* the generator hid the CA bundle */
+/* upstream's files trust its temporary root: reproduce them exactly */
 static const kc_store_options kafka_opts = {.kafka = true, .keep_log_level = true,
-                                            .ca_files = no_ca_files};
+                                            .ca_files = no_ca_files, .trust_temporary_rot = true};
 
 /* A JSON value as store.json shows what CryptoStore returns: bytes as hex. */
 static bool value_matches(const kc_value *v, json_t *want, char *why, size_t cap)
@@ -254,7 +255,7 @@ static void fresh_store(vec_ctx *ctx, const char *vname, const char *dir, json_t
     char *path = tc_path(dir, kafka ? "fresh-kafka.config" : "fresh.config");
     kc_store *s = NULL;
     kc_err err;
-    static const kc_store_options plain = {.keep_log_level = true};
+    static const kc_store_options plain = {.keep_log_level = true, .trust_temporary_rot = true};
     if (kc_store_open(&s, path, node, kafka ? &kafka_opts : &plain, &err) != KC_OK) {
         vec_fail(ctx, name, "%s", err.msg);
     } else {
