@@ -52,6 +52,22 @@ typedef struct kc_err {
 /* A short English name for a status ("invalid input", "crypto failure"). */
 const char *kc_status_str(kc_status code);
 
+/* ---- byte buffers ---------------------------------------------------------- */
+
+/* A growable byte buffer owned by the caller. Calls that produce bytes of
+ * unknown length write into one and reuse its memory from call to call.
+ * It may hold secrets: kc_buf_free() wipes before freeing. */
+typedef struct kc_buf {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+} kc_buf;
+
+#define KC_BUF_INIT {NULL, 0, 0}
+
+/* Wipes and frees; the buffer is reusable afterwards. */
+void kc_buf_free(kc_buf *b);
+
 /* ---- typed configuration values ------------------------------------------- */
 
 /* A value as upstream's Python code sees a config entry (spec §10.2): the
@@ -271,6 +287,196 @@ kc_status kc_cryptokey_wrap(kc_cryptokey *ck, const uint8_t *p, size_t n, uint8_
  * with this file's key. */
 kc_status kc_cryptokey_unwrap(kc_cryptokey *ck, const uint8_t *c, size_t n, uint8_t *out,
                               size_t cap, size_t *len, kc_err *err);
+/* ==== Data path: ratchet, serializers, message objects ===================
+ *
+ * A producer opens its ratchet (`NODE.seed`), creates a serde with it and
+ * serializes Kafka keys and values; a consumer creates a serde, is given
+ * per-(root, key index) secrets by the key exchange (or
+ * kc_serde_add_consumer_key) and deserializes into message objects. */
+
+/* Which half of a Kafka message: the two use independent key generators. */
+typedef enum kc_kind {
+    KC_KIND_KEY = 0,
+    KC_KIND_VALUE = 1
+} kc_kind;
+
+#define KC_SECRET_BYTES 32
+
+/* ---- key indices (spec §3.3) -------------------------------------------- */
+
+#define KC_KEYIDX_MAX_BYTES 64
+
+typedef enum kc_keyidx_type {
+    KC_KEYIDX_INT = 1,   /* short form: a msgpack integer */
+    KC_KEYIDX_BYTES,     /* long form: 32 bytes (str or bin on the wire) */
+    KC_KEYIDX_OTHER      /* anything else a peer sent; equals nothing */
+} kc_keyidx_type;
+
+typedef struct kc_keyidx {
+    kc_keyidx_type type;
+    bool negative;       /* INT: value is (int64_t)num if negative, else num */
+    uint64_t num;
+    size_t len;          /* BYTES */
+    uint8_t bytes[KC_KEYIDX_MAX_BYTES];
+} kc_keyidx;
+
+/* ---- ratchet (spec §3.2–§3.4) -------------------------------------------
+ *
+ * The source of producer secrets. The file backend keeps upstream's
+ * `.seed` file; other backends (HSM, TPM) implement kc_ratchet_ops. */
+
+typedef struct kc_ratchet kc_ratchet;
+
+typedef struct kc_ratchet_ops {
+    const char *name;
+    /* Moves to the next (index, secret) pair. When it returns KC_OK the new
+     * current pair must never be handed out again, also after a crash (so
+     * the advance is durable before it returns). */
+    kc_status (*increment)(void *self, kc_err *err);
+    /* §3.3 for the current pair: the per-root secret and the key index
+     * (long form when node != NULL, short integer otherwise). */
+    kc_status (*derive)(void *self, const uint8_t *root, size_t root_len,
+                        const uint8_t *node, size_t node_len, kc_keyidx *ki,
+                        uint8_t secret[KC_SECRET_BYTES], kc_err *err);
+    /* Releases self. */
+    void (*close)(void *self);
+} kc_ratchet_ops;
+
+/* Wraps a backend. The ratchet serialises calls to it with its own lock. */
+kc_status kc_ratchet_new(const kc_ratchet_ops *ops, void *self, kc_ratchet **out,
+                         kc_err *err);
+
+/* The file backend. Creates the file ([0, 32 random bytes], mode 0600) if
+ * it is missing, locks it against every other opener (KC_ERR_BUSY), and
+ * advances it once, so that the file always holds the next unused pair.
+ * escrow_pk: NULL (the default: no escrow), or the operator's 32-byte
+ * X25519 public key: a newly created seed is then sealed to it and logged
+ * as upstream does (spec §3.4). */
+kc_status kc_ratchet_open_file(const char *path, const uint8_t *escrow_pk,
+                               kc_ratchet **out, kc_err *err);
+
+kc_status kc_ratchet_increment(kc_ratchet *r, kc_err *err);
+kc_status kc_ratchet_derive(kc_ratchet *r, const uint8_t *root, size_t root_len,
+                            const uint8_t *node, size_t node_len, kc_keyidx *ki,
+                            uint8_t secret[KC_SECRET_BYTES], kc_err *err);
+/* Closes the backend (and unlocks the file). NULL is ignored. */
+void kc_ratchet_close(kc_ratchet *r);
+
+/* ---- message objects (spec §4.5) ----------------------------------------
+ *
+ * What a deserializer returns: the plaintext, or the raw received bytes
+ * with a flag saying whether they may become decryptable once the key
+ * arrives (then kc_message_is_cleartext(m, true) retries). A message object
+ * can be reused for many deserializations; it keeps its buffers. */
+
+typedef struct kc_message kc_message;
+typedef struct kc_serde kc_serde;
+
+kc_message *kc_message_new(void);
+/* Wipes and frees. NULL is ignored. */
+void kc_message_free(kc_message *m);
+/* Makes m a cleartext message holding a copy of p (a serializer input). */
+kc_status kc_message_set_cleartext(kc_message *m, const uint8_t *p, size_t n, kc_err *err);
+/* Deserialized from a null Kafka key/value. */
+bool kc_message_is_null(const kc_message *m);
+/* Whether the plaintext is available. With retry, a message that may
+ * become decryptable is deserialized again first (this can wait for the
+ * key, see kc_serde_config). */
+bool kc_message_is_cleartext(kc_message *m, bool retry);
+bool kc_message_is_possibly_decryptable(const kc_message *m);
+/* The plaintext (after an optional retry), or KC_ERR_STATE
+ * "Message not decrypted!". *p stays valid until m changes. */
+kc_status kc_message_get(kc_message *m, bool retry, const uint8_t **p, size_t *n,
+                         kc_err *err);
+/* The current bytes: the plaintext when decrypted, otherwise the raw bytes
+ * as received (upstream's bytes(msg)). */
+void kc_message_bytes(const kc_message *m, const uint8_t **p, size_t *n);
+/* The topic and kind it was deserialized from ("" / KC_KIND_VALUE if none). */
+const char *kc_message_topic(const kc_message *m);
+kc_kind kc_message_kind(const kc_message *m);
+
+/* ---- serializers and deserializers (spec §4) -----------------------------
+ *
+ * A serde holds a node's data-path state (producer key generations per
+ * root, consumer keys per root and key index) behind one lock; it is safe
+ * to use from several threads. */
+
+/* Maps a topic to its root (spec §7.1). *root must stay valid until the
+ * calling serde function returns: point into topic or into storage the
+ * rule owns. */
+typedef kc_status (*kc_root_fn)(void *ctx, const char *topic, size_t topic_len,
+                                const char **root, size_t *root_len);
+/* Called with the serde lock held: must not call back into the serde. */
+typedef void (*kc_key_hook)(void *ctx, const char *root, size_t root_len,
+                            const kc_keyidx *ki);
+
+typedef struct kc_serde_config {
+    kc_ratchet *ratchet;           /* producer secrets; NULL: consume only. Not owned. */
+    const uint8_t *node_id;        /* get_id_spk(): long key indices (the default */
+    size_t node_id_len;            /*   MGMT_LONG_KEYINDEX); NULL: short indices */
+    const char *topic_separator;   /* TOPIC_SEPARATOR, "." */
+    kc_root_fn root_fn;            /* replaces the separator rule when set */
+    void *root_ctx;
+    double max_pgen_age;           /* CRYPTO_MAX_PGEN_AGE, 604800 s */
+    /* Deserializer wait for a missing key (spec §4.4, B7). */
+    int initial_wait_intervals;    /* DESER_INITIAL_WAIT_INTERVALS, 10 */
+    double key_wait_interval;      /* 1 s */
+    int max_key_wait_intervals;    /* 0: later misses do not wait (upstream) */
+    void (*sleep_fn)(void *ctx, double seconds);  /* default: nanosleep */
+    void *sleep_ctx;
+    double (*now_fn)(void *ctx);   /* default: the wall clock, as time.time() */
+    void *now_ctx;
+    /* A new producer key index exists for root: serve root's requests and
+     * persist the producer records (kc_serde_export_pgens). */
+    kc_key_hook on_new_producer_key;
+    /* A deserializer met (root, ki) without a key: request it. */
+    kc_key_hook on_missing_key;
+    void *hook_ctx;
+} kc_serde_config;
+
+/* Fills in the defaults above. */
+void kc_serde_config_init(kc_serde_config *c);
+/* Copies what it needs from c (the ratchet is borrowed: close it after
+ * the serde). */
+kc_status kc_serde_new(const kc_serde_config *c, kc_serde **out, kc_err *err);
+/* Releases the caller's reference; message objects that may still retry
+ * keep the serde alive until they are freed. NULL is ignored. */
+void kc_serde_free(kc_serde *s);
+
+/* Encrypts value for topic: out = 0x01 || msgpack([ki, salt, box]).
+ * value NULL (a null Kafka key/value) stays null: out is emptied and the
+ * caller sends null. On any error out is emptied: never plaintext. */
+kc_status kc_serde_serialize(kc_serde *s, kc_kind kind, const char *topic,
+                             const uint8_t *value, size_t len, kc_buf *out, kc_err *err);
+/* A message object as input: a cleartext one is encrypted, any other
+ * (already encrypted, or not kafkacrypto) is passed through unchanged. */
+kc_status kc_serde_serialize_message(kc_serde *s, kc_kind kind, const char *topic,
+                                     const kc_message *m, kc_buf *out, kc_err *err);
+/* Decrypts or classifies data received on topic into out (spec §4.3).
+ * data NULL gives a null message. Malformed input is never an error: it
+ * becomes a not-decryptable message; errors are reserved for bad
+ * arguments and memory exhaustion. */
+kc_status kc_serde_deserialize(kc_serde *s, kc_kind kind, const char *topic,
+                               const uint8_t *data, size_t len, kc_message *out,
+                               kc_err *err);
+
+/* Consumer key for (root, ki), as the key exchange delivers it; replaces
+ * an earlier one and ends waits for it. */
+kc_status kc_serde_add_consumer_key(kc_serde *s, const char *root, const kc_keyidx *ki,
+                                    const uint8_t secret[KC_SECRET_BYTES], kc_err *err);
+
+/* The periodic ratchet step (spec §7.10): advance the ratchet, drop
+ * producer records older than max_pgen_age, and make every root derive a
+ * new key index at its next message. Nothing changes if the advance fails. */
+kc_status kc_serde_ratchet_step(kc_serde *s, kc_err *err);
+/* True once after producer records were added (then persist them). */
+bool kc_serde_take_new_pgens(kc_serde *s);
+/* The plaintext of the `oldkeys` value (spec §10.4):
+ * msgpack({"pgens": [[str(root), ki, bin(secret), f64(birth)], ...]}). */
+kc_status kc_serde_export_pgens(kc_serde *s, kc_buf *out, size_t *count, kc_err *err);
+/* Loads that structure: records younger than max_pgen_age become producer
+ * records that are served to consumers but never used to encrypt. */
+kc_status kc_serde_import_pgens(kc_serde *s, const uint8_t *p, size_t n, kc_err *err);
 
 #ifdef __cplusplus
 }

@@ -9,14 +9,9 @@
 #include <stdint.h>
 
 #include "kc_err.h"
+#include "kafkacrypto.h"
 
-typedef struct kc_buf {
-    uint8_t *data;
-    size_t len;
-    size_t cap;
-} kc_buf;
-
-#define KC_BUF_INIT {NULL, 0, 0}
+/* kc_buf and KC_BUF_INIT are public: kafkacrypto.h. */
 
 kc_status kc_buf_reserve(kc_buf *b, size_t extra);
 kc_status kc_buf_append(kc_buf *b, const void *p, size_t n);

@@ -1,0 +1,869 @@
+#include "kc_serde.h"
+
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kc_keyidx.h"
+#include "kc_log.h"
+#include "kc_message.h"
+#include "kc_mp.h"
+#include "kc_ratchet.h"
+
+#define LOGGER "kafkacrypto.crypto"
+
+/* A producer generation (sodium_malloc'd: it holds secrets). */
+typedef struct pgen {
+    kc_keyidx ki;
+    uint8_t secret[KC_SECRET_BYTES];
+    double birth;
+    bool has_gens;       /* false: loaded from oldkeys, never encrypts */
+    kc_keygen gen[2];    /* indexed by kc_kind */
+} pgen;
+
+/* A consumer key (sodium_malloc'd). */
+typedef struct cgen {
+    kc_keygen gen[2];
+} cgen;
+
+typedef struct cwait {
+    int count;
+} cwait;
+
+typedef struct root_entry {
+    char *name;          /* NUL-terminated copy */
+    size_t len;
+    pgen *cur;           /* current producer generation, or NULL */
+    pgen **pgens;        /* creation order */
+    size_t npgens, pcap;
+    bool exported;       /* listed in kc_serde.proots */
+    kc_kimap cgens;      /* ki -> cgen* */
+    kc_kimap cwaits;     /* ki -> cwait* */
+} root_entry;
+
+struct kc_serde {
+    pthread_mutex_t lock;
+    int refs;            /* atomic builtins */
+    kc_ratchet *ratchet;
+    uint8_t *node;
+    size_t node_len;
+    char *sep;
+    size_t sep_len;
+    kc_root_fn root_fn;
+    void *root_ctx;
+    double max_pgen_age;
+    int initial_wait;
+    double wait_interval;
+    int max_wait;
+    void (*sleep_fn)(void *, double);
+    void *sleep_ctx;
+    double (*now_fn)(void *);
+    void *now_ctx;
+    kc_key_hook on_new_producer_key, on_missing_key;
+    void *hook_ctx;
+
+    root_entry **roots;  /* creation order */
+    size_t nroots, rcap;
+    uint32_t *index;     /* open addressing over roots, entry + 1 */
+    size_t index_cap;
+    uint8_t hashkey[16];
+    root_entry **proots; /* roots in the order they first had producer records */
+    size_t nproots, prcap;
+    bool new_pgens;
+};
+
+/* ---- defaults ----------------------------------------------------------- */
+
+static void default_sleep(void *ctx, double seconds)
+{
+    (void)ctx;
+    if (!(seconds > 0))
+        return;
+    struct timespec ts;
+    ts.tv_sec = (time_t)seconds;
+    ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static double default_now(void *ctx)
+{
+    (void)ctx;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void kc_serde_config_init(kc_serde_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->topic_separator = ".";
+    c->max_pgen_age = 604800;
+    c->initial_wait_intervals = 10;
+    c->key_wait_interval = 1;
+    c->max_key_wait_intervals = 0;
+}
+
+/* ---- roots ---------------------------------------------------------------- */
+
+static uint64_t root_hash(const kc_serde *s, const char *name, size_t len)
+{
+    uint8_t h[crypto_shorthash_BYTES];
+    crypto_shorthash(h, (const uint8_t *)name, len, s->hashkey);
+    uint64_t v;
+    memcpy(&v, h, sizeof v);
+    return v;
+}
+
+static size_t root_slot(const kc_serde *s, const char *name, size_t len, bool *found)
+{
+    size_t mask = s->index_cap - 1, i = (size_t)root_hash(s, name, len) & mask;
+    for (;; i = (i + 1) & mask) {
+        uint32_t e = s->index[i];
+        if (e == 0) {
+            *found = false;
+            return i;
+        }
+        const root_entry *r = s->roots[e - 1];
+        if (r->len == len && memcmp(r->name, name, len) == 0) {
+            *found = true;
+            return i;
+        }
+    }
+}
+
+static root_entry *root_find(kc_serde *s, const char *name, size_t len)
+{
+    if (!s->nroots)
+        return NULL;
+    bool found;
+    size_t i = root_slot(s, name, len, &found);
+    return found ? s->roots[s->index[i] - 1] : NULL;
+}
+
+static root_entry *root_get(kc_serde *s, const char *name, size_t len)
+{
+    root_entry *r = root_find(s, name, len);
+    if (r)
+        return r;
+    if (s->nroots + 1 > s->index_cap / 2) {
+        size_t cap = s->index_cap ? 2 * s->index_cap : 16;
+        uint32_t *idx = calloc(cap, sizeof *idx);
+        if (!idx)
+            return NULL;
+        free(s->index);
+        s->index = idx;
+        s->index_cap = cap;
+        for (size_t e = 0; e < s->nroots; e++) {
+            bool found;
+            size_t slot = root_slot(s, s->roots[e]->name, s->roots[e]->len, &found);
+            s->index[slot] = (uint32_t)(e + 1);
+        }
+    }
+    if (s->nroots == s->rcap) {
+        size_t cap = s->rcap ? 2 * s->rcap : 8;
+        root_entry **v = realloc(s->roots, cap * sizeof *v);
+        if (!v)
+            return NULL;
+        s->roots = v;
+        s->rcap = cap;
+    }
+    r = calloc(1, sizeof *r);
+    if (!r || !(r->name = malloc(len + 1))) {
+        free(r);
+        return NULL;
+    }
+    memcpy(r->name, name, len);
+    r->name[len] = '\0';
+    r->len = len;
+    kc_kimap_init(&r->cgens);
+    kc_kimap_init(&r->cwaits);
+    bool found;
+    size_t slot = root_slot(s, name, len, &found);
+    s->roots[s->nroots++] = r;
+    s->index[slot] = (uint32_t)s->nroots;
+    return r;
+}
+
+static void root_free(root_entry *r)
+{
+    for (size_t i = 0; i < r->npgens; i++)
+        sodium_free(r->pgens[i]);
+    free(r->pgens);
+    size_t pos = 0;
+    const kc_kimap_entry *e;
+    while (kc_kimap_next(&r->cgens, &pos, &e))
+        sodium_free(e->value);
+    pos = 0;
+    while (kc_kimap_next(&r->cwaits, &pos, &e))
+        free(e->value);
+    kc_kimap_free(&r->cgens);
+    kc_kimap_free(&r->cwaits);
+    free(r->name);
+    free(r);
+}
+
+static pgen *root_pgen(const root_entry *r, const kc_keyidx *ki)
+{
+    for (size_t i = 0; i < r->npgens; i++)
+        if (kc_keyidx_equal(&r->pgens[i]->ki, ki))
+            return r->pgens[i];
+    return NULL;
+}
+
+static kc_status root_add_pgen(kc_serde *s, root_entry *r, pgen *p)
+{
+    if (r->npgens == r->pcap) {
+        size_t cap = r->pcap ? 2 * r->pcap : 4;
+        pgen **v = realloc(r->pgens, cap * sizeof *v);
+        if (!v)
+            return KC_ERR_NOMEM;
+        r->pgens = v;
+        r->pcap = cap;
+    }
+    if (!r->exported) {
+        if (s->nproots == s->prcap) {
+            size_t cap = s->prcap ? 2 * s->prcap : 8;
+            root_entry **v = realloc(s->proots, cap * sizeof *v);
+            if (!v)
+                return KC_ERR_NOMEM;
+            s->proots = v;
+            s->prcap = cap;
+        }
+        s->proots[s->nproots++] = r;
+        r->exported = true;
+    }
+    r->pgens[r->npgens++] = p;
+    return KC_OK;
+}
+
+/* ---- lifetime --------------------------------------------------------------- */
+
+kc_status kc_serde_new(const kc_serde_config *c, kc_serde **out, kc_err *err)
+{
+    *out = NULL;
+    if (!c)
+        return kc_err_set(err, KC_ERR_INVALID, "serde: no configuration");
+    if (kc_init() != 0)
+        return kc_err_set(err, KC_ERR_CRYPTO, "libsodium initialisation failed");
+    if (!c->root_fn && !c->topic_separator)
+        return kc_err_set(err, KC_ERR_INVALID,
+                          "serde: topic_separator: expected a string (\".\" by default)");
+    if (!(c->key_wait_interval >= 0) || !(c->max_pgen_age >= 0))
+        return kc_err_set(err, KC_ERR_INVALID,
+                          "serde: key_wait_interval and max_pgen_age must be >= 0");
+    kc_serde *s = calloc(1, sizeof *s);
+    if (!s)
+        return kc_err_set(err, KC_ERR_NOMEM, "serde: out of memory");
+    s->refs = 1;
+    pthread_mutex_init(&s->lock, NULL);
+    s->ratchet = c->ratchet;
+    s->root_fn = c->root_fn;
+    s->root_ctx = c->root_ctx;
+    s->max_pgen_age = c->max_pgen_age;
+    s->initial_wait = c->initial_wait_intervals;
+    s->wait_interval = c->key_wait_interval;
+    s->max_wait = c->max_key_wait_intervals;
+    s->sleep_fn = c->sleep_fn ? c->sleep_fn : default_sleep;
+    s->sleep_ctx = c->sleep_ctx;
+    s->now_fn = c->now_fn ? c->now_fn : default_now;
+    s->now_ctx = c->now_ctx;
+    s->on_new_producer_key = c->on_new_producer_key;
+    s->on_missing_key = c->on_missing_key;
+    s->hook_ctx = c->hook_ctx;
+    randombytes_buf(s->hashkey, sizeof s->hashkey);
+    bool ok = true;
+    if (c->topic_separator) {
+        s->sep_len = strlen(c->topic_separator);
+        ok = (s->sep = strdup(c->topic_separator)) != NULL;
+    }
+    if (ok && c->node_id) {
+        s->node_len = c->node_id_len;
+        ok = (s->node = malloc(c->node_id_len ? c->node_id_len : 1)) != NULL;
+        if (ok && c->node_id_len)
+            memcpy(s->node, c->node_id, c->node_id_len);
+    }
+    if (!ok) {
+        kc_serde_unref(s);
+        return kc_err_set(err, KC_ERR_NOMEM, "serde: out of memory");
+    }
+    *out = s;
+    return KC_OK;
+}
+
+kc_serde *kc_serde_ref(kc_serde *s)
+{
+    __atomic_add_fetch(&s->refs, 1, __ATOMIC_RELAXED);
+    return s;
+}
+
+void kc_serde_unref(kc_serde *s)
+{
+    if (!s || __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    for (size_t i = 0; i < s->nroots; i++)
+        root_free(s->roots[i]);
+    free(s->roots);
+    free(s->index);
+    free(s->proots);
+    free(s->node);
+    free(s->sep);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+void kc_serde_free(kc_serde *s)
+{
+    kc_serde_unref(s);
+}
+
+/* ---- topics and roots ---------------------------------------------------------- */
+
+kc_status kc_serde_root_of(const kc_serde *s, const char *topic, const char **root,
+                           size_t *root_len, kc_err *err)
+{
+    size_t tl = strlen(topic);
+    if (s->root_fn) {
+        kc_status st = s->root_fn(s->root_ctx, topic, tl, root, root_len);
+        if (st != KC_OK)
+            return kc_err_set(err, st, "topic %s: the root rule failed", topic);
+        return KC_OK;
+    }
+    /* Text before the first separator, or the whole topic (spec §7.1). */
+    const char *hit = memmem(topic, tl, s->sep, s->sep_len);
+    *root = topic;
+    *root_len = hit ? (size_t)(hit - topic) : tl;
+    return KC_OK;
+}
+
+/* ---- producer side ------------------------------------------------------------- */
+
+static void log_ki(kc_log_level level, const char *fmt, const char *root, const kc_keyidx *ki)
+{
+    if (!kc_log_enabled(level))
+        return;
+    char d[2 * KC_KEYIDX_MAX_BYTES + 1];
+    kc_log(level, LOGGER, fmt, root, kc_keyidx_describe(ki, d, sizeof d));
+}
+
+/* §7.4.1, with B4: a derived index that is already known without
+ * generators (it came from oldkeys: the ratchet's advance was lost) makes
+ * us advance the ratchet and derive again. Called with the lock held. */
+static kc_status get_producer(kc_serde *s, root_entry *r, kc_err *err)
+{
+    if (!s->ratchet)
+        return kc_err_set(err, KC_ERR_STATE,
+                          "topic root %s: this serde has no ratchet and cannot encrypt", r->name);
+    for (size_t tries = 0;; tries++) {
+        kc_keyidx ki;
+        uint8_t secret[KC_SECRET_BYTES];
+        kc_status st = kc_ratchet_derive(s->ratchet, (const uint8_t *)r->name, r->len, s->node,
+                                         s->node_len, &ki, secret, err);
+        if (st != KC_OK)
+            return st;
+        pgen *known = root_pgen(r, &ki);
+        if (known && !known->has_gens) {
+            sodium_memzero(secret, sizeof secret);
+            kc_log(KC_LOG_CRITICAL, LOGGER,
+                   "Potential key reuse scenario detected! Incrementing ratchet for safety.");
+            /* Each loaded record can force one step at most. */
+            if (tries > r->npgens)
+                return kc_err_set(err, KC_ERR_STATE,
+                                  "topic root %s: the ratchet keeps yielding used key indices",
+                                  r->name);
+            if ((st = kc_ratchet_increment(s->ratchet, err)) != KC_OK)
+                return st;
+            continue;
+        }
+        if (known) {  /* still ours: its counters continue */
+            sodium_memzero(secret, sizeof secret);
+            r->cur = known;
+            return KC_OK;
+        }
+        pgen *p = sodium_malloc(sizeof *p);
+        if (!p) {
+            sodium_memzero(secret, sizeof secret);
+            return kc_err_set(err, KC_ERR_NOMEM, "topic root %s: out of memory", r->name);
+        }
+        memset(p, 0, sizeof *p);
+        p->ki = ki;
+        memcpy(p->secret, secret, sizeof secret);
+        sodium_memzero(secret, sizeof secret);
+        p->birth = s->now_fn(s->now_ctx);
+        p->has_gens = true;
+        kc_keygen_init(&p->gen[KC_KIND_KEY], p->secret, KC_SECRET_BYTES, kc_keygen_ctx_key, 16, NULL);
+        kc_keygen_init(&p->gen[KC_KIND_VALUE], p->secret, KC_SECRET_BYTES, kc_keygen_ctx_value, 16,
+                       NULL);
+        if (root_add_pgen(s, r, p) != KC_OK) {
+            sodium_free(p);
+            return kc_err_set(err, KC_ERR_NOMEM, "topic root %s: out of memory", r->name);
+        }
+        r->cur = p;
+        s->new_pgens = true;
+        log_ki(KC_LOG_INFO, "Got new producer key for root=%s. New key index=%s", r->name, &ki);
+        if (s->on_new_producer_key)
+            s->on_new_producer_key(s->hook_ctx, r->name, r->len, &ki);
+        return KC_OK;
+    }
+}
+
+static bool kind_ok(kc_kind kind)
+{
+    return kind == KC_KIND_KEY || kind == KC_KIND_VALUE;
+}
+
+kc_status kc_serde_serialize(kc_serde *s, kc_kind kind, const char *topic,
+                             const uint8_t *value, size_t len, kc_buf *out, kc_err *err)
+{
+    if (!out)
+        return kc_err_set(err, KC_ERR_INVALID, "serialize: no output buffer");
+    out->len = 0;
+    if (!s || !topic || !kind_ok(kind))
+        return kc_err_set(err, KC_ERR_INVALID, "serialize: bad arguments");
+    if (!value)
+        return KC_OK;  /* null stays null */
+    kc_err local;
+    if (!err)
+        err = &local;
+    const char *root;
+    size_t root_len;
+    kc_status st = kc_serde_root_of(s, topic, &root, &root_len, err);
+    uint8_t salt[KC_KEYGEN_SALTBYTES], key[KC_KEYGEN_KEYBYTES], nonce[KC_KEYGEN_NONCEBYTES];
+    kc_keyidx ki;
+    if (st == KC_OK) {
+        pthread_mutex_lock(&s->lock);
+        root_entry *r = root_get(s, root, root_len);
+        if (!r)
+            st = kc_err_set(err, KC_ERR_NOMEM, "topic %s: out of memory", topic);
+        else if (!r->cur)
+            st = get_producer(s, r, err);
+        if (st == KC_OK) {
+            /* The salt is taken under the lock: no two messages share it. */
+            kc_keygen_next(&r->cur->gen[kind], salt, key, nonce);
+            ki = r->cur->ki;
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+    if (st == KC_OK)
+        st = kc_wire_seal(out, &ki, salt, key, nonce, value, len, err);
+    sodium_memzero(key, sizeof key);
+    sodium_memzero(nonce, sizeof nonce);
+    if (st != KC_OK) {
+        out->len = 0;
+        kc_log(KC_LOG_WARNING, LOGGER, "Serializer failed for topic %s: %s", topic, err->msg);
+    }
+    return st;
+}
+
+kc_status kc_serde_serialize_message(kc_serde *s, kc_kind kind, const char *topic,
+                                     const kc_message *m, kc_buf *out, kc_err *err)
+{
+    if (!m) {
+        if (out)
+            out->len = 0;
+        return kc_err_set(err, KC_ERR_INVALID, "serialize: no message object");
+    }
+    if (m->null) {
+        if (out)
+            out->len = 0;
+        return KC_OK;
+    }
+    if (m->cleartext)  /* checked without retry, as upstream */
+        return kc_serde_serialize(s, kind, topic, m->bytes.data ? m->bytes.data : (const uint8_t *)"",
+                                  m->bytes.len, out, err);
+    if (!out)
+        return kc_err_set(err, KC_ERR_INVALID, "serialize: no output buffer");
+    /* Already encrypted (or not kafkacrypto at all): its raw bytes. */
+    if (kc_buf_set(out, m->bytes.data, m->bytes.len) != KC_OK)
+        return kc_err_set(err, KC_ERR_NOMEM, "serialize: out of memory");
+    return KC_OK;
+}
+
+kc_status kc_serde_serialize_any(kc_serde *s, kc_kind kind, const char *topic,
+                                 const kc_any *value, kc_buf *out, bool *is_null, kc_err *err)
+{
+    if (is_null)
+        *is_null = false;
+    switch (value ? value->type : KC_ANY_NONE) {
+    case KC_ANY_NONE:
+        if (out)
+            out->len = 0;
+        if (is_null)
+            *is_null = true;
+        return KC_OK;
+    case KC_ANY_BYTES:
+        return kc_serde_serialize(s, kind, topic, value->p ? value->p : (const uint8_t *)"",
+                                  value->len, out, err);
+    case KC_ANY_MESSAGE:
+        if (value->msg && value->msg->null && is_null)
+            *is_null = true;
+        return kc_serde_serialize_message(s, kind, topic, value->msg, out, err);
+    default:
+        if (out)
+            out->len = 0;
+        return kc_err_set(err, KC_ERR_INVALID, "Passed value is not bytes or a KafkaCryptoMessage");
+    }
+}
+
+/* ---- consumer side --------------------------------------------------------------- */
+
+/* §4.4 with B7, lock held (released while sleeping). Returns the consumer
+ * key for ki in r, or NULL. */
+static cgen *wait_for_key(kc_serde *s, root_entry *r, const kc_keyidx *ki)
+{
+    cgen *g = kc_kimap_get(&r->cgens, ki);
+    int i = 1, budget = s->max_wait;
+    bool initial = false;
+    while (!g && i > 0) {
+        cwait *w = kc_kimap_get(&r->cwaits, ki);
+        if (!w) {
+            /* First sight of (root, ki): this caller waits the initial
+             * intervals, and the counter tells later callers how long. */
+            initial = true;
+            i = s->initial_wait;
+            if (!(w = malloc(sizeof *w)))
+                return NULL;
+            w->count = i;
+            if (kc_kimap_put(&r->cwaits, ki, w) != KC_OK) {
+                free(w);
+                return NULL;
+            }
+        } else if (initial) {
+            w->count--;
+        } else {
+            i = w->count;
+            /* B7: later misses may wait up to max_key_wait_intervals. */
+            if (i < budget + 1)
+                i = budget + 1;
+        }
+        if (s->on_missing_key)
+            s->on_missing_key(s->hook_ctx, r->name, r->len, ki);
+        i--;
+        if (i > 0) {
+            if (!initial)
+                budget--;
+            pthread_mutex_unlock(&s->lock);
+            s->sleep_fn(s->sleep_ctx, s->wait_interval);
+            pthread_mutex_lock(&s->lock);
+        }
+        g = kc_kimap_get(&r->cgens, ki);
+    }
+    return g;
+}
+
+kc_status kc_serde_deserialize(kc_serde *s, kc_kind kind, const char *topic,
+                               const uint8_t *data, size_t len, kc_message *out,
+                               kc_err *err)
+{
+    if (!s || !topic || !out || !kind_ok(kind))
+        return kc_err_set(err, KC_ERR_INVALID, "deserialize: bad arguments");
+    if (!data) {
+        kc_message_set_null(out);
+        return KC_OK;
+    }
+    size_t topic_len = strlen(topic);
+    msgpack_zone *zone = kc_message_zone(out);
+    if (!zone)
+        return kc_err_set(err, KC_ERR_NOMEM, "deserialize: out of memory");
+    kc_wire w;
+    if (kc_wire_parse(data, len, zone, &w, NULL) != KC_OK) {
+        /* Not a kafkacrypto message: never decryptable. */
+        if (kc_message_set_encrypted(out, data, len, s, kind, topic, topic_len, false) != KC_OK)
+            return kc_err_set(err, KC_ERR_NOMEM, "deserialize: out of memory");
+        return KC_OK;
+    }
+    const char *root;
+    size_t root_len;
+    kc_status st = kc_serde_root_of(s, topic, &root, &root_len, err);
+    if (st != KC_OK)
+        return st;
+    uint8_t key[KC_KEYGEN_KEYBYTES], nonce[KC_KEYGEN_NONCEBYTES];
+    bool have_key = false;
+    if (w.ki_usable) {
+        pthread_mutex_lock(&s->lock);
+        root_entry *r = root_find(s, root, root_len);
+        cgen *g = r ? kc_kimap_get(&r->cgens, &w.ki) : NULL;
+        if (!g && (r || (r = root_get(s, root, root_len))))
+            g = wait_for_key(s, r, &w.ki);
+        /* The generator's counter moves even though the salt is explicit
+         * (as upstream); a salt of another type selects the counter. */
+        if (g)
+            have_key = kc_keygen_at(&g->gen[kind], w.salt.type == KC_ANY_BYTES ? w.salt.p : NULL,
+                                    w.salt.len, key, nonce, NULL) == KC_OK;
+        pthread_mutex_unlock(&s->lock);
+    }
+    bool opened = have_key && w.ct_is_bytes && kc_wire_open(w.ct, w.ct_len, key, nonce, &out->bytes);
+    sodium_memzero(key, sizeof key);
+    sodium_memzero(nonce, sizeof nonce);
+    if (opened) {
+        kc_message_mark_cleartext(out);
+        return KC_OK;
+    }
+    /* Any failure after the shape check: the key may still come. */
+    if (kc_message_set_encrypted(out, data, len, s, kind, topic, topic_len, true) != KC_OK)
+        return kc_err_set(err, KC_ERR_NOMEM, "deserialize: out of memory");
+    return KC_OK;
+}
+
+kc_status kc_serde_add_consumer_key(kc_serde *s, const char *root, const kc_keyidx *ki,
+                                    const uint8_t secret[KC_SECRET_BYTES], kc_err *err)
+{
+    if (!s || !root || !ki || !secret)
+        return kc_err_set(err, KC_ERR_INVALID, "consumer key: bad arguments");
+    if (ki->type != KC_KEYIDX_INT && ki->type != KC_KEYIDX_BYTES)
+        return kc_err_set(err, KC_ERR_INVALID,
+                          "root %s: consumer key: the key index must be an integer or bytes", root);
+    cgen *g = sodium_malloc(sizeof *g);
+    if (!g)
+        return kc_err_set(err, KC_ERR_NOMEM, "root %s: out of memory", root);
+    kc_keygen_init(&g->gen[KC_KIND_KEY], secret, KC_SECRET_BYTES, kc_keygen_ctx_key, 16, NULL);
+    kc_keygen_init(&g->gen[KC_KIND_VALUE], secret, KC_SECRET_BYTES, kc_keygen_ctx_value, 16, NULL);
+    kc_status st = KC_OK;
+    pthread_mutex_lock(&s->lock);
+    root_entry *r = root_get(s, root, strlen(root));
+    cgen *old = r ? kc_kimap_get(&r->cgens, ki) : NULL;
+    if (!r || kc_kimap_put(&r->cgens, ki, g) != KC_OK) {
+        sodium_free(g);
+        st = kc_err_set(err, KC_ERR_NOMEM, "root %s: out of memory", root);
+    } else {
+        if (old)
+            sodium_free(old);
+        free(kc_kimap_remove(&r->cwaits, ki));
+    }
+    pthread_mutex_unlock(&s->lock);
+    return st;
+}
+
+/* ---- periodic step and persistence (§7.10) --------------------------------------- */
+
+kc_status kc_serde_ratchet_step(kc_serde *s, kc_err *err)
+{
+    if (!s)
+        return kc_err_set(err, KC_ERR_INVALID, "ratchet step: no serde");
+    pthread_mutex_lock(&s->lock);
+    /* Advance first: once it succeeded no current index can be derived
+     * again, so dropping records cannot lead to a counter restarting. */
+    kc_status st = s->ratchet ? kc_ratchet_increment(s->ratchet, err) : KC_OK;
+    if (st == KC_OK) {
+        kc_log(KC_LOG_INFO, LOGGER, "Periodic ratchet increment.");
+        double now = s->now_fn(s->now_ctx);
+        for (size_t i = 0; i < s->nroots; i++) {
+            root_entry *r = s->roots[i];
+            size_t keep = 0;
+            for (size_t j = 0; j < r->npgens; j++) {
+                if (r->pgens[j]->birth + s->max_pgen_age < now)
+                    sodium_free(r->pgens[j]);
+                else
+                    r->pgens[keep++] = r->pgens[j];
+            }
+            r->npgens = keep;
+            r->cur = NULL;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return st;
+}
+
+bool kc_serde_take_new_pgens(kc_serde *s)
+{
+    pthread_mutex_lock(&s->lock);
+    bool v = s->new_pgens;
+    s->new_pgens = false;
+    pthread_mutex_unlock(&s->lock);
+    return v;
+}
+
+kc_status kc_serde_export_pgens(kc_serde *s, kc_buf *out, size_t *count, kc_err *err)
+{
+    if (!s || !out)
+        return kc_err_set(err, KC_ERR_INVALID, "export pgens: bad arguments");
+    kc_mp_out mo;
+    kc_mp_out_init(&mo);
+    pthread_mutex_lock(&s->lock);
+    size_t n = 0;
+    for (size_t i = 0; i < s->nproots; i++)
+        n += s->proots[i]->npgens;
+    msgpack_pack_map(&mo.pk, 1);
+    kc_mp_pack_text(&mo.pk, "pgens");
+    msgpack_pack_array(&mo.pk, n);
+    for (size_t i = 0; i < s->nproots; i++) {
+        const root_entry *r = s->proots[i];
+        for (size_t j = 0; j < r->npgens; j++) {
+            const pgen *p = r->pgens[j];
+            msgpack_pack_array(&mo.pk, 4);
+            msgpack_pack_str_with_body(&mo.pk, r->name, r->len);
+            kc_keyidx_pack(&mo.pk, &p->ki);
+            kc_mp_pack_bin(&mo.pk, p->secret, KC_SECRET_BYTES);
+            msgpack_pack_double(&mo.pk, p->birth);
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    kc_status st = kc_mp_out_status(&mo);
+    if (st == KC_OK)
+        st = kc_buf_set(out, mo.buf.data, mo.buf.len);
+    kc_mp_out_free(&mo);  /* wipes */
+    if (st != KC_OK)
+        return kc_err_set(err, st, "export pgens: out of memory");
+    if (count)
+        *count = n;
+    kc_log(KC_LOG_INFO, LOGGER, "Saving %zu old production keys.", n);
+    return KC_OK;
+}
+
+/* One validated [root, ki, secret, birth] entry of oldkeys. */
+typedef struct old_entry {
+    const uint8_t *root;
+    size_t root_len;
+    kc_keyidx ki;
+    const uint8_t *secret;
+    double birth;
+} old_entry;
+
+static kc_status parse_old_entry(const msgpack_object *o, uint32_t idx, old_entry *e, kc_err *err)
+{
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 4)
+        return kc_err_set(err, KC_ERR_INVALID,
+                          "oldkeys: pgens entry %u: expected [root, keyidx, secret, birth]", idx);
+    const msgpack_object *f = o->via.array.ptr;
+    if (!kc_mp_bytes(&f[0], &e->root, &e->root_len))
+        return kc_err_set(err, KC_ERR_INVALID,
+                          "oldkeys: pgens entry %u: field root: expected a string", idx);
+    if (!kc_keyidx_from_mp(&e->ki, &f[1]) || e->ki.type == KC_KEYIDX_OTHER)
+        return kc_err_set(err, KC_ERR_INVALID,
+                          "oldkeys: pgens entry %u: field keyidx: expected an integer or up to "
+                          "%d bytes", idx, KC_KEYIDX_MAX_BYTES);
+    if (!kc_mp_bytes_len(&f[2], KC_SECRET_BYTES, &e->secret))
+        return kc_err_set(err, KC_ERR_INVALID,
+                          "oldkeys: pgens entry %u: field secret: expected %d bytes", idx,
+                          KC_SECRET_BYTES);
+    if (!kc_mp_number(&f[3], &e->birth) || isnan(e->birth))
+        return kc_err_set(err, KC_ERR_INVALID,
+                          "oldkeys: pgens entry %u: field birth: expected a number", idx);
+    return KC_OK;
+}
+
+kc_status kc_serde_import_pgens(kc_serde *s, const uint8_t *p, size_t n, kc_err *err)
+{
+    if (!s || (!p && n))
+        return kc_err_set(err, KC_ERR_INVALID, "import pgens: bad arguments");
+    kc_mp_doc doc;
+    kc_status st = kc_mp_decode(&doc, p, n, "oldkeys", err);
+    if (st != KC_OK)
+        return st;
+    const msgpack_object *o = kc_mp_root(&doc), *list = NULL;
+    old_entry *entries = NULL;
+    uint32_t count = 0;
+    if (o->type != MSGPACK_OBJECT_MAP) {
+        st = kc_err_set(err, KC_ERR_INVALID, "oldkeys: expected a map {\"pgens\": [...]}");
+        goto out;
+    }
+    for (uint32_t i = 0; i < o->via.map.size; i++)
+        if (kc_mp_text_eq(&o->via.map.ptr[i].key, "pgens"))
+            list = &o->via.map.ptr[i].val;
+    if (!list)
+        goto out;  /* nothing to load, as upstream */
+    if (list->type != MSGPACK_OBJECT_ARRAY) {
+        st = kc_err_set(err, KC_ERR_INVALID, "oldkeys: field pgens: expected an array");
+        goto out;
+    }
+    kc_log(KC_LOG_INFO, LOGGER, "Found pgens to load.");
+    count = list->via.array.size;
+    entries = calloc(count ? count : 1, sizeof *entries);
+    if (!entries) {
+        st = kc_err_set(err, KC_ERR_NOMEM, "oldkeys: out of memory");
+        goto out;
+    }
+    /* Validate everything before changing anything. */
+    for (uint32_t i = 0; i < count && st == KC_OK; i++)
+        st = parse_old_entry(&list->via.array.ptr[i], i, &entries[i], err);
+    if (st != KC_OK)
+        goto out;
+    pthread_mutex_lock(&s->lock);
+    double now = s->now_fn(s->now_ctx);
+    for (uint32_t i = 0; i < count && st == KC_OK; i++) {
+        const old_entry *e = &entries[i];
+        char d[2 * KC_KEYIDX_MAX_BYTES + 1];
+        kc_log(KC_LOG_INFO, LOGGER, "Attempting load of root=%.*s, ki=%s, b=%.17g at %.17g",
+               (int)e->root_len, (const char *)e->root, kc_keyidx_describe(&e->ki, d, sizeof d),
+               e->birth, now);
+        if (!(now - e->birth < s->max_pgen_age))
+            continue;
+        root_entry *r = root_get(s, (const char *)e->root, e->root_len);
+        if (!r) {
+            st = kc_err_set(err, KC_ERR_NOMEM, "oldkeys: out of memory");
+            break;
+        }
+        pgen *known = root_pgen(r, &e->ki);
+        if (known && known->has_gens)
+            continue;  /* a live generation is never replaced */
+        pgen *rec = known ? known : sodium_malloc(sizeof *rec);
+        if (!rec) {
+            st = kc_err_set(err, KC_ERR_NOMEM, "oldkeys: out of memory");
+            break;
+        }
+        if (!known) {
+            memset(rec, 0, sizeof *rec);
+            rec->ki = e->ki;
+            if (root_add_pgen(s, r, rec) != KC_OK) {
+                sodium_free(rec);
+                st = kc_err_set(err, KC_ERR_NOMEM, "oldkeys: out of memory");
+                break;
+            }
+        }
+        memcpy(rec->secret, e->secret, KC_SECRET_BYTES);
+        rec->birth = e->birth;
+        kc_log(KC_LOG_INFO, LOGGER, "Loaded old key keyindex=%s, birth=%.17g for root=%s", d,
+               e->birth, r->name);
+    }
+    pthread_mutex_unlock(&s->lock);
+out:
+    free(entries);
+    kc_mp_doc_free(&doc);
+    return st;
+}
+
+/* ---- inspection for the key exchange and tests ---------------------------------- */
+
+void kc_serde_foreach_pgen(kc_serde *s, const char *root, kc_pgen_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&s->lock);
+    root_entry *r = root_find(s, root, strlen(root));
+    for (size_t i = 0; r && i < r->npgens; i++)
+        fn(ctx, &r->pgens[i]->ki, r->pgens[i]->secret, r->pgens[i]->birth, r->pgens[i]->has_gens);
+    pthread_mutex_unlock(&s->lock);
+}
+
+void kc_serde_foreach_wait(kc_serde *s, const char *root, kc_ki_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&s->lock);
+    root_entry *r = root_find(s, root, strlen(root));
+    size_t pos = 0;
+    const kc_kimap_entry *e;
+    while (r && kc_kimap_next(&r->cwaits, &pos, &e))
+        fn(ctx, &e->key);
+    pthread_mutex_unlock(&s->lock);
+}
+
+kc_status kc_serde_producer_state(kc_serde *s, const char *root, kc_kind kind,
+                                  kc_keyidx *ki, uint8_t salt[KC_KEYGEN_SALTBYTES])
+{
+    if (!kind_ok(kind))
+        return KC_ERR_INVALID;
+    pthread_mutex_lock(&s->lock);
+    root_entry *r = root_find(s, root, strlen(root));
+    kc_status st = KC_ERR_NOTFOUND;
+    if (r && r->cur) {
+        if (ki)
+            *ki = r->cur->ki;
+        if (salt)
+            memcpy(salt, kc_keygen_salt(&r->cur->gen[kind]), KC_KEYGEN_SALTBYTES);
+        st = KC_OK;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return st;
+}

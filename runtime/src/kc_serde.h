@@ -1,0 +1,67 @@
+/* kc_serde.h — the data-path state of a node and its serializers (spec §4,
+ * §7.4.1, §7.10); the public half is in kafkacrypto.h.
+ *
+ * State, all behind one mutex:
+ *   per root: the current producer generation, every producer record still
+ *   kept (current and older ones, in creation order; records loaded from
+ *   `oldkeys` have no generators and never encrypt), the consumer keys per
+ *   key index, and the deserializer wait counters (upstream's cwaits).
+ *
+ * Nonce rule — a (per-root secret, salt) pair never encrypts twice:
+ *   - the per-root secret S is derived from the ratchet's current pair,
+ *     whose index is used by at most one process run: the ratchet writes
+ *     its advance durably before handing the pair out, and its file is
+ *     locked against concurrent openers;
+ *   - within a run there is one producer record per (root, key index); its
+ *     two generators (ctx "key" / "value", so key and value never share a
+ *     derivation) own salt counters that only move forward, under the lock,
+ *     one step per message; a record is found again rather than recreated
+ *     as long as it exists;
+ *   - a record is only dropped (pruning) after the ratchet has advanced, so
+ *     its index cannot be derived again in this run;
+ *   - if the ratchet's advance was lost anyway (a restored seed file), the
+ *     index reappears among the records loaded from `oldkeys`; those have no
+ *     generators, and meeting one makes us advance the ratchet and derive
+ *     again (§7.4.1 with project decision B4). */
+#ifndef KC_SERDE_H
+#define KC_SERDE_H
+
+#include <stdbool.h>
+
+#include "kafkacrypto.h"
+#include "kc_any.h"
+#include "kc_keygen.h"
+
+/* Reference counting (message objects that may retry hold one). */
+kc_serde *kc_serde_ref(kc_serde *s);
+void kc_serde_unref(kc_serde *s);
+
+/* The serializer on a dynamically typed input, as upstream: NONE gives
+ * null (*is_null set), BYTES is encrypted, MESSAGE follows
+ * kc_serde_serialize_message, anything else is refused with "Passed value
+ * is not bytes or a KafkaCryptoMessage" without touching any counter. */
+kc_status kc_serde_serialize_any(kc_serde *s, kc_kind kind, const char *topic,
+                                 const kc_any *value, kc_buf *out, bool *is_null, kc_err *err);
+
+/* The root of a topic under the serde's rule. */
+kc_status kc_serde_root_of(const kc_serde *s, const char *topic, const char **root,
+                           size_t *root_len, kc_err *err);
+
+/* Producer records of root in creation order, under the lock (for answering
+ * key requests). can_encrypt is false for records loaded from oldkeys. */
+typedef void (*kc_pgen_fn)(void *ctx, const kc_keyidx *ki,
+                           const uint8_t secret[KC_SECRET_BYTES], double birth,
+                           bool can_encrypt);
+void kc_serde_foreach_pgen(kc_serde *s, const char *root, kc_pgen_fn fn, void *ctx);
+
+/* Key indices the deserializers wait for on root, first seen first (what
+ * a key request asks for), under the lock. */
+typedef void (*kc_ki_fn)(void *ctx, const kc_keyidx *ki);
+void kc_serde_foreach_wait(kc_serde *s, const char *root, kc_ki_fn fn, void *ctx);
+
+/* The key index and counter the next serialization of (root, kind) will
+ * use; KC_ERR_NOTFOUND when root has no current generation. */
+kc_status kc_serde_producer_state(kc_serde *s, const char *root, kc_kind kind,
+                                  kc_keyidx *ki, uint8_t salt[KC_KEYGEN_SALTBYTES]);
+
+#endif
