@@ -19,7 +19,8 @@
 
 typedef struct file_ratchet {
     int fd;
-    char *path;
+    char *path;       /* as given, for messages */
+    char *real;       /* symlinks resolved: where a rewrite by rename goes */
     uint64_t index;   /* of the current pair */
     kc_keygen *gen;   /* sodium_malloc'd; keyed with the current secret */
 } file_ratchet;
@@ -220,7 +221,7 @@ static kc_status file_increment(void *self, kc_err *err)
         st = kc_file_overwrite(fr->fd, content.data, content.len, fr->path, err);
     } else {
         int nfd = -1;
-        st = write_new_file(fr->path, content.data, content.len, sb.st_mode & 07777, false,
+        st = write_new_file(fr->real, content.data, content.len, sb.st_mode & 07777, false,
                             &nfd, err);
         if (st == KC_OK) {
             close(fr->fd);
@@ -258,6 +259,7 @@ static void file_close(void *self)
     if (fr->gen)
         sodium_free(fr->gen);  /* wipes */
     free(fr->path);
+    free(fr->real);
     free(fr);
 }
 
@@ -268,33 +270,33 @@ static const kc_ratchet_ops file_ops = {
     .close = file_close,
 };
 
-/* Opens and locks path, making sure the locked descriptor is still the
- * file at path (a rewrite through rename may replace it meanwhile). */
-static kc_status open_locked(const char *path, int *fd_out, kc_err *err)
+/* Opens and locks the seed, making sure the locked descriptor is still the
+ * file at its path (a rewrite through rename may replace it meanwhile). */
+static kc_status open_locked(file_ratchet *fr, kc_err *err)
 {
     for (int attempt = 0; attempt < 8; attempt++) {
-        int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        int fd = open(fr->real, O_RDWR | O_CLOEXEC);
         if (fd < 0)
             return kc_err_set(err, errno == ENOENT ? KC_ERR_NOTFOUND : KC_ERR_IO,
-                              "file %s: cannot open: %s", path, strerror(errno));
+                              "file %s: cannot open: %s", fr->path, strerror(errno));
         if (lock_fd(fd) != 0) {
-            kc_status st = lock_error(path, err);
+            kc_status st = lock_error(fr->path, err);
             close(fd);
             return st;
         }
         struct stat a, b;
-        if (fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev &&
+        if (fstat(fd, &a) == 0 && stat(fr->real, &b) == 0 && a.st_dev == b.st_dev &&
             a.st_ino == b.st_ino) {
             if (!S_ISREG(a.st_mode)) {
                 close(fd);
-                return kc_err_set(err, KC_ERR_INVALID, "file %s: not a regular file", path);
+                return kc_err_set(err, KC_ERR_INVALID, "file %s: not a regular file", fr->path);
             }
-            *fd_out = fd;
+            fr->fd = fd;
             return KC_OK;
         }
         close(fd);
     }
-    return kc_err_set(err, KC_ERR_BUSY, "file %s: keeps being replaced while opening", path);
+    return kc_err_set(err, KC_ERR_BUSY, "file %s: keeps being replaced while opening", fr->path);
 }
 
 kc_status kc_ratchet_open_file(const char *path, const uint8_t *escrow_pk, kc_ratchet **out,
@@ -318,8 +320,11 @@ kc_status kc_ratchet_open_file(const char *path, const uint8_t *escrow_pk, kc_ra
     kc_status st = KC_OK;
     if (!kc_file_exists(path))
         st = create_seed(path, escrow_pk, err);
+    if (st == KC_OK && !(fr->real = realpath(path, NULL)))
+        st = kc_err_set(err, errno == ENOMEM ? KC_ERR_NOMEM : KC_ERR_IO,
+                        "file %s: cannot resolve the path: %s", path, strerror(errno));
     if (st == KC_OK)
-        st = open_locked(path, &fr->fd, err);
+        st = open_locked(fr, err);
     if (st == KC_OK)
         st = file_increment(fr, err);
     if (st == KC_OK)

@@ -17,6 +17,12 @@
 
 #define LOGGER "kafkacrypto.crypto"
 
+/* Key indices a root may be waiting for at once. Indices come from
+ * received messages, so without a bound anyone able to write to a topic
+ * could grow this table (and the key requests) without limit; upstream
+ * has no bound. Past it a miss neither waits nor requests the key. */
+#define MAX_WAITS_PER_ROOT 1024
+
 /* A producer generation (sodium_malloc'd: it holds secrets). */
 typedef struct pgen {
     kc_keyidx ki;
@@ -43,7 +49,10 @@ typedef struct root_entry {
     size_t npgens, pcap;
     bool exported;       /* listed in kc_serde.proots */
     kc_kimap cgens;      /* ki -> cgen* */
+    cgen *last_cgen;     /* the consumer key found last, and its index */
+    kc_keyidx last_ki;
     kc_kimap cwaits;     /* ki -> cwait* */
+    bool waits_full_logged;
 } root_entry;
 
 struct kc_serde {
@@ -72,6 +81,7 @@ struct kc_serde {
     uint32_t *index;     /* open addressing over roots, entry + 1 */
     size_t index_cap;
     uint8_t hashkey[16];
+    root_entry *last;    /* the root found last: most traffic goes to one root */
     root_entry **proots; /* roots in the order they first had producer records */
     size_t nproots, prcap;
     bool new_pgens;
@@ -139,11 +149,15 @@ static size_t root_slot(const kc_serde *s, const char *name, size_t len, bool *f
 
 static root_entry *root_find(kc_serde *s, const char *name, size_t len)
 {
+    if (s->last && s->last->len == len && memcmp(s->last->name, name, len) == 0)
+        return s->last;
     if (!s->nroots)
         return NULL;
     bool found;
     size_t i = root_slot(s, name, len, &found);
-    return found ? s->roots[s->index[i] - 1] : NULL;
+    if (!found)
+        return NULL;
+    return s->last = s->roots[s->index[i] - 1];
 }
 
 static root_entry *root_get(kc_serde *s, const char *name, size_t len)
@@ -512,16 +526,38 @@ kc_status kc_serde_serialize_any(kc_serde *s, kc_kind kind, const char *topic,
 
 /* ---- consumer side --------------------------------------------------------------- */
 
+/* Consumer key lookup; remembers the last hit (most messages of a root
+ * carry the same key index). Lock held. */
+static cgen *cgen_find(root_entry *r, const kc_keyidx *ki)
+{
+    if (r->last_cgen && kc_keyidx_equal(&r->last_ki, ki))
+        return r->last_cgen;
+    cgen *g = kc_kimap_get(&r->cgens, ki);
+    if (g) {
+        r->last_cgen = g;
+        r->last_ki = *ki;
+    }
+    return g;
+}
+
 /* §4.4 with B7, lock held (released while sleeping). Returns the consumer
  * key for ki in r, or NULL. */
 static cgen *wait_for_key(kc_serde *s, root_entry *r, const kc_keyidx *ki)
 {
-    cgen *g = kc_kimap_get(&r->cgens, ki);
+    cgen *g = cgen_find(r, ki);
     int i = 1, budget = s->max_wait;
     bool initial = false;
     while (!g && i > 0) {
         cwait *w = kc_kimap_get(&r->cwaits, ki);
         if (!w) {
+            if (kc_kimap_count(&r->cwaits) >= MAX_WAITS_PER_ROOT) {
+                if (!r->waits_full_logged)
+                    kc_log(KC_LOG_WARNING, LOGGER,
+                           "For root=%s, already waiting for %d key indices: not requesting "
+                           "more until some arrive.", r->name, MAX_WAITS_PER_ROOT);
+                r->waits_full_logged = true;
+                return NULL;
+            }
             /* First sight of (root, ki): this caller waits the initial
              * intervals, and the counter tells later callers how long. */
             initial = true;
@@ -551,9 +587,14 @@ static cgen *wait_for_key(kc_serde *s, root_entry *r, const kc_keyidx *ki)
             s->sleep_fn(s->sleep_ctx, s->wait_interval);
             pthread_mutex_lock(&s->lock);
         }
-        g = kc_kimap_get(&r->cgens, ki);
+        g = cgen_find(r, ki);
     }
     return g;
+}
+
+static bool points_into(const kc_buf *b, const void *p)
+{
+    return p && b->data && (const uint8_t *)p >= b->data && (const uint8_t *)p < b->data + b->cap;
 }
 
 kc_status kc_serde_deserialize(kc_serde *s, kc_kind kind, const char *topic,
@@ -562,6 +603,20 @@ kc_status kc_serde_deserialize(kc_serde *s, kc_kind kind, const char *topic,
 {
     if (!s || !topic || !out || !kind_ok(kind))
         return kc_err_set(err, KC_ERR_INVALID, "deserialize: bad arguments");
+    if (points_into(&out->bytes, data) || points_into(&out->topic, topic)) {
+        /* The input lives in the output object (e.g. its own raw bytes
+         * again): work on a scratch object, then move it in. */
+        kc_message tmp;
+        kc_message_init(&tmp);
+        kc_status st = kc_serde_deserialize(s, kind, topic, data, len, &tmp, err);
+        if (st == KC_OK) {
+            kc_message_clear(out);
+            *out = tmp;
+        } else {
+            kc_message_clear(&tmp);
+        }
+        return st;
+    }
     if (!data) {
         kc_message_set_null(out);
         return KC_OK;
@@ -587,7 +642,7 @@ kc_status kc_serde_deserialize(kc_serde *s, kc_kind kind, const char *topic,
     if (w.ki_usable) {
         pthread_mutex_lock(&s->lock);
         root_entry *r = root_find(s, root, root_len);
-        cgen *g = r ? kc_kimap_get(&r->cgens, &w.ki) : NULL;
+        cgen *g = r ? cgen_find(r, &w.ki) : NULL;
         if (!g && (r || (r = root_get(s, root, root_len))))
             g = wait_for_key(s, r, &w.ki);
         /* The generator's counter moves even though the salt is explicit
@@ -633,7 +688,9 @@ kc_status kc_serde_add_consumer_key(kc_serde *s, const char *root, const kc_keyi
     } else {
         if (old)
             sodium_free(old);
+        r->last_cgen = NULL;
         free(kc_kimap_remove(&r->cwaits, ki));
+        r->waits_full_logged = false;
     }
     pthread_mutex_unlock(&s->lock);
     return st;
