@@ -2,7 +2,6 @@
  * for the format, the update rule and why it is crash-safe). */
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,35 +54,6 @@ static kc_status lock_error(const char *path, kc_err *err)
     return kc_err_set(err, KC_ERR_IO, "file %s: cannot lock: %s", path, strerror(errno));
 }
 
-static void fsync_dir_of(const char *path)
-{
-    char *copy = strdup(path);
-    if (!copy)
-        return;
-    int dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
-    free(copy);
-}
-
-static kc_status write_all(int fd, const uint8_t *p, size_t n, const char *path, kc_err *err)
-{
-    while (n > 0) {
-        ssize_t k = write(fd, p, n);
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            return kc_err_set(err, KC_ERR_IO, "file %s: write failed: %s", path,
-                              strerror(errno));
-        }
-        p += k;
-        n -= (size_t)k;
-    }
-    return KC_OK;
-}
-
 /* A new file holding p, written next to `path` and renamed over it (or,
  * with `exclusive`, linked to it only if path does not exist yet). The
  * temporary file is locked before it gets its final name, so no other
@@ -110,7 +80,7 @@ static kc_status write_new_file(const char *path, const uint8_t *p, size_t n, mo
     if (st == KC_OK && fd_out && lock_fd(fd) != 0)
         st = lock_error(tmp, err);
     if (st == KC_OK)
-        st = write_all(fd, p, n, tmp, err);
+        st = kc_file_write_all(fd, p, n, tmp, err);
     if (st == KC_OK && fsync(fd) != 0)
         st = kc_err_set(err, KC_ERR_IO, "file %s: fsync failed: %s", tmp, strerror(errno));
     if (st == KC_OK) {
@@ -128,7 +98,7 @@ static kc_status write_new_file(const char *path, const uint8_t *p, size_t n, mo
     if (st != KC_OK)
         unlink(tmp);
     else
-        fsync_dir_of(path);
+        kc_file_fsync_dir(path);
     free(tmp);
     if (st == KC_OK && fd_out)
         *fd_out = fd;

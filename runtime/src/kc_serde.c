@@ -121,6 +121,21 @@ void kc_serde_config_init(kc_serde_config *c)
 
 /* ---- roots ---------------------------------------------------------------- */
 
+/* Room for one more element in the growable array *array_ptr. */
+static bool reserve_one(void *array_ptr, size_t n, size_t *cap, size_t elem)
+{
+    if (n < *cap)
+        return true;
+    size_t ncap = *cap ? 2 * *cap : 8;
+    void *old, *grown;
+    memcpy(&old, array_ptr, sizeof old);
+    if (!(grown = realloc(old, ncap * elem)))
+        return false;
+    memcpy(array_ptr, &grown, sizeof grown);
+    *cap = ncap;
+    return true;
+}
+
 static uint64_t root_hash(const kc_serde *s, const char *name, size_t len)
 {
     uint8_t h[crypto_shorthash_BYTES];
@@ -179,14 +194,8 @@ static root_entry *root_get(kc_serde *s, const char *name, size_t len)
             s->index[slot] = (uint32_t)(e + 1);
         }
     }
-    if (s->nroots == s->rcap) {
-        size_t cap = s->rcap ? 2 * s->rcap : 8;
-        root_entry **v = realloc(s->roots, cap * sizeof *v);
-        if (!v)
-            return NULL;
-        s->roots = v;
-        s->rcap = cap;
-    }
+    if (!reserve_one(&s->roots, s->nroots, &s->rcap, sizeof *s->roots))
+        return NULL;
     r = calloc(1, sizeof *r);
     if (!r || !(r->name = malloc(len + 1))) {
         free(r);
@@ -232,23 +241,11 @@ static pgen *root_pgen(const root_entry *r, const kc_keyidx *ki)
 
 static kc_status root_add_pgen(kc_serde *s, root_entry *r, pgen *p)
 {
-    if (r->npgens == r->pcap) {
-        size_t cap = r->pcap ? 2 * r->pcap : 4;
-        pgen **v = realloc(r->pgens, cap * sizeof *v);
-        if (!v)
-            return KC_ERR_NOMEM;
-        r->pgens = v;
-        r->pcap = cap;
-    }
+    if (!reserve_one(&r->pgens, r->npgens, &r->pcap, sizeof *r->pgens))
+        return KC_ERR_NOMEM;
     if (!r->exported) {
-        if (s->nproots == s->prcap) {
-            size_t cap = s->prcap ? 2 * s->prcap : 8;
-            root_entry **v = realloc(s->proots, cap * sizeof *v);
-            if (!v)
-                return KC_ERR_NOMEM;
-            s->proots = v;
-            s->prcap = cap;
-        }
+        if (!reserve_one(&s->proots, s->nproots, &s->prcap, sizeof *s->proots))
+            return KC_ERR_NOMEM;
         s->proots[s->nproots++] = r;
         r->exported = true;
     }
