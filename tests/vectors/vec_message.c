@@ -12,7 +12,7 @@
 #include "kc_ratchet.h"
 #include "kc_serde.h"
 #include "kc_test.h"
-#include "vec_util.h"
+#include "vec_keyidx.h"
 
 static void no_sleep(void *ctx, double seconds)
 {

@@ -7,7 +7,7 @@
 
 #include "kc_ratchet.h"
 #include "kc_test.h"
-#include "vec_util.h"
+#include "vec_keyidx.h"
 
 static void run_query(vec_ctx *ctx, const char *name, kc_ratchet *r, json_t *q)
 {

@@ -1,4 +1,4 @@
-#include "vec_util.h"
+#include "vec_keyidx.h"
 
 #include "kc_hex.h"
 #include "kc_keyidx.h"

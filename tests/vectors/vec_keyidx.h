@@ -1,6 +1,6 @@
-/* vec_util.h — helpers shared by the data-path vector handlers. */
-#ifndef KC_VEC_UTIL_H
-#define KC_VEC_UTIL_H
+/* vec_keyidx.h — key indices in vector files (shared by the data-path handlers). */
+#ifndef KC_VEC_KEYIDX_H
+#define KC_VEC_KEYIDX_H
 
 #include <jansson.h>
 #include <stdbool.h>
