@@ -5,29 +5,41 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Only the fields that matter are set (bytes past len are never read):
+ * these run once per received message. */
 void kc_keyidx_from_uint(kc_keyidx *ki, uint64_t v)
 {
-    memset(ki, 0, sizeof *ki);
     ki->type = KC_KEYIDX_INT;
+    ki->negative = false;
     ki->num = v;
+    ki->len = 0;
 }
 
 void kc_keyidx_from_int(kc_keyidx *ki, int64_t v)
 {
-    memset(ki, 0, sizeof *ki);
     ki->type = KC_KEYIDX_INT;
     ki->negative = v < 0;
     ki->num = (uint64_t)v;
+    ki->len = 0;
+}
+
+static void set_other(kc_keyidx *ki)
+{
+    ki->type = KC_KEYIDX_OTHER;
+    ki->negative = false;
+    ki->num = 0;
+    ki->len = 0;
 }
 
 void kc_keyidx_from_bytes(kc_keyidx *ki, const uint8_t *p, size_t n)
 {
-    memset(ki, 0, sizeof *ki);
     if (n > KC_KEYIDX_MAX_BYTES) {
-        ki->type = KC_KEYIDX_OTHER;
+        set_other(ki);
         return;
     }
     ki->type = KC_KEYIDX_BYTES;
+    ki->negative = false;
+    ki->num = 0;
     ki->len = n;
     if (n)
         memcpy(ki->bytes, p, n);
@@ -50,12 +62,10 @@ bool kc_keyidx_from_mp(kc_keyidx *ki, const msgpack_object *o)
         return true;
     case MSGPACK_OBJECT_ARRAY:
     case MSGPACK_OBJECT_MAP:
-        memset(ki, 0, sizeof *ki);
-        ki->type = KC_KEYIDX_OTHER;
+        set_other(ki);
         return false;
     default:
-        memset(ki, 0, sizeof *ki);
-        ki->type = KC_KEYIDX_OTHER;
+        set_other(ki);
         return true;
     }
 }

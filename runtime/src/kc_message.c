@@ -49,8 +49,113 @@ static bool python_accepts(const msgpack_object *o)
     }
 }
 
+/* ---- the fast path: the one shape producers emit ------------------------- */
+
+static uint64_t be_uint(const uint8_t *p, size_t k)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < k; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* A msgpack str or bin at p[*pos]. */
+static bool fast_bytes(const uint8_t *p, size_t n, size_t *pos, const uint8_t **out, size_t *len)
+{
+    if (*pos >= n)
+        return false;
+    uint8_t t = p[*pos];
+    size_t hdr;
+    if ((t & 0xe0) == 0xa0)
+        hdr = 1;
+    else if (t == 0xc4 || t == 0xd9)
+        hdr = 2;
+    else if (t == 0xc5 || t == 0xda)
+        hdr = 3;
+    else if (t == 0xc6 || t == 0xdb)
+        hdr = 5;
+    else
+        return false;
+    if (n - *pos < hdr)
+        return false;
+    uint64_t l = hdr == 1 ? (uint64_t)(t & 0x1f) : be_uint(p + *pos + 1, hdr - 1);
+    if (n - *pos - hdr < l)
+        return false;
+    *out = p + *pos + hdr;
+    *len = (size_t)l;
+    *pos += hdr + (size_t)l;
+    return true;
+}
+
+/* A msgpack integer at p[*pos], as msgpack-c types it (non-negative values
+ * of the signed forms are positive integers). */
+static bool fast_int(const uint8_t *p, size_t n, size_t *pos, kc_keyidx *ki)
+{
+    if (*pos >= n)
+        return false;
+    uint8_t t = p[*pos];
+    if (t <= 0x7f || t >= 0xe0) {
+        kc_keyidx_from_int(ki, (int8_t)t);
+        *pos += 1;
+        return true;
+    }
+    size_t k;
+    bool is_signed = t >= 0xd0;
+    if (t >= 0xcc && t <= 0xcf)
+        k = (size_t)1 << (t - 0xcc);
+    else if (t >= 0xd0 && t <= 0xd3)
+        k = (size_t)1 << (t - 0xd0);
+    else
+        return false;
+    if (n - *pos - 1 < k)
+        return false;
+    uint64_t v = be_uint(p + *pos + 1, k);
+    if (is_signed && k < 8 && (v >> (8 * k - 1)))
+        v |= ~(uint64_t)0 << (8 * k);  /* sign-extend */
+    if (is_signed)
+        kc_keyidx_from_int(ki, (int64_t)v);
+    else
+        kc_keyidx_from_uint(ki, v);
+    *pos += 1 + k;
+    return true;
+}
+
+/* fixarray(3) of (int or bytes, bytes, bytes) and nothing after: decoded
+ * directly, without msgpack-c's allocation and generality. Any other input
+ * takes the general path, which agrees with this one wherever both apply
+ * (fuzz_deserialize compares them). */
+static bool parse_common(const uint8_t *body, size_t bn, kc_wire *w)
+{
+    if (bn < 1 || body[0] != 0x93)
+        return false;
+    size_t pos = 1;
+    const uint8_t *kp;
+    size_t kl;
+    if (fast_bytes(body, bn, &pos, &kp, &kl)) {
+        kc_keyidx_from_bytes(&w->ki, kp, kl);
+    } else if (!fast_int(body, bn, &pos, &w->ki)) {
+        return false;
+    }
+    w->ki_usable = w->ki.type != KC_KEYIDX_OTHER;
+    const uint8_t *sp;
+    size_t sl;
+    if (!fast_bytes(body, bn, &pos, &sp, &sl) || !fast_bytes(body, bn, &pos, &w->ct, &w->ct_len))
+        return false;
+    w->salt = kc_any_bytes(sp, sl);
+    w->ct_is_bytes = true;
+    return pos == bn;
+}
+
 kc_status kc_wire_parse(const uint8_t *p, size_t n, msgpack_zone *zone, kc_wire *w,
                         kc_err *err)
+{
+    if (n >= 1 && p[0] == KC_WIRE_MARKER && parse_common(p + 1, n - 1, w))
+        return KC_OK;
+    return kc_wire_parse_msgpack(p, n, zone, w, err);
+}
+
+kc_status kc_wire_parse_msgpack(const uint8_t *p, size_t n, msgpack_zone *zone, kc_wire *w,
+                                kc_err *err)
 {
     if (n < 1 || p[0] != KC_WIRE_MARKER)
         return kc_err_set(err, KC_ERR_INVALID, "not a kafkacrypto message: %s",

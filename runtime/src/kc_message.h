@@ -44,6 +44,11 @@ typedef struct kc_wire {
 kc_status kc_wire_parse(const uint8_t *p, size_t n, msgpack_zone *zone, kc_wire *w,
                         kc_err *err);
 
+/* The same through msgpack-c only (kc_wire_parse decodes the common shape
+ * directly and falls back to this); exposed so that tests can compare. */
+kc_status kc_wire_parse_msgpack(const uint8_t *p, size_t n, msgpack_zone *zone, kc_wire *w,
+                                kc_err *err);
+
 /* out := 0x01 || msgpack([ki, bin(salt), bin(secretbox(pt, nonce, key))]).
  * pt must not point into out. */
 kc_status kc_wire_seal(kc_buf *out, const kc_keyidx *ki, const uint8_t salt[KC_KEYGEN_SALTBYTES],

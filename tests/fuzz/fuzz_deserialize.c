@@ -48,10 +48,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (!consumer)
         init();
-    kc_wire w;
+    kc_wire w, g;
     bool candidate = kc_wire_parse(data, size, &zone, &w, NULL) == KC_OK;
     if (candidate && w.ct_is_bytes && w.ct_len && !w.ct)
         __builtin_trap();
+    /* the direct decoder of the common shape agrees with msgpack-c */
+    msgpack_zone other;
+    msgpack_zone_init(&other, 256);
+    bool generic = kc_wire_parse_msgpack(data, size, &other, &g, NULL) == KC_OK;
+    if (generic != candidate)
+        __builtin_trap();
+    if (candidate &&
+        (w.ki_usable != g.ki_usable || w.ki.type != g.ki.type ||
+         (w.ki_usable && !kc_keyidx_equal(&w.ki, &g.ki)) || w.salt.type != g.salt.type ||
+         w.salt.len != g.salt.len || (w.salt.len && w.salt.p != g.salt.p) ||
+         w.ct_is_bytes != g.ct_is_bytes ||
+         (w.ct_is_bytes && (w.ct_len != g.ct_len || (w.ct_len && w.ct != g.ct)))))
+        __builtin_trap();
+    msgpack_zone_destroy(&other);
     for (int kind = KC_KIND_KEY; kind <= KC_KIND_VALUE; kind++) {
         if (kc_serde_deserialize(consumer, (kc_kind)kind, "fuzz.topic", data, size, msg, NULL) != KC_OK)
             __builtin_trap();

@@ -170,6 +170,51 @@ static void test_candidate_fields(void **state)
     msgpack_zone_destroy(&zone);
 }
 
+static void test_direct_decoder_agrees_with_msgpack_c(void **state)
+{
+    /* every integer and byte-string form in each position */
+    static const char *cases[] = {
+        "0193" "05" "c400" "c400",           "0193" "ff" "c400" "c400",
+        "0193" "cc80" "c400" "c400",         "0193" "cd0100" "a0" "a0",
+        "0193" "ce00010000" "c400" "c400",   "0193" "cfffffffffffffffff" "c400" "c400",
+        "0193" "d005" "c400" "c400",         "0193" "d0ff" "c400" "c400",
+        "0193" "d1fffe" "c400" "c400",       "0193" "d27fffffff" "c400" "c400",
+        "0193" "d38000000000000000" "c400" "c400",
+        "0193" "d90161" "d90162" "d90163",   "0193" "da000161" "da000162" "da000163",
+        "0193" "db0000000161" "c50001ff" "c600000001ff",
+        "0193" "c4" "41" "0000000000000000000000000000000000000000000000000000000000000000"
+               "0000000000000000000000000000000000000000000000000000000000000000" "00" "c400" "c400",
+        "0193" "05" "c400" "c401",           "0193" "05" "c400" "c400" "00",
+        "0193" "cd01" "c400" "c400",         "0193" "d3ffffffff" "c400" "c400",
+        "0193" "05" "06" "c400",             "0193" "05" "c400" "07",
+        "0193" "c0" "c400" "c400",           "0192" "05" "c400",
+    };
+    msgpack_zone z1, z2;
+    msgpack_zone_init(&z1, 64);
+    msgpack_zone_init(&z2, 64);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        kc_buf b = tc_hex(cases[i]);
+        kc_wire a, g;
+        kc_status sa = kc_wire_parse(b.data, b.len, &z1, &a, NULL);
+        kc_status sg = kc_wire_parse_msgpack(b.data, b.len, &z2, &g, NULL);
+        if (sa != sg)
+            fail_msg("case %zu (%s): %d vs %d", i, cases[i], sa, sg);
+        if (sa == KC_OK) {
+            assert_int_equal(a.ki_usable, g.ki_usable);
+            assert_int_equal(a.ki.type, g.ki.type);
+            if (a.ki_usable)
+                assert_true(kc_keyidx_equal(&a.ki, &g.ki));
+            assert_int_equal(a.salt.type, g.salt.type);
+            assert_int_equal(a.salt.len, g.salt.len);
+            assert_int_equal(a.ct_is_bytes, g.ct_is_bytes);
+            assert_int_equal(a.ct_len, g.ct_len);
+        }
+        kc_buf_free(&b);
+    }
+    msgpack_zone_destroy(&z1);
+    msgpack_zone_destroy(&z2);
+}
+
 static void test_message_object(void **state)
 {
     kc_message *m = kc_message_new();
@@ -214,6 +259,7 @@ int main(void)
         cmocka_unit_test(test_appendix_a4),
         cmocka_unit_test(test_classification),
         cmocka_unit_test(test_candidate_fields),
+        cmocka_unit_test(test_direct_decoder_agrees_with_msgpack_c),
         cmocka_unit_test(test_message_object),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
