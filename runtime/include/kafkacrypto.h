@@ -445,7 +445,8 @@ void kc_serde_free(kc_serde *s);
 
 /* Encrypts value for topic: out = 0x01 || msgpack([ki, salt, box]).
  * value NULL (a null Kafka key/value) stays null: out is emptied and the
- * caller sends null. On any error out is emptied: never plaintext. */
+ * caller sends null. On any error out is emptied: never plaintext. value
+ * must not point into out. */
 kc_status kc_serde_serialize(kc_serde *s, kc_kind kind, const char *topic,
                              const uint8_t *value, size_t len, kc_buf *out, kc_err *err);
 /* A message object as input: a cleartext one is encrypted, any other
@@ -453,7 +454,7 @@ kc_status kc_serde_serialize(kc_serde *s, kc_kind kind, const char *topic,
 kc_status kc_serde_serialize_message(kc_serde *s, kc_kind kind, const char *topic,
                                      const kc_message *m, kc_buf *out, kc_err *err);
 /* Decrypts or classifies data received on topic into out (spec §4.3).
- * data NULL gives a null message. Malformed input is never an error: it
+ * data NULL gives a null message; data and topic may point into out. Malformed input is never an error: it
  * becomes a not-decryptable message; errors are reserved for bad
  * arguments and memory exhaustion. */
 kc_status kc_serde_deserialize(kc_serde *s, kc_kind kind, const char *topic,
