@@ -128,13 +128,3 @@ int kc_file_exists(const char *path)
     struct stat sb;
     return stat(path, &sb) == 0;
 }
-
-kc_status kc_file_write_all(int fd, const uint8_t *p, size_t n, const char *path, kc_err *err)
-{
-    return write_all(fd, p, n, path, err);
-}
-
-void kc_file_fsync_dir(const char *path)
-{
-    fsync_dir_of(path);
-}

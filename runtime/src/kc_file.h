@@ -35,9 +35,4 @@ void kc_file_sync_dir(const char *path);
 /* 1 if path exists (any type), 0 otherwise. */
 int kc_file_exists(const char *path);
 
-/* Building blocks for other crash-safe writes: write(2) until done
- * (EINTR-safe), and fsync of the directory that holds path. */
-kc_status kc_file_write_all(int fd, const uint8_t *p, size_t n, const char *path, kc_err *err);
-void kc_file_fsync_dir(const char *path);
-
 #endif

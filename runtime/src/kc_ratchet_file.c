@@ -98,7 +98,7 @@ static kc_status write_new_file(const char *path, const uint8_t *p, size_t n, mo
     if (st != KC_OK)
         unlink(tmp);
     else
-        kc_file_fsync_dir(path);
+        kc_file_sync_dir(path);
     free(tmp);
     if (st == KC_OK && fd_out)
         *fd_out = fd;
