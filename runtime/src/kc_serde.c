@@ -614,6 +614,7 @@ kc_status kc_serde_deserialize(kc_serde *s, kc_kind kind, const char *topic,
         }
         return st;
     }
+    out->kind = kind;
     if (!data) {
         kc_message_set_null(out);
         return KC_OK;
@@ -644,9 +645,12 @@ kc_status kc_serde_deserialize(kc_serde *s, kc_kind kind, const char *topic,
             g = wait_for_key(s, r, &w.ki);
         /* The generator's counter moves even though the salt is explicit
          * (as upstream); a salt of another type selects the counter. */
-        if (g)
-            have_key = kc_keygen_at(&g->gen[kind], w.salt.type == KC_ANY_BYTES ? w.salt.p : NULL,
-                                    w.salt.len, key, nonce, NULL) == KC_OK;
+        if (g) {
+            const uint8_t *salt = NULL;  /* the counter */
+            if (w.salt.type == KC_ANY_BYTES)
+                salt = w.salt.p ? w.salt.p : (const uint8_t *)"";
+            have_key = kc_keygen_at(&g->gen[kind], salt, w.salt.len, key, nonce, NULL) == KC_OK;
+        }
         pthread_mutex_unlock(&s->lock);
     }
     bool opened = have_key && w.ct_is_bytes && kc_wire_open(w.ct, w.ct_len, key, nonce, &out->bytes);
