@@ -1,0 +1,56 @@
+-- kafkacrypto: message-layer encryption for Apache Kafka, the Lua API.
+--
+-- Names follow the Python package's (and kafka-python's), in Lua style:
+--
+--   local kafkacrypto = require "kafkacrypto"
+--   local producer = kafkacrypto.producer{ bootstrap_servers = "127.0.0.1:9092" }
+--   producer:send("example001.foo", "a key", "a value")
+--   producer:flush()
+--
+--   local consumer = kafkacrypto.consumer{ "example001.foo", group_id = "g1",
+--                                          auto_offset_reset = "earliest" }
+--   for msg in consumer:messages(5) do print(msg.topic, msg.key, msg.value) end
+--   consumer:close()
+--
+-- Without bootstrap_servers (here or in kafkacrypto.cfg) clients use an
+-- embedded broker started inside this process.
+
+local core = require "kafkacrypto.core"
+local kafka = require "kafkacrypto.kafka"
+
+local kafkacrypto = {
+  version = core.version,
+  producer = kafka.producer,        -- KafkaProducer
+  consumer = kafka.consumer,        -- KafkaConsumer
+  broker = require "kafkacrypto.broker",
+  log = require "kafkacrypto.log",
+  serde = require "kafkacrypto.serde",
+}
+
+-- The root topic of a topic: keys are shared per root. By default the text
+-- before the first separator ("." unless configured), as upstream:
+--   get_root("example001.foo.bar") == "example001"
+function kafkacrypto.get_root(topic)
+  return core.root(topic)
+end
+
+-- Installs the rule used everywhere a root is needed (serializers and key
+-- exchange). `rule` is
+--   a function(topic) -> root,   e.g. function(t) return t:match("^[^_]+") end
+--   a separator string,          e.g. "_"  (upstream's rule, other separator)
+--   nil                          upstream's rule with the configured separator
+function kafkacrypto.set_root_rule(rule)
+  core.set_root_rule(rule)
+end
+
+-- The runtime settings (kafkacrypto.cfg and command line), read-only copy.
+function kafkacrypto.settings()
+  return core.settings()
+end
+
+-- The protocol tunables (spec §7.2) as configured, by lower-case name.
+function kafkacrypto.tunables()
+  return core.tunables()
+end
+
+return kafkacrypto

@@ -1,0 +1,123 @@
+/* kc_kafka.h — librdkafka producer and consumer, as the runtime uses them.
+ *
+ * Both take a kc_kafka_conf (kafka-python or librdkafka option names). With
+ * no bootstrap.servers configured they use the process's embedded broker
+ * (kc_broker_embedded). librdkafka's own log lines go through kc_log as
+ * logger "kafkacrypto.rdkafka". A handle is used by one thread at a time. */
+#ifndef KC_KAFKA_H
+#define KC_KAFKA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kc_err.h"
+#include "kc_kafka_options.h"
+
+struct rd_kafka_conf_s;
+/* Sends librdkafka's log and error callbacks of `conf` to kc_log. */
+void kc_kafka_route_logs(struct rd_kafka_conf_s *conf);
+
+/* ---- producer ------------------------------------------------------------- */
+
+typedef struct kc_producer kc_producer;
+
+#define KC_PARTITION_ANY (-1)
+
+typedef struct kc_delivery {
+    uint64_t seq;        /* as returned by kc_producer_send */
+    char *topic;
+    int32_t partition;
+    int64_t offset;      /* -1 when failed */
+    kc_status status;    /* KC_OK, or why delivery failed */
+    char error[160];     /* librdkafka's reason when failed */
+} kc_delivery;
+
+typedef struct kc_producer_stats {
+    uint64_t sent, delivered, failed;
+    char last_error[160];
+} kc_producer_stats;
+
+/* keep_reports: queue a kc_delivery per message for kc_producer_next_delivery
+ * (otherwise only counted, and failures logged as WARNING). */
+kc_status kc_producer_new(kc_producer **out, const kc_kafka_conf *conf, int keep_reports,
+                          kc_err *err);
+
+/* Queues one message. key/value NULL means a Kafka null (not an empty
+ * string). partition KC_PARTITION_ANY lets librdkafka's partitioner choose.
+ * Waits up to produce_timeout when librdkafka's queue is full. *seq (may be
+ * NULL) receives the number identifying the message in delivery reports. */
+kc_status kc_producer_send(kc_producer *p, const char *topic, int32_t partition,
+                           const void *key, size_t key_len,
+                           const void *value, size_t value_len, uint64_t *seq, kc_err *err);
+
+/* Serves delivery reports for up to timeout_ms. */
+void kc_producer_poll(kc_producer *p, int timeout_ms);
+
+/* Waits until every queued message is delivered or failed. KC_ERR_IO if
+ * some are still in flight after timeout_ms, or — when reports are not
+ * kept — if any failed since the previous flush (the message says how many
+ * and why): a failure is never silent. */
+kc_status kc_producer_flush(kc_producer *p, int timeout_ms, kc_err *err);
+
+/* Takes the oldest queued delivery report; 0 when there is none. Free
+ * with kc_delivery_clear. */
+int kc_producer_next_delivery(kc_producer *p, kc_delivery *out);
+void kc_delivery_clear(kc_delivery *d);
+
+void kc_producer_get_stats(const kc_producer *p, kc_producer_stats *out);
+
+/* Flushes (up to timeout_ms) and frees. Messages still undelivered then
+ * are reported by a WARNING. NULL is fine. */
+void kc_producer_close(kc_producer *p, int timeout_ms);
+
+/* ---- consumer ------------------------------------------------------------- */
+
+typedef struct kc_consumer kc_consumer;
+
+#define KC_OFFSET_BEGINNING (-2)
+#define KC_OFFSET_END (-1)
+#define KC_OFFSET_STORED (-1000)  /* the group's committed offset, else auto.offset.reset */
+
+typedef struct kc_topic_partition {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;   /* >= 0, or one of KC_OFFSET_* */
+} kc_topic_partition;
+
+typedef struct kc_message {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    const uint8_t *key;    /* NULL for a Kafka null key */
+    size_t key_len;
+    const uint8_t *value;  /* NULL for a Kafka null value */
+    size_t value_len;
+    int64_t timestamp_ms;  /* -1 when the broker gave none */
+    void *rkmessage_;      /* owned librdkafka message */
+} kc_message;
+
+/* Without group.id the consumer gets a private one ("kafkacrypto-anon-...")
+ * and commits nothing, like kafka-python with group_id=None. */
+kc_status kc_consumer_new(kc_consumer **out, const kc_kafka_conf *conf, kc_err *err);
+
+/* Group subscription to topics; names starting with '^' are regular
+ * expressions (librdkafka syntax). Replaces any earlier subscription. */
+kc_status kc_consumer_subscribe(kc_consumer *c, const char *const *topics, size_t count,
+                                kc_err *err);
+
+/* Manual assignment (no group rebalancing). Replaces any earlier one.
+ * KC_OFFSET_END is resolved now (the partition's current end), so every
+ * message produced after this call returns is received. */
+kc_status kc_consumer_assign(kc_consumer *c, const kc_topic_partition *tps, size_t count,
+                             kc_err *err);
+
+/* Waits up to timeout_ms for a message: *out is NULL on timeout. Transient
+ * errors (a broker going away, an unknown topic) are logged and skipped;
+ * fatal ones are returned. Free a message with kc_message_free. */
+kc_status kc_consumer_poll(kc_consumer *c, int timeout_ms, kc_message **out, kc_err *err);
+void kc_message_free(kc_message *m);
+
+/* Leaves the group (committing if auto-commit is on) and frees. NULL is fine. */
+void kc_consumer_close(kc_consumer *c);
+
+#endif

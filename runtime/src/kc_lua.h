@@ -1,0 +1,62 @@
+/* kc_lua.h — LuaJIT states with the kafkacrypto module.
+ *
+ * A state has the standard libraries, package.path/cpath pointing at our
+ * Lua code (and Debian's Lua modules, e.g. lua-cjson), and the C part of
+ * the module preloaded as `kafkacrypto.core`. A lua_State belongs to the
+ * thread that created it: states are never shared between threads (the
+ * management loop gets its own). */
+#ifndef KC_LUA_H
+#define KC_LUA_H
+
+#include <lua.h>
+
+#include "kc_err.h"
+#include "kc_root.h"
+#include "kc_settings.h"
+
+typedef struct kc_lua_options {
+    const kc_settings *settings;  /* must outlive the state; NULL = defaults */
+    const char *home;             /* holds lua/ (and scripts/); NULL = none */
+    const char *script_dir;       /* also searched by require; may be NULL */
+    const char *exe;              /* for arg[-1]; may be NULL */
+} kc_lua_options;
+
+/* package.path, most specific first: $KC_LUA_PATH, the settings' lua_path,
+ * the script's directory, HOME/lua, then LuaJIT's defaults without "./"
+ * entries (so nothing depends on the current directory). cpath likewise. */
+kc_status kc_lua_new(lua_State **out, const kc_lua_options *opts, kc_err *err);
+
+/* Runs a script file as the standalone interpreter does: arg[0] = path,
+ * arg[1..] = args (also passed as `...`). On an error, err holds
+ * "SCRIPT:LINE: message" and *traceback (if not NULL; free() it) the Lua
+ * stack. os.exit(n) in a script closes its Kafka clients (flushing
+ * producers) and the embedded broker, then exits the process. */
+kc_status kc_lua_run_file(lua_State *L, const char *path, int argc, char *const *argv,
+                          char **traceback, kc_err *err);
+
+/* Closes Kafka clients still open (flushing producers), then the state. */
+void kc_lua_close(lua_State *L);
+
+/* The settings the state was created with (defaults if none). */
+const kc_settings *kc_lua_settings(lua_State *L);
+
+/* The root rule in force for this state (see kc_root.h); pass it to the
+ * core. A rule installed from Lua may only be called on this state's
+ * thread. */
+const kc_root_rule *kc_lua_root_rule(lua_State *L);
+
+/* luaopen function of `kafkacrypto.core`. Bindings of each concept add
+ * their functions in their own kc_lua_open_<concept>(L) (table on top). */
+int luaopen_kafkacrypto_core(lua_State *L);
+void kc_lua_open_log(lua_State *L);
+void kc_lua_open_kafka(lua_State *L);
+void kc_lua_open_root(lua_State *L);
+/* Closes every Kafka client of the state (before os.exit). */
+void kc_lua_kafka_close_all(lua_State *L);
+
+/* Raise a Lua error located at the user's line: the first caller outside
+ * our C functions and lua/kafkacrypto/ modules. */
+int kc_lua_error(lua_State *L, const kc_err *err);
+int kc_lua_errorf(lua_State *L, const char *fmt, ...);   /* lua_pushfstring formats */
+
+#endif

@@ -1,0 +1,36 @@
+#include "kc_root.h"
+
+#include <stdio.h>
+#include <string.h>
+
+kc_status kc_root_default(const char *separator, const char *topic, char *root, size_t size,
+                          kc_err *err)
+{
+    const char *cut = separator && *separator ? strstr(topic, separator) : NULL;
+    size_t n = cut ? (size_t)(cut - topic) : strlen(topic);
+    if (n >= size)
+        return kc_err_set(err, KC_ERR_INVALID, "topic '%.80s...': root longer than %zu characters",
+                          topic, size - 1);
+    memcpy(root, topic, n);
+    root[n] = '\0';
+    return KC_OK;
+}
+
+kc_status kc_root_of(const kc_root_rule *rule, const char *separator, const char *topic,
+                     char root[KC_TOPIC_NAME_MAX + 1], kc_err *err)
+{
+    if (!topic || !*topic)
+        return kc_err_set(err, KC_ERR_INVALID, "root rule: expected a topic name");
+    root[0] = '\0';
+    kc_status st = rule && rule->fn
+                       ? rule->fn(rule->ctx, topic, root, KC_TOPIC_NAME_MAX + 1, err)
+                       : kc_root_default(separator, topic, root, KC_TOPIC_NAME_MAX + 1, err);
+    if (st != KC_OK)
+        return st;
+    root[KC_TOPIC_NAME_MAX] = '\0';
+    if (!kc_topic_name_valid(root))
+        return kc_err_set(err, KC_ERR_INVALID,
+                          "root rule: topic '%s' gave root '%s', expected 1 to %d characters "
+                          "of A-Z a-z 0-9 . _ -", topic, root, KC_TOPIC_NAME_MAX);
+    return KC_OK;
+}

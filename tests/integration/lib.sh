@@ -1,0 +1,51 @@
+# Shared by the integration tests: sourced with KC_BIN set by the Makefile.
+set -eu
+: "${KC_BIN:?set KC_BIN to the kafkacrypto binary}"
+HERE=$(cd "$(dirname "$0")" && pwd)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/kc-it.XXXXXX")
+PIDS=""
+
+cleanup() {
+    for p in $PIDS; do kill "$p" 2>/dev/null || true; done
+    for p in $PIDS; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+pass() { echo "ok - $*"; }
+
+# wait_for SECONDS COMMAND...: polls COMMAND every 0.1 s.
+wait_for() {
+    limit=$(( $1 * 10 )); shift
+    i=0
+    until "$@"; do
+        i=$((i + 1))
+        [ "$i" -le "$limit" ] || return 1
+        sleep 0.1
+    done
+}
+
+# start_broker FILE [ARGS...]: a standalone broker writing its address to
+# FILE. Returns 1 if the broker exited instead (see $WORK/broker.err).
+start_broker() {
+    BROKER_FILE=$1; shift
+    "$KC_BIN" broker --bootstrap-file "$BROKER_FILE" "$@" >"$WORK/broker.out" 2>"$WORK/broker.err" &
+    BROKER_PID=$!
+    PIDS="$PIDS $BROKER_PID"
+    wait_for 30 broker_up_or_gone || fail "broker did not start: $(cat "$WORK/broker.err")"
+    [ -s "$BROKER_FILE" ] || { wait "$BROKER_PID" || true; return 1; }
+}
+broker_up_or_gone() {
+    [ -s "$BROKER_FILE" ] || ! kill -0 "$BROKER_PID" 2>/dev/null
+}
+
+# stop_broker FILE: SIGTERM, then expect exit 0 and the file removed.
+stop_broker() {
+    kill -TERM "$BROKER_PID"
+    status=0
+    wait "$BROKER_PID" || status=$?
+    PIDS=$(echo "$PIDS" | sed "s/ $BROKER_PID//")
+    [ "$status" = 0 ] || fail "broker exited with $status"
+    [ ! -e "$1" ] || fail "bootstrap file left behind"
+}

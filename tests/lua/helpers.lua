@@ -1,0 +1,48 @@
+-- Shared by the Lua tests: one broker for the whole run, fresh topic names,
+-- and waiting for conditions with generous timeouts (the machine may be busy).
+local kafkacrypto = require "kafkacrypto"
+
+local helpers = {}
+
+local broker
+function helpers.broker()
+  broker = broker or kafkacrypto.broker.start()
+  return broker
+end
+
+local counter = 0
+-- A topic name not used before in this run.
+function helpers.topic(prefix)
+  counter = counter + 1
+  return ("%s%d_%d"):format(prefix or "t", counter, math.random(1e9))
+end
+
+function helpers.producer(extra)
+  local config = { bootstrap_servers = helpers.broker().bootstrap_servers, linger_ms = 1 }
+  for k, v in pairs(extra or {}) do config[k] = v end
+  return kafkacrypto.producer(config)
+end
+
+function helpers.consumer(extra)
+  local config = { bootstrap_servers = helpers.broker().bootstrap_servers }
+  for k, v in pairs(extra or {}) do config[k] = v end
+  return kafkacrypto.consumer(config)
+end
+
+-- Polls until n messages arrived or `timeout` seconds (default 30) passed.
+function helpers.collect(consumer, n, timeout)
+  local got, deadline = {}, os.time() + (timeout or 30)
+  while #got < n and os.time() <= deadline do
+    local msg = consumer:poll(0.2)
+    if msg then got[#got + 1] = msg end
+  end
+  return got
+end
+
+-- The error message of f(...), or nil if it did not fail.
+function helpers.error_of(f, ...)
+  local ok, err = pcall(f, ...)
+  if not ok then return tostring(err) end
+end
+
+return helpers

@@ -1,0 +1,289 @@
+-- kafkacrypto.producer / kafkacrypto.consumer through an in-process broker.
+local lu = require "luaunit"
+local kafkacrypto = require "kafkacrypto"
+local h = require "helpers"
+
+TestKafka = {}
+
+function TestKafka:test_round_trip_with_assign_from_beginning()
+  local topic = h.topic("plain")
+  local producer = h.producer()
+  producer:send(topic, "k1", "v1")
+  producer:send(topic, nil, "no key")
+  producer:send{ topic = topic, key = "k3", value = "" }
+  producer:flush()
+  local stats = producer:stats()
+  lu.assertEquals(stats.sent, 3)
+  lu.assertEquals(stats.delivered, 3)
+  producer:close()
+
+  local consumer = h.consumer()
+  consumer:assign{ { topic = topic, partition = 0, offset = "beginning" },
+                   { topic = topic, partition = 1, offset = "beginning" },
+                   { topic = topic, partition = 2, offset = "beginning" },
+                   { topic = topic, partition = 3, offset = "beginning" } }
+  local got = h.collect(consumer, 3)
+  lu.assertEquals(#got, 3)
+  table.sort(got, function(a, b) return (a.key or "") < (b.key or "") end)
+  lu.assertNil(got[1].key)
+  lu.assertEquals(got[1].value, "no key")
+  lu.assertEquals({ got[2].key, got[2].value }, { "k1", "v1" })
+  lu.assertEquals({ got[3].key, got[3].value }, { "k3", "" })
+  for _, m in ipairs(got) do
+    lu.assertEquals(m.topic, topic)
+    lu.assertTrue(m.partition >= 0 and m.partition < 4)
+    lu.assertTrue(m.offset >= 0)
+    lu.assertTrue(m.timestamp > 1.6e12)   -- milliseconds since 1970
+  end
+  lu.assertNil(consumer:poll(0.2))
+  consumer:close()
+end
+
+function TestKafka:test_partition_and_assign_from_end()
+  local topic = h.topic("part")
+  local producer = h.producer()
+  producer:send(topic, "a", "first", 2)
+  producer:flush()
+  local consumer = h.consumer()
+  consumer:assign{ topic = topic, partition = 2, offset = "end" }
+  lu.assertNil(consumer:poll(0.2))
+  producer:send(topic, "b", "second", 2)
+  producer:flush()
+  local got = h.collect(consumer, 1)
+  lu.assertEquals(got[1].value, "second")
+  lu.assertEquals(got[1].partition, 2)
+  lu.assertEquals(got[1].offset, 1)
+  -- an explicit offset
+  consumer:assign{ { topic = topic, partition = 2, offset = 0 } }
+  lu.assertEquals(h.collect(consumer, 1)[1].value, "first")
+  consumer:close()
+  producer:close()
+end
+
+function TestKafka:test_serializer_functions_and_objects()
+  local topic = h.topic("ser")
+  local seen_topic
+  local upper = { serialize = function(self, t, v) seen_topic = t; return v:upper() end }
+  local producer = h.producer{
+    key_serializer = function(k) return "key:" .. tostring(k) end,
+    value_serializer = upper,
+  }
+  producer:send(topic, "k", "hello", 0)
+  producer:send(topic, nil, "world", 0)   -- serializers see nil too, as in kafka-python
+  producer:flush()
+  lu.assertEquals(seen_topic, topic)
+  producer:close()
+
+  local deserialized_topic
+  local consumer = h.consumer{
+    key_deserializer = function(k) return k and k:sub(5) end,
+    value_deserializer = { deserialize = function(self, t, v)
+      deserialized_topic = t
+      return { text = v }
+    end },
+  }
+  consumer:assign{ { topic = topic, partition = 0, offset = "beginning" } }
+  local got = h.collect(consumer, 2)
+  lu.assertEquals(got[1].key, "k")
+  lu.assertEquals(got[1].value, { text = "HELLO" })
+  lu.assertEquals(got[2].key, "nil")
+  lu.assertEquals(got[2].value, { text = "WORLD" })
+  lu.assertEquals(deserialized_topic, topic)
+  consumer:close()
+end
+
+function TestKafka:test_json_stack_with_lua_cjson()
+  local cjson = require "cjson"
+  local topic = h.topic("json")
+  local producer = h.producer{ value_serializer = kafkacrypto.serde.stack(cjson.encode) }
+  producer:send(topic, nil, { n = 1, list = { 1, 2 } }, 0)
+  producer:flush()
+  producer:close()
+  local consumer = h.consumer{ value_deserializer = kafkacrypto.serde.stack(cjson.decode) }
+  consumer:assign{ { topic = topic, partition = 0, offset = "beginning" } }
+  lu.assertEquals(h.collect(consumer, 1)[1].value, { n = 1, list = { 1, 2 } })
+  consumer:close()
+end
+
+function TestKafka:test_values_must_be_bytes_after_serialization()
+  local producer = h.producer()
+  local err = h.error_of(function() producer:send("x", nil, { 1 }) end)
+  lu.assertStrContains(err, "test_kafka.lua:")   -- the caller's line
+  lu.assertStrContains(err, "value is a table")
+  lu.assertStrContains(err, "value_serializer")
+  err = h.error_of(function() producer:send(nil, "k", "v") end)
+  lu.assertStrContains(err, "expected a topic name, got nil")
+  err = h.error_of(function() producer:send("bad topic!", "k", "v") end)
+  lu.assertStrContains(err, "'bad topic!' is not a valid Kafka topic name")
+  producer:close()
+end
+
+function TestKafka:test_delivery_reports()
+  local topic = h.topic("dr")
+  h.broker():create_topic(topic, 1)
+  local reports = {}
+  local producer = h.producer{ on_delivery = function(err, r)
+    reports[#reports + 1] = { err = err, seq = r.seq, partition = r.partition, offset = r.offset }
+  end }
+  local s1 = producer:send(topic, "a", "1")
+  local s2 = producer:send(topic, "b", "2", 5)   -- the topic has no partition 5
+  producer:flush()
+  lu.assertEquals(#reports, 2)
+  table.sort(reports, function(a, b) return a.seq < b.seq end)
+  lu.assertEquals(reports[1].seq, s1)
+  lu.assertNil(reports[1].err)
+  lu.assertEquals(reports[1].offset, 0)
+  lu.assertEquals(reports[2].seq, s2)
+  lu.assertStrContains(reports[2].err:lower(), "partition")
+  producer:close()
+
+  -- without on_delivery a failure is not silent: flush raises
+  local quiet = h.producer()
+  local cap = kafkacrypto.log.capture()
+  quiet:send(topic, "c", "3", 7)
+  local err = h.error_of(function() quiet:flush() end)
+  cap:stop()
+  lu.assertStrContains(err, "1 message(s) failed")
+  lu.assertNotNil(cap:find("WARNING:kafkacrypto.kafka:Message to topic " .. topic))
+  quiet:close()
+end
+
+function TestKafka:test_subscribe_list_with_group()
+  local t1, t2 = h.topic("sub"), h.topic("sub")
+  local producer = h.producer()
+  producer:send(t1, "1", "one")
+  producer:send(t2, "2", "two")
+  producer:flush()
+  -- topics in the config are subscribed to, as KafkaConsumer("t1", "t2", ...)
+  local consumer = h.consumer{ t1, t2, group_id = h.topic("group"),
+                               auto_offset_reset = "earliest" }
+  local got = h.collect(consumer, 2)
+  lu.assertEquals(#got, 2)
+  local values = { got[1].value, got[2].value }
+  table.sort(values)
+  lu.assertEquals(values, { "one", "two" })
+  consumer:close()
+  producer:close()
+end
+
+function TestKafka:test_subscribe_regex_and_iterator()
+  local prefix = h.topic("rx")
+  local producer = h.producer()
+  for i = 1, 3 do producer:send(prefix .. ".a", nil, "a" .. i) end
+  producer:send(h.topic("other"), nil, "not me")
+  producer:flush()
+  local consumer = h.consumer{ auto_offset_reset = "earliest" }
+  consumer:subscribe{ pattern = prefix:gsub("%.", "\\.") .. "\\..*" }
+  local values = {}
+  for msg in consumer:messages(5) do
+    values[#values + 1] = msg.value
+    if #values == 3 then break end
+  end
+  table.sort(values)
+  lu.assertEquals(values, { "a1", "a2", "a3" })
+  -- the iterator ends after `timeout` seconds without messages
+  local t0 = os.time()
+  for _ in consumer:messages(0.5) do lu.fail("no message expected") end
+  lu.assertTrue(os.time() - t0 < 10)
+  consumer:close()
+  producer:close()
+end
+
+function TestKafka:test_iterator_without_timeout_ends_when_closed()
+  local topic = h.topic("iter")
+  local producer = h.producer()
+  producer:send(topic, nil, "only", 0)
+  producer:flush()
+  producer:close()
+  local consumer = h.consumer()
+  consumer:assign{ { topic = topic, partition = 0, offset = "beginning" } }
+  local n = 0
+  for msg in consumer:messages() do
+    n = n + 1
+    lu.assertEquals(msg.value, "only")
+    consumer:close()
+  end
+  lu.assertEquals(n, 1)
+end
+
+function TestKafka:test_close_is_final_and_idempotent()
+  local producer = h.producer()
+  producer:close()
+  producer:close()
+  lu.assertStrContains(h.error_of(function() producer:send("t", "k", "v") end), "closed")
+  local consumer = h.consumer()
+  consumer:close()
+  consumer:close()
+  lu.assertStrContains(h.error_of(function() consumer:poll(0) end), "closed")
+end
+
+function TestKafka:test_bad_configs_are_reported()
+  local err = h.error_of(kafkacrypto.producer, { no_such_option = 1 })
+  lu.assertStrContains(err, "no_such_option")
+  err = h.error_of(kafkacrypto.consumer, { session_timeout_ms = "soon" })
+  lu.assertStrContains(err, "session.timeout.ms")
+  err = h.error_of(kafkacrypto.producer, { bootstrap_servers = function() end })
+  lu.assertStrContains(err, "bootstrap_servers")
+  err = h.error_of(kafkacrypto.producer, { value_serializer = 42 })
+  lu.assertStrContains(err, "value_serializer")
+  err = h.error_of(kafkacrypto.producer, "not a table")
+  lu.assertStrContains(err, "config table")
+  local consumer = h.consumer()
+  err = h.error_of(function() consumer:assign{ { topic = "t", partition = -1 } } end)
+  lu.assertStrContains(err, "partition")
+  err = h.error_of(function() consumer:assign{ { topic = "t", offset = "middle" } } end)
+  lu.assertStrContains(err, "offset")
+  err = h.error_of(function() consumer:subscribe{} end)
+  lu.assertStrContains(err, "at least one topic")
+  err = h.error_of(function() consumer:subscribe{ "a b" } end)
+  lu.assertStrContains(err, "'a b' is neither a valid topic name")
+  consumer:close()
+end
+
+function TestKafka:test_deserializer_errors_name_the_message()
+  local topic = h.topic("deser")
+  local producer = h.producer()
+  producer:send(topic, nil, "not json", 0)
+  producer:flush()
+  producer:close()
+  local consumer = h.consumer{ value_deserializer = require("cjson").decode }
+  consumer:assign{ { topic = topic, partition = 0, offset = "beginning" } }
+  local err
+  for _ = 1, 150 do
+    err = h.error_of(function() return consumer:poll(0.2) end)
+    if err then break end
+  end
+  lu.assertStrContains(err, "value_deserializer failed on " .. topic .. "[0] offset 0")
+  consumer:close()
+end
+
+function TestKafka:test_bootstrap_list_and_fixed_port()
+  local broker = kafkacrypto.broker.start{ topics = { "fixed" }, port = 0 }
+  lu.assertStrMatches(broker.bootstrap_servers, "127%.0%.0%.1:%d+")
+  -- a list of servers is joined as kafka-python accepts it
+  local producer = kafkacrypto.producer{ bootstrap_servers = { broker.bootstrap_servers } }
+  producer:send("fixed", "k", "via the relayed port")
+  producer:flush()
+  producer:close()
+  local consumer = kafkacrypto.consumer{ bootstrap_servers = broker.bootstrap_servers }
+  consumer:assign{ topic = "fixed", partition = 0, offset = "beginning" }
+  lu.assertEquals(h.collect(consumer, 1)[1].value, "via the relayed port")
+  consumer:close()
+  broker:stop()
+end
+
+function TestKafka:test_embedded_broker_without_bootstrap_servers()
+  -- no bootstrap_servers anywhere: the process's embedded broker
+  local producer = kafkacrypto.producer{ linger_ms = 1 }
+  producer:send("embedded", "k", "v", 0)
+  producer:flush()
+  producer:close()
+  local consumer = kafkacrypto.consumer()
+  consumer:assign{ topic = "embedded", partition = 0, offset = "beginning" }
+  lu.assertEquals(h.collect(consumer, 1)[1].value, "v")
+  consumer:close()
+  local embedded = kafkacrypto.broker.embedded()
+  lu.assertStrMatches(embedded.bootstrap_servers, "127%.0%.0%.1:%d+")
+  lu.assertNotEquals(embedded.bootstrap_servers, h.broker().bootstrap_servers)
+  embedded:create_key_topics("emb")
+end
