@@ -6,7 +6,9 @@
  * TLS/SASL, CreateTopics unsupported (create topics with
  * kc_broker_create_topic), topics auto-created on first use with 4
  * partitions, a new consumer group's first join takes 3 s, and a group that
- * has just emptied rejoins only after session.timeout.ms.
+ * has just emptied rejoins only after session.timeout.ms, and a fetch that
+ * finds no data is answered after fetch.wait.max.ms even if data arrives
+ * meanwhile (so consumers want a short fetch.wait.max.ms on it).
  *
  * The mock always binds an ephemeral port. kc_broker_listen adds a fixed
  * port that relays connections to it: clients bootstrap through the fixed

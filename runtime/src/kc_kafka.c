@@ -67,6 +67,10 @@ static kc_status make_conf(const kc_kafka_conf *in, rd_kafka_conf_t **out, kc_er
             return st;
         }
         rd_kafka_conf_set(conf, "bootstrap.servers", kc_broker_bootstrap(b), NULL, 0);
+        /* The mock answers an empty fetch only after fetch.wait.max.ms, even
+         * when data arrives meanwhile: keep that wait short in-process. */
+        if (in->use == KC_KAFKA_CONSUMER && !kc_kafka_conf_get(in, "fetch.wait.max.ms"))
+            rd_kafka_conf_set(conf, "fetch.wait.max.ms", "50", NULL, 0);
     }
     *out = conf;
     return KC_OK;

@@ -2,7 +2,9 @@
  *
  * Both take a kc_kafka_conf (kafka-python or librdkafka option names). With
  * no bootstrap.servers configured they use the process's embedded broker
- * (kc_broker_embedded). librdkafka's own log lines go through kc_log as
+ * (kc_broker_embedded); consumers there default to fetch.wait.max.ms=50,
+ * since the mock broker holds an empty fetch for that long even when data
+ * arrives meanwhile (500 ms by default). librdkafka's own log lines go through kc_log as
  * logger "kafkacrypto.rdkafka". A handle is used by one thread at a time. */
 #ifndef KC_KAFKA_H
 #define KC_KAFKA_H

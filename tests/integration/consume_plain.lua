@@ -4,7 +4,8 @@
 local kafkacrypto = require "kafkacrypto"
 local topic, n, timeout = arg[1], tonumber(arg[2]), tonumber(arg[3])
 local consumer = kafkacrypto.consumer{ topic, group_id = "it-" .. topic,
-                                       auto_offset_reset = "earliest" }
+                                       auto_offset_reset = "earliest",
+                                       fetch_max_wait_ms = 50 }
 local seen, deadline = 0, os.time() + timeout
 while seen < n and os.time() < deadline do
   local msg = consumer:poll(0.5)

@@ -24,7 +24,8 @@ function helpers.producer(extra)
 end
 
 function helpers.consumer(extra)
-  local config = { bootstrap_servers = helpers.broker().bootstrap_servers }
+  -- the mock broker holds empty fetches for fetch_max_wait_ms: keep it short
+  local config = { bootstrap_servers = helpers.broker().bootstrap_servers, fetch_max_wait_ms = 50 }
   for k, v in pairs(extra or {}) do config[k] = v end
   return kafkacrypto.consumer(config)
 end
