@@ -47,18 +47,20 @@ void kc_kafka_route_logs(struct rd_kafka_conf_s *conf)
 
 /* Builds librdkafka's configuration from ours, falling back to the embedded
  * broker when no bootstrap.servers is given. */
-static kc_status make_conf(const kc_kafka_conf *in, rd_kafka_conf_t **out, kc_err *err)
+static kc_status make_conf(const kc_kafka_config *in, kc_kafka_use use, rd_kafka_conf_t **out,
+                           kc_err *err)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char errstr[512];
     kc_kafka_route_logs(conf);
-    for (size_t i = 0; i < in->count; i++)
-        if (rd_kafka_conf_set(conf, in->names[i], in->values[i], errstr, sizeof errstr) !=
-            RD_KAFKA_CONF_OK) {
+    for (size_t i = 0; i < in->n; i++)
+        if (rd_kafka_conf_set(conf, in->props[i].name, in->props[i].value, errstr,
+                              sizeof errstr) != RD_KAFKA_CONF_OK) {
             rd_kafka_conf_destroy(conf);
-            return kc_err_set(err, KC_ERR_INVALID, "kafka option %s: %s", in->names[i], errstr);
+            return kc_err_set(err, KC_ERR_INVALID, "kafka option %s: %s", in->props[i].name,
+                              errstr);
         }
-    const char *bs = kc_kafka_conf_get(in, "bootstrap.servers");
+    const char *bs = kc_kafka_config_get(in, "bootstrap.servers");
     if (!bs || !*bs) {
         kc_broker *b;
         kc_status st = kc_broker_embedded(&b, err);
@@ -69,7 +71,7 @@ static kc_status make_conf(const kc_kafka_conf *in, rd_kafka_conf_t **out, kc_er
         rd_kafka_conf_set(conf, "bootstrap.servers", kc_broker_bootstrap(b), NULL, 0);
         /* The mock answers an empty fetch only after fetch.wait.max.ms, even
          * when data arrives meanwhile: keep that wait short in-process. */
-        if (in->use == KC_KAFKA_CONSUMER && !kc_kafka_conf_get(in, "fetch.wait.max.ms"))
+        if (use == KC_KAFKA_CONSUMER && !kc_kafka_config_get(in, "fetch.wait.max.ms"))
             rd_kafka_conf_set(conf, "fetch.wait.max.ms", "50", NULL, 0);
     }
     *out = conf;
@@ -146,7 +148,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         snprintf(d->error, sizeof d->error, "%s", rd_kafka_err2str(m->err));
 }
 
-kc_status kc_producer_new(kc_producer **out, const kc_kafka_conf *kconf, int keep_reports,
+kc_status kc_producer_new(kc_producer **out, const kc_kafka_config *kconf, int keep_reports,
                           kc_err *err)
 {
     *out = NULL;
@@ -154,7 +156,7 @@ kc_status kc_producer_new(kc_producer **out, const kc_kafka_conf *kconf, int kee
     if (!p)
         return kc_err_set(err, KC_ERR_NOMEM, "producer: out of memory");
     rd_kafka_conf_t *conf;
-    kc_status st = make_conf(kconf, &conf, err);
+    kc_status st = make_conf(kconf, KC_KAFKA_PRODUCER, &conf, err);
     if (st != KC_OK) {
         free(p);
         return kc_err_prefix(err, "producer: ");
@@ -168,7 +170,8 @@ kc_status kc_producer_new(kc_producer **out, const kc_kafka_conf *kconf, int kee
         free(p);
         return kc_err_set(err, KC_ERR_INVALID, "producer: %s", errstr);
     }
-    p->produce_timeout_ms = kconf->produce_timeout_ms;
+    p->produce_timeout_ms = kconf->produce_timeout * 1000 > 2e9 ? 2000000000
+                                                                : (int)(kconf->produce_timeout * 1000);
     p->keep_reports = keep_reports;
     p->next_seq = 1;
     *out = p;
@@ -273,30 +276,31 @@ struct kc_consumer {
     rd_kafka_t *rk;
 };
 
-kc_status kc_consumer_new(kc_consumer **out, const kc_kafka_conf *kconf, kc_err *err)
+kc_status kc_consumer_new(kc_consumer **out, const kc_kafka_config *kconf, kc_err *err)
 {
     *out = NULL;
-    kc_kafka_conf tmp;
-    const kc_kafka_conf *use = kconf;
-    if (!kc_kafka_conf_get(kconf, "group.id")) {
+    kc_kafka_config tmp;
+    const kc_kafka_config *use = kconf;
+    if (!kc_kafka_config_get(kconf, "group.id")) {
         /* librdkafka needs a group; a private one that commits nothing
          * behaves like kafka-python's group_id=None. */
         static atomic_uint counter;
         char gid[80];
         snprintf(gid, sizeof gid, "kafkacrypto-anon-%ld-%u-%08x", (long)getpid(),
                  atomic_fetch_add(&counter, 1), randombytes_random());
-        if (kc_kafka_conf_copy(&tmp, kconf) != KC_OK ||
-            kc_kafka_conf_set(&tmp, "group.id", gid, NULL, NULL) != KC_OK ||
-            kc_kafka_conf_set(&tmp, "enable.auto.commit", "false", NULL, NULL) != KC_OK) {
-            kc_kafka_conf_free(&tmp);
+        if (kc_kafka_config_copy(&tmp, kconf) != KC_OK ||
+            kc_kafka_config_set(&tmp, KC_KAFKA_CONSUMER, "group.id", gid, NULL, NULL) != KC_OK ||
+            kc_kafka_config_set(&tmp, KC_KAFKA_CONSUMER, "enable.auto.commit", "false", NULL,
+                                NULL) != KC_OK) {
+            kc_kafka_config_clear(&tmp);
             return kc_err_set(err, KC_ERR_NOMEM, "consumer: out of memory");
         }
         use = &tmp;
     }
     rd_kafka_conf_t *conf;
-    kc_status st = make_conf(use, &conf, err);
+    kc_status st = make_conf(use, KC_KAFKA_CONSUMER, &conf, err);
     if (use == &tmp)
-        kc_kafka_conf_free(&tmp);
+        kc_kafka_config_clear(&tmp);
     if (st != KC_OK)
         return kc_err_prefix(err, "consumer: ");
     char errstr[512];
@@ -374,7 +378,7 @@ kc_status kc_consumer_assign(kc_consumer *c, const kc_topic_partition *tps, size
     return KC_OK;
 }
 
-kc_status kc_consumer_poll(kc_consumer *c, int timeout_ms, kc_message **out, kc_err *err)
+kc_status kc_consumer_poll(kc_consumer *c, int timeout_ms, kc_record **out, kc_err *err)
 {
     *out = NULL;
     int64_t deadline = now_ms() + (timeout_ms < 0 ? 0 : timeout_ms);
@@ -387,7 +391,7 @@ kc_status kc_consumer_poll(kc_consumer *c, int timeout_ms, kc_message **out, kc_
             continue;
         }
         if (!m->err) {
-            kc_message *km = calloc(1, sizeof *km);
+            kc_record *km = calloc(1, sizeof *km);
             if (!km) {
                 rd_kafka_message_destroy(m);
                 return kc_err_set(err, KC_ERR_NOMEM, "poll: out of memory");
@@ -418,7 +422,7 @@ kc_status kc_consumer_poll(kc_consumer *c, int timeout_ms, kc_message **out, kc_
     }
 }
 
-void kc_message_free(kc_message *m)
+void kc_record_free(kc_record *m)
 {
     if (!m)
         return;

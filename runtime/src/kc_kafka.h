@@ -1,6 +1,7 @@
 /* kc_kafka.h — librdkafka producer and consumer, as the runtime uses them.
  *
- * Both take a kc_kafka_conf (kafka-python or librdkafka option names). With
+ * Both take a kc_kafka_config (librdkafka properties, as built by
+ * kc_kafka_config_set or kc_store_kafka_config). With
  * no bootstrap.servers configured they use the process's embedded broker
  * (kc_broker_embedded); consumers there default to fetch.wait.max.ms=50,
  * since the mock broker holds an empty fetch for that long even when data
@@ -41,7 +42,7 @@ typedef struct kc_producer_stats {
 
 /* keep_reports: queue a kc_delivery per message for kc_producer_next_delivery
  * (otherwise only counted, and failures logged as WARNING). */
-kc_status kc_producer_new(kc_producer **out, const kc_kafka_conf *conf, int keep_reports,
+kc_status kc_producer_new(kc_producer **out, const kc_kafka_config *conf, int keep_reports,
                           kc_err *err);
 
 /* Queues one message. key/value NULL means a Kafka null (not an empty
@@ -86,7 +87,7 @@ typedef struct kc_topic_partition {
     int64_t offset;   /* >= 0, or one of KC_OFFSET_* */
 } kc_topic_partition;
 
-typedef struct kc_message {
+typedef struct kc_record {
     const char *topic;
     int32_t partition;
     int64_t offset;
@@ -96,11 +97,11 @@ typedef struct kc_message {
     size_t value_len;
     int64_t timestamp_ms;  /* -1 when the broker gave none */
     void *rkmessage_;      /* owned librdkafka message */
-} kc_message;
+} kc_record;
 
 /* Without group.id the consumer gets a private one ("kafkacrypto-anon-...")
  * and commits nothing, like kafka-python with group_id=None. */
-kc_status kc_consumer_new(kc_consumer **out, const kc_kafka_conf *conf, kc_err *err);
+kc_status kc_consumer_new(kc_consumer **out, const kc_kafka_config *conf, kc_err *err);
 
 /* Group subscription to topics; names starting with '^' are regular
  * expressions (librdkafka syntax). Replaces any earlier subscription. */
@@ -115,9 +116,9 @@ kc_status kc_consumer_assign(kc_consumer *c, const kc_topic_partition *tps, size
 
 /* Waits up to timeout_ms for a message: *out is NULL on timeout. Transient
  * errors (a broker going away, an unknown topic) are logged and skipped;
- * fatal ones are returned. Free a message with kc_message_free. */
-kc_status kc_consumer_poll(kc_consumer *c, int timeout_ms, kc_message **out, kc_err *err);
-void kc_message_free(kc_message *m);
+ * fatal ones are returned. Free a record with kc_record_free. */
+kc_status kc_consumer_poll(kc_consumer *c, int timeout_ms, kc_record **out, kc_err *err);
+void kc_record_free(kc_record *m);
 
 /* Leaves the group (committing if auto-commit is on) and frees. NULL is fine. */
 void kc_consumer_close(kc_consumer *c);

@@ -106,7 +106,7 @@ static const char *option_text(lua_State *L, int idx, const char *name)
 /* Settings' options first, then the table's (which win). Values are
  * converted (and checked) before any C memory is held, so a Lua error
  * cannot leak the configuration. */
-static void conf_from_table(lua_State *L, int idx, kc_kafka_conf *conf, kc_kafka_use use)
+static void conf_from_table(lua_State *L, int idx, kc_kafka_config *conf, kc_kafka_use use)
 {
     lua_newtable(L);   /* name -> text */
     int texts = lua_gettop(L);
@@ -125,17 +125,17 @@ static void conf_from_table(lua_State *L, int idx, kc_kafka_conf *conf, kc_kafka
     }
     kc_err err;
     kc_status st;
-    kc_kafka_conf_init(conf, use);
-    st = kc_settings_apply_kafka(kc_lua_settings(L), conf, &err);
+    kc_kafka_config_init(conf);
+    st = kc_settings_apply_kafka(kc_lua_settings(L), use, conf, &err);
     lua_pushnil(L);
     while (st == KC_OK && lua_next(L, texts)) {
-        st = kc_kafka_conf_set(conf, lua_tostring(L, -2), lua_tostring(L, -1), "kafka config",
-                               &err);
+        st = kc_kafka_config_set(conf, use, lua_tostring(L, -2), lua_tostring(L, -1),
+                                 "kafka config", &err);
         lua_pop(L, 1);
     }
     lua_settop(L, texts - 1);
     if (st != KC_OK) {
-        kc_kafka_conf_free(conf);
+        kc_kafka_config_clear(conf);
         kc_lua_error(L, &err);
     }
 }
@@ -153,7 +153,7 @@ static lua_producer *check_producer(lua_State *L)
 /* core.producer(config, keep_reports) */
 static int l_producer(lua_State *L)
 {
-    kc_kafka_conf conf;
+    kc_kafka_config conf;
     kc_err err;
     conf_from_table(L, 1, &conf, KC_KAFKA_PRODUCER);
     lua_producer *lp = lua_newuserdata(L, sizeof *lp);
@@ -161,7 +161,7 @@ static int l_producer(lua_State *L)
     luaL_getmetatable(L, PRODUCER);
     lua_setmetatable(L, -2);
     kc_status st = kc_producer_new(&lp->p, &conf, lua_toboolean(L, 2), &err);
-    kc_kafka_conf_free(&conf);
+    kc_kafka_config_clear(&conf);
     if (st != KC_OK)
         return kc_lua_error(L, &err);
     track(L, -1, 1);
@@ -285,7 +285,7 @@ static lua_consumer *check_consumer(lua_State *L)
 
 static int l_consumer(lua_State *L)
 {
-    kc_kafka_conf conf;
+    kc_kafka_config conf;
     kc_err err;
     conf_from_table(L, 1, &conf, KC_KAFKA_CONSUMER);
     lua_consumer *lc = lua_newuserdata(L, sizeof *lc);
@@ -293,7 +293,7 @@ static int l_consumer(lua_State *L)
     luaL_getmetatable(L, CONSUMER);
     lua_setmetatable(L, -2);
     kc_status st = kc_consumer_new(&lc->c, &conf, &err);
-    kc_kafka_conf_free(&conf);
+    kc_kafka_config_clear(&conf);
     if (st != KC_OK)
         return kc_lua_error(L, &err);
     track(L, -1, 1);
@@ -386,7 +386,7 @@ static void set_bytes(lua_State *L, const char *field, const uint8_t *p, size_t 
 static int l_consumer_poll(lua_State *L)
 {
     lua_consumer *lc = check_consumer(L);
-    kc_message *m;
+    kc_record *m;
     kc_err err;
     if (kc_consumer_poll(lc->c, opt_ms(L, 2, 0), &m, &err) != KC_OK)
         return kc_lua_error(L, &err);
@@ -405,7 +405,7 @@ static int l_consumer_poll(lua_State *L)
     lua_setfield(L, -2, "timestamp");
     set_bytes(L, "key", m->key, m->key_len);
     set_bytes(L, "value", m->value, m->value_len);
-    kc_message_free(m);
+    kc_record_free(m);
     return 1;
 }
 

@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "kc_log.h"
+
 kc_status kc_root_default(const char *separator, const char *topic, char *root, size_t size,
                           kc_err *err)
 {
@@ -32,5 +34,29 @@ kc_status kc_root_of(const kc_root_rule *rule, const char *separator, const char
         return kc_err_set(err, KC_ERR_INVALID,
                           "root rule: topic '%s' gave root '%s', expected 1 to %d characters "
                           "of A-Z a-z 0-9 . _ -", topic, root, KC_TOPIC_NAME_MAX);
+    return KC_OK;
+}
+
+kc_status kc_root_serde_fn(void *ctx, const char *topic, size_t topic_len, const char **root,
+                           size_t *root_len)
+{
+    static __thread char out[KC_TOPIC_NAME_MAX + 1];
+    char name[KC_TOPIC_NAME_MAX + 1];
+    kc_err err;
+    kc_status st;
+    if (topic_len > KC_TOPIC_NAME_MAX || memchr(topic, '\0', topic_len))
+        st = kc_err_set(&err, KC_ERR_INVALID, "root rule: topic '%.*s' is not a topic name",
+                        (int)(topic_len > 80 ? 80 : topic_len), topic);
+    else {
+        memcpy(name, topic, topic_len);
+        name[topic_len] = '\0';
+        st = kc_root_of(ctx, ".", name, out, &err);
+    }
+    if (st != KC_OK) {
+        kc_log(KC_LOG_WARNING, "kafkacrypto.root", "%s", err.msg);
+        return st;
+    }
+    *root = out;
+    *root_len = strlen(out);
     return KC_OK;
 }

@@ -7,7 +7,12 @@
  * asks for roots only through kc_root_of, so one rule holds everywhere:
  * the serializers call it on the thread that calls them, and the
  * management loop derives topic names from the roots found that way.
- * Whatever a rule returns is checked to be a usable topic-name prefix. */
+ * Whatever a rule returns is checked to be a usable topic-name prefix.
+ *
+ * With the serde of kafkacrypto.h: when rule->fn is set, put
+ * kc_root_serde_fn in kc_serde_config.root_fn and the rule in root_ctx;
+ * otherwise leave root_fn NULL and set topic_separator (the serde applies
+ * upstream's rule itself). */
 #ifndef KC_ROOT_H
 #define KC_ROOT_H
 
@@ -17,11 +22,11 @@
 #include "kc_tunables.h"
 
 /* Writes the root of `topic` (NUL-terminated) into root[0..size). */
-typedef kc_status (*kc_root_fn)(void *ctx, const char *topic, char *root, size_t size,
-                                kc_err *err);
+typedef kc_status (*kc_root_rule_fn)(void *ctx, const char *topic, char *root, size_t size,
+                                     kc_err *err);
 
 typedef struct kc_root_rule {
-    kc_root_fn fn;   /* NULL: upstream's rule */
+    kc_root_rule_fn fn;   /* NULL: upstream's rule */
     void *ctx;
 } kc_root_rule;
 
@@ -34,5 +39,11 @@ kc_status kc_root_default(const char *separator, const char *topic, char *root, 
  * [A-Za-z0-9._-]; anything else is an error naming the topic. */
 kc_status kc_root_of(const kc_root_rule *rule, const char *separator, const char *topic,
                      char root[KC_TOPIC_NAME_MAX + 1], kc_err *err);
+
+/* kc_serde_config.root_fn for a rule with fn set (ctx: const kc_root_rule *).
+ * The root stays valid until the next call on the same thread; a failing
+ * rule is logged as a WARNING naming the topic. */
+kc_status kc_root_serde_fn(void *ctx, const char *topic, size_t topic_len, const char **root,
+                           size_t *root_len);
 
 #endif

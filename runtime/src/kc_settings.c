@@ -116,20 +116,25 @@ static kc_status add_kafka(kc_settings *s, const char *name, const char *value,
                            const char *origin, kc_err *err)
 {
     /* Catch misspelt options now, with the file and line, rather than when
-     * a client is created. */
-    kc_kafka_conf probe;
-    kc_kafka_conf_init(&probe, KC_KAFKA_PRODUCER);
-    kc_status st = kc_kafka_conf_set(&probe, name, value, origin, err);
-    const char *rdname = NULL;
-    kc_kafka_opt_kind kind = kc_kafka_option_kind(name, KC_KAFKA_PRODUCER, &rdname);
-    if (st == KC_OK && (kind == KC_KOPT_PASS || kind == KC_KOPT_RENAMED) && *value) {
-        char errstr[256];
+     * a client is created; ignored and empty ones warn when used. */
+    const kc_kafka_use uses[] = {KC_KAFKA_PRODUCER, KC_KAFKA_CONSUMER};
+    kc_status st = KC_OK;
+    for (size_t u = 0; u < 2 && st == KC_OK; u++) {
+        if (!*value || kc_kafka_option_kind(name, uses[u], NULL) == KC_KOPT_IGNORED)
+            continue;
+        kc_kafka_config probe;
+        kc_kafka_config_init(&probe);
+        st = kc_kafka_config_set(&probe, uses[u], name, value, origin, err);
         rd_kafka_conf_t *rc = rd_kafka_conf_new();
-        if (rd_kafka_conf_set(rc, rdname, value, errstr, sizeof errstr) != RD_KAFKA_CONF_OK)
-            st = kc_err_set(err, KC_ERR_INVALID, "%s: kafka option %s: %s", origin, name, errstr);
+        char errstr[256];
+        for (size_t i = 0; st == KC_OK && i < probe.n; i++)
+            if (rd_kafka_conf_set(rc, probe.props[i].name, probe.props[i].value, errstr,
+                                  sizeof errstr) != RD_KAFKA_CONF_OK)
+                st = kc_err_set(err, KC_ERR_INVALID, "%s: kafka option %s: %s", origin, name,
+                                errstr);
         rd_kafka_conf_destroy(rc);
+        kc_kafka_config_clear(&probe);
     }
-    kc_kafka_conf_free(&probe);
     if (st != KC_OK)
         return st;
     kc_settings_kafka *k = realloc(s->kafka, (s->nkafka + 1) * sizeof *k);
@@ -514,15 +519,17 @@ kc_status kc_settings_load(kc_settings *s, const char *path, kc_err *err)
     return st;
 }
 
-kc_status kc_settings_apply_kafka(const kc_settings *s, kc_kafka_conf *conf, kc_err *err)
+kc_status kc_settings_apply_kafka(const kc_settings *s, kc_kafka_use use, kc_kafka_config *conf,
+                                  kc_err *err)
 {
     if (s->broker) {
-        kc_status st = kc_kafka_conf_set(conf, "bootstrap.servers", s->broker, "broker", err);
+        kc_status st = kc_kafka_config_set(conf, use, "bootstrap.servers", s->broker, "broker",
+                                           err);
         if (st != KC_OK)
             return st;
     }
     for (size_t i = 0; i < s->nkafka; i++) {
-        kc_status st = kc_kafka_conf_set(conf, s->kafka[i].name, s->kafka[i].value,
+        kc_status st = kc_kafka_config_set(conf, use, s->kafka[i].name, s->kafka[i].value,
                                          s->kafka[i].origin, err);
         if (st != KC_OK)
             return st;

@@ -65,8 +65,10 @@ kc_status kc_settings_set(kc_settings *s, const char *name, const char *value,
  * start with the separator, ...); call after the last kc_settings_set. */
 kc_status kc_settings_check(const kc_settings *s, kc_err *err);
 
-/* Adds the Kafka options of the settings to conf (later ones win). */
-kc_status kc_settings_apply_kafka(const kc_settings *s, kc_kafka_conf *conf, kc_err *err);
+/* Adds the Kafka options of the settings (broker first) to the
+ * configuration of a client of kind `use`; later options win. */
+kc_status kc_settings_apply_kafka(const kc_settings *s, kc_kafka_use use, kc_kafka_config *conf,
+                                  kc_err *err);
 
 /* Lua search templates from a ';'-separated list: entries without '?' are
  * directories, meaning DIR/?.lua;DIR/?/init.lua (DIR/?.so for cpath).

@@ -9,9 +9,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "kc_kafka_options.h"
 #include "kc_log.h"
 
-#define WRAPPER_LOGGER "kafkacrypto.confluent_kafka_wrapper"
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 /* kafka-python option names upstream knows (common_wrapper's PRODUCER_CONFIGS
@@ -36,92 +36,12 @@ static const char *const known_options[] = {
     "ssl_keyfile", "ssl_password", "value_deserializer", "value_serializer",
 };
 
-typedef struct name_map {
-    const char *from, *to;
-} name_map;
-
-/* The wrapper's CONFIG_MAP of each client kind. */
-static const name_map common_map[] = {
-    {"ssl_cafile", "ssl.ca.location"},
-    {"ssl_certfile", "ssl.certificate.location"},
-    {"ssl_keyfile", "ssl.key.location"},
-    {"ssl_crlfile", "ssl.crl.location"},
-    {"ssl_password", "ssl.key.password"},
-    {"ssl_ciphers", "ssl.cipher.suites"},
-    {"bootstrap_servers", "bootstrap.servers"},
-    {"client_id", "client.id"},
-    {"group_id", "group.id"},
-    {"request_timeout_ms", "request.timeout.ms"},
-    {"retry_backoff_ms", "retry.backoff.ms"},
-    {"reconnect_backoff_ms", "reconnect.backoff.ms"},
-    {"reconnect_backoff_max_ms", "reconnect.backoff.max.ms"},
-    {"max_in_flight_requests_per_connection", "max.in.flight.requests.per.connection"},
-    {"metadata_max_age_ms", "metadata.max.age.ms"},
-    {"receive_buffer_bytes", "socket.receive.buffer.bytes"},
-    {"send_buffer_bytes", "socket.send.buffer.bytes"},
-    {"security_protocol", "security.protocol"},
-    {"sasl_mechanism", "sasl.mechanism"},
-    {"sasl_plain_username", "sasl.username"},
-    {"sasl_plain_password", "sasl.password"},
-    {"sasl_kerberos_service_name", "sasl.kerberos.service.name"},
-};
-static const name_map consumer_map[] = {
-    {"max_partition_fetch_bytes", "message.max.bytes"},
-    {"fetch_min_bytes", "fetch.min.bytes"},
-    {"fetch_max_wait_ms", "fetch.wait.max.ms"},
-    {"fetch_max_bytes", "fetch.max.bytes"},
-    {"auto_offset_reset", "auto.offset.reset"},
-    {"enable_auto_commit", "enable.auto.commit"},
-    {"auto_commit_interval_ms", "auto.commit.interval.ms"},
-    {"check_crcs", "check.crcs"},
-    {"partition_assignment_strategy", "partition.assignment.strategy"},
-    {"max_poll_interval_ms", "max.poll.interval.ms"},
-    {"session_timeout_ms", "session.timeout.ms"},
-    {"heartbeat_interval_ms", "heartbeat.interval.ms"},
-};
-static const name_map producer_map[] = {
-    {"max_request_size", "message.max.bytes"},
-    {"acks", "request.required.acks"},
-    {"compression_type", "compression.type"},
-    {"retries", "message.send.max.retries"},
-    {"linger_ms", "queue.buffering.max.ms"},
-};
-
-/* The wrapper's CONFIG_MAP_NULL: accepted by kafka-python, meaningless to
- * librdkafka; dropped with a warning. Serializer options cannot come from a
- * file, so they are dropped here too. */
-static const char *const common_ignored[] = {
-    "ssl_context", "socket_options", "ssl_check_hostname", "api_version",
-    "api_version_auto_timeout_ms", "connections_max_idle_ms", "metrics_reporters",
-    "metrics_num_samples", "metrics_sample_window_ms", "selector",
-    "sasl_kerberos_domain_name", "sasl_oauth_token_provider", "key_serializer",
-    "value_serializer", "key_deserializer", "value_deserializer",
-};
-static const char *const consumer_ignored[] = {
-    "default_offset_commit_callback", "consumer_timeout_ms", "exclude_internal_topics"};
-static const char *const producer_ignored[] = {"batch_size", "partitioner", "buffer_memory",
-                                               "max_block_ms"};
-
 static bool in_list(const char *const *list, size_t n, const char *name)
 {
     for (size_t i = 0; i < n; i++)
         if (strcmp(list[i], name) == 0)
             return true;
     return false;
-}
-
-static const char *mapped_name(const name_map *map, size_t n, const char *name)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(map[i].from, name) == 0)
-            return map[i].to;
-    return NULL;
-}
-
-/* Values of options such as passwords stay out of the logs. */
-static bool secret_option(const char *name)
-{
-    return strcasestr(name, "password") || strcasestr(name, "secret");
 }
 
 static char *text_of(const kc_value *v)
@@ -176,7 +96,7 @@ kc_status kc_store_kafka_options(kc_store *s, kc_kafka_use use, const char *extr
     for (size_t i = 0; i < out->n && st == KC_OK; i++) {
         char *k = text_of(&out->items[i].key);
         if (k && !in_list(known_options, COUNT(known_options), k)) {
-            char *v = secret_option(k) ? strdup("(hidden)") : text_of(&out->items[i].value);
+            char *v = kc_kafka_option_secret(k) ? strdup("(hidden)") : text_of(&out->items[i].value);
             kc_log(KC_LOG_WARNING, KC_STORE_LOGGER, "Filtering out %s:%s from kafka config.", k,
                    v ? v : "?");
             free(v);
@@ -254,11 +174,6 @@ kc_status kc_store_kafka_config(kc_store *s, kc_kafka_use use, const char *extra
     if (st != KC_OK)
         return st;
     bool consumer = use == KC_KAFKA_CONSUMER;
-    const name_map *map = consumer ? consumer_map : producer_map;
-    size_t nmap = consumer ? COUNT(consumer_map) : COUNT(producer_map);
-    const char *const *ignored = consumer ? consumer_ignored : producer_ignored;
-    size_t nignored = consumer ? COUNT(consumer_ignored) : COUNT(producer_ignored);
-    const char *local = consumer ? "max_poll_records" : "produce_timeout";
     kc_value *values = NULL;
     bool timeout_set = false;
     for (size_t i = 0; i < opts.n && st == KC_OK; i++) {
@@ -268,16 +183,16 @@ kc_status kc_store_kafka_config(kc_store *s, kc_kafka_use use, const char *extra
             st = KC_ERR_NOMEM;
             break;
         }
-        const char *to = mapped_name(common_map, COUNT(common_map), k);
-        if (!to)
-            to = mapped_name(map, nmap, k);
+        const char *to;
         double num;
-        if (to) {
+        switch (kc_kafka_option_kind(k, use, &to)) {
+        case KC_KOPT_RENAMED:
             if (v->type != KC_VALUE_NONE)
                 st = prop_set(out, to, v, &values);
-        } else if (strcmp(k, local) == 0) {
+            break;
+        case KC_KOPT_LOCAL:
             if (!number_of(v, &num) || num < 0)
-                kc_log(KC_LOG_WARNING, WRAPPER_LOGGER,
+                kc_log(KC_LOG_WARNING, KC_KAFKA_WRAPPER_LOGGER,
                        "Warning: %s must be a non-negative number; keeping the default", k);
             else if (consumer)
                 out->max_poll_records = (int64_t)num;
@@ -285,15 +200,16 @@ kc_status kc_store_kafka_config(kc_store *s, kc_kafka_use use, const char *extra
                 out->produce_timeout = num;
                 timeout_set = true;
             }
-        } else if (in_list(common_ignored, COUNT(common_ignored), k) ||
-                   in_list(ignored, nignored, k)) {
-            char *t = secret_option(k) ? strdup("(hidden)") : text_of(v);
-            kc_log(KC_LOG_WARNING, WRAPPER_LOGGER,
-                   "Warning: Unsupported kafka-python parameter passed to confluent wrapper: "
-                   "%s, %s", k, t ? t : "?");
+            break;
+        case KC_KOPT_IGNORED: {
+            char *t = text_of(v);
+            kc_kafka_option_log_ignored(k, t ? t : "?");
             free(t);
-        } else {
+            break;
+        }
+        case KC_KOPT_PASS:
             st = prop_set(out, k, v, &values);
+            break;
         }
         free(k);
     }
@@ -314,8 +230,7 @@ kc_status kc_store_kafka_config(kc_store *s, kc_kafka_use use, const char *extra
         kc_value *v = &values[i];
         kc_kafka_prop *p = &out->props[i];
         if (st == KC_OK && (v->type == KC_VALUE_NONE || (v->type == KC_VALUE_TEXT && v->len == 0))) {
-            kc_log(KC_LOG_WARNING, WRAPPER_LOGGER,
-                   "Warning: Removing empty parameter %s passed to confluent wrapper", p->name);
+            kc_kafka_option_log_empty(p->name);
         } else if (st == KC_OK && v->type == KC_VALUE_BYTES) {
             st = kc_err_set(err, KC_ERR_INVALID,
                             "file %s: kafka option %s holds bytes (base64#...); librdkafka needs "

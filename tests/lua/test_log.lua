@@ -45,7 +45,8 @@ function TestLog:test_library_lines_are_captured()
   local producer = h.producer{ api_version = "2.0" }
   producer:close()
   cap:stop()
-  lu.assertNotNil(cap:find("WARNING:kafkacrypto.kafka:Filtering out api_version:2.0 from kafka config."))
+  lu.assertNotNil(cap:find("WARNING:kafkacrypto.confluent_kafka_wrapper:Warning: Unsupported "
+                           .. "kafka-python parameter passed to confluent wrapper: api_version, 2.0"))
   lu.assertNil(cap:find("no such line"))
 end
 

@@ -42,77 +42,106 @@ static void test_option_names(void **state)
     assert_int_equal(kc_kafka_option_kind("max_request_size", KC_KAFKA_PRODUCER, &to),
                      KC_KOPT_RENAMED);
     assert_string_equal(to, "message.max.bytes");
+    /* the wrapper maps per client kind: other kinds pass names through */
     assert_int_equal(kc_kafka_option_kind("max_request_size", KC_KAFKA_CONSUMER, &to),
+                     KC_KOPT_PASS);
+    assert_int_equal(kc_kafka_option_kind("fetch_max_wait_ms", KC_KAFKA_PRODUCER, &to),
                      KC_KOPT_PASS);
     assert_int_equal(kc_kafka_option_kind("socket.timeout.ms", KC_KAFKA_CONSUMER, &to),
                      KC_KOPT_PASS);
     assert_string_equal(to, "socket.timeout.ms");
     assert_int_equal(kc_kafka_option_kind("api_version", KC_KAFKA_CONSUMER, &to), KC_KOPT_IGNORED);
     assert_null(to);
-    assert_int_equal(kc_kafka_option_kind("metrics_num_samples", KC_KAFKA_CONSUMER, NULL),
-                     KC_KOPT_IGNORED);
+    assert_int_equal(kc_kafka_option_kind("batch_size", KC_KAFKA_PRODUCER, NULL), KC_KOPT_IGNORED);
+    assert_int_equal(kc_kafka_option_kind("batch_size", KC_KAFKA_CONSUMER, NULL), KC_KOPT_PASS);
     assert_int_equal(kc_kafka_option_kind("produce_timeout", KC_KAFKA_PRODUCER, NULL),
                      KC_KOPT_LOCAL);
+    assert_int_equal(kc_kafka_option_kind("max_poll_records", KC_KAFKA_CONSUMER, NULL),
+                     KC_KOPT_LOCAL);
+    assert_true(kc_kafka_option_secret("sasl_plain_password"));
+    assert_false(kc_kafka_option_secret("client_id"));
 }
 
-static void test_conf_set(void **state)
+#define CSET(c, n, v) kc_kafka_config_set(c, KC_KAFKA_CONSUMER, n, v, "t", &err)
+#define PSET(c, n, v) kc_kafka_config_set(c, KC_KAFKA_PRODUCER, n, v, "t", &err)
+
+static void test_config_set(void **state)
 {
-    kc_kafka_conf c;
+    kc_kafka_config c;
     kc_err err;
-    kc_kafka_conf_init(&c, KC_KAFKA_CONSUMER);
-    assert_int_equal(kc_kafka_conf_set(&c, "enable_auto_commit", "False", "t", &err), KC_OK);
-    assert_string_equal(kc_kafka_conf_get(&c, "enable.auto.commit"), "false");
-    assert_int_equal(kc_kafka_conf_set(&c, "group_id", "g1", "t", &err), KC_OK);
-    assert_int_equal(kc_kafka_conf_set(&c, "group.id", "g2", "t", &err), KC_OK);
-    assert_string_equal(kc_kafka_conf_get(&c, "group.id"), "g2");   /* last one wins */
-    assert_int_equal(c.count, 2);
+    kc_kafka_config_init(&c);
+    assert_int_equal(CSET(&c, "enable_auto_commit", "False"), KC_OK);
+    assert_string_equal(kc_kafka_config_get(&c, "enable.auto.commit"), "false");
+    assert_int_equal(CSET(&c, "group_id", "g1"), KC_OK);
+    assert_int_equal(CSET(&c, "group.id", "g2"), KC_OK);
+    assert_string_equal(kc_kafka_config_get(&c, "group.id"), "g2");   /* last one wins */
+    assert_int_equal(c.n, 2);
 
     logged[0] = '\0';
     kc_log_set_sink(capture, NULL);
-    assert_int_equal(kc_kafka_conf_set(&c, "ssl_check_hostname", "True", "t", &err), KC_OK);
-    assert_int_equal(kc_kafka_conf_set(&c, "client_id", "", "node.config", &err), KC_OK);
+    assert_int_equal(CSET(&c, "ssl_check_hostname", "True"), KC_OK);
+    assert_int_equal(CSET(&c, "sasl_oauth_token_provider", "x"), KC_OK);
+    assert_int_equal(CSET(&c, "client_id", ""), KC_OK);
     kc_log_set_sink(NULL, NULL);
-    assert_non_null(strstr(logged, "WARNING:kafkacrypto.kafka:Filtering out ssl_check_hostname:True"));
-    assert_non_null(strstr(logged, "node.config: dropping kafka option client_id"));
-    assert_null(kc_kafka_conf_get(&c, "client.id"));
+    assert_non_null(strstr(logged, "WARNING:kafkacrypto.confluent_kafka_wrapper:Warning: "
+                                   "Unsupported kafka-python parameter passed to confluent "
+                                   "wrapper: ssl_check_hostname, True"));
+    assert_non_null(strstr(logged, "Warning: Removing empty parameter client.id passed to "
+                                   "confluent wrapper"));
+    assert_null(kc_kafka_config_get(&c, "client.id"));
+    assert_int_equal(c.n, 2);
 
-    assert_int_equal(kc_kafka_conf_set(&c, "max_poll_records", "20", "t", &err), KC_OK);
+    assert_int_equal(CSET(&c, "max_poll_records", "20"), KC_OK);
     assert_int_equal(c.max_poll_records, 20);
-    assert_int_equal(kc_kafka_conf_set(&c, "produce_timeout", "soon", "my.cfg", &err),
-                     KC_ERR_INVALID);
-    assert_non_null(strstr(err.msg, "my.cfg"));
-    assert_non_null(strstr(err.msg, "produce_timeout"));
-    kc_kafka_conf_unset(&c, "group.id");
-    assert_null(kc_kafka_conf_get(&c, "group.id"));
-    kc_kafka_conf_free(&c);
+    /* the producer's options are not for consumers: skipped, not passed on */
+    assert_int_equal(CSET(&c, "produce_timeout", "soon"), KC_OK);
+    assert_int_equal(CSET(&c, "linger_ms", "5"), KC_OK);
+    assert_int_equal(c.n, 2);
+    kc_kafka_config cp;
+    assert_int_equal(kc_kafka_config_copy(&cp, &c), KC_OK);
+    assert_int_equal(cp.n, 2);
+    assert_int_equal(cp.max_poll_records, 20);
+    assert_string_equal(kc_kafka_config_get(&cp, "group.id"), "g2");
+    kc_kafka_config_clear(&cp);
+    kc_kafka_config_clear(&c);
 
     /* a producer has no group (upstream's get_kafka_config drops it) */
-    kc_kafka_conf_init(&c, KC_KAFKA_PRODUCER);
-    assert_int_equal(kc_kafka_conf_set(&c, "group_id", "g", "t", &err), KC_OK);
-    assert_int_equal(kc_kafka_conf_set(&c, "produce_timeout", "1.5", "t", &err), KC_OK);
-    assert_int_equal(c.count, 0);
-    assert_int_equal(c.produce_timeout_ms, 1500);
-    kc_kafka_conf_free(&c);
+    kc_kafka_config_init(&c);
+    assert_int_equal(PSET(&c, "group_id", "g"), KC_OK);
+    assert_int_equal(PSET(&c, "produce_timeout", "1.5"), KC_OK);
+    assert_int_equal(PSET(&c, "max_poll_records", "3"), KC_OK);
+    assert_int_equal(PSET(&c, "session_timeout_ms", "3000"), KC_OK);   /* consumers' */
+    assert_int_equal(c.n, 0);
+    assert_int_equal(PSET(&c, "no_such_name", "1"), KC_OK);   /* unknown: passed on */
+    assert_int_equal(c.n, 1);
+    assert_true(c.produce_timeout == 1.5);
+    assert_int_equal(kc_kafka_config_set(&c, KC_KAFKA_PRODUCER, "produce_timeout", "soon",
+                                         "my.cfg", &err), KC_ERR_INVALID);
+    assert_non_null(strstr(err.msg, "my.cfg"));
+    assert_non_null(strstr(err.msg, "produce_timeout"));
+    kc_kafka_config_clear(&c);
 }
 
 /* ---- round trips ---------------------------------------------------------- */
 
 static kc_broker *broker;
 
-static void confs(kc_kafka_conf *p, kc_kafka_conf *c, const char *bootstrap)
+static void confs(kc_kafka_config *p, kc_kafka_config *c, const char *bootstrap)
 {
-    kc_kafka_conf_init(p, KC_KAFKA_PRODUCER);
-    kc_kafka_conf_init(c, KC_KAFKA_CONSUMER);
+    kc_err err;
+    kc_kafka_config_init(p);
+    kc_kafka_config_init(c);
     if (bootstrap) {
-        assert_int_equal(kc_kafka_conf_set(p, "bootstrap_servers", bootstrap, NULL, NULL), KC_OK);
-        assert_int_equal(kc_kafka_conf_set(c, "bootstrap_servers", bootstrap, NULL, NULL), KC_OK);
+        assert_int_equal(PSET(p, "bootstrap_servers", bootstrap), KC_OK);
+        assert_int_equal(CSET(c, "bootstrap_servers", bootstrap), KC_OK);
     }
-    assert_int_equal(kc_kafka_conf_set(p, "linger_ms", "1", NULL, NULL), KC_OK);
+    assert_int_equal(PSET(p, "linger_ms", "1"), KC_OK);
+    assert_int_equal(CSET(c, "fetch_max_wait_ms", "50"), KC_OK);
 }
 
-static kc_message *poll_one(kc_consumer *c)
+static kc_record *poll_one(kc_consumer *c)
 {
-    kc_message *m = NULL;
+    kc_record *m = NULL;
     kc_err err;
     for (int i = 0; i < 300 && !m; i++)   /* up to 30 s: the machine may be busy */
         assert_int_equal(kc_consumer_poll(c, 100, &m, &err), KC_OK);
@@ -122,7 +151,7 @@ static kc_message *poll_one(kc_consumer *c)
 
 static void round_trip(const char *bootstrap, const char *topic)
 {
-    kc_kafka_conf pc, cc;
+    kc_kafka_config pc, cc;
     kc_err err;
     confs(&pc, &cc, bootstrap);
     kc_producer *p;
@@ -154,7 +183,7 @@ static void round_trip(const char *bootstrap, const char *topic)
 
     kc_topic_partition tp = {topic, 0, KC_OFFSET_BEGINNING};
     assert_int_equal(kc_consumer_assign(c, &tp, 1, &err), KC_OK);
-    kc_message *m = poll_one(c);
+    kc_record *m = poll_one(c);
     assert_string_equal(m->topic, topic);
     assert_int_equal(m->partition, 0);
     assert_int_equal(m->offset, 0);
@@ -162,19 +191,19 @@ static void round_trip(const char *bootstrap, const char *topic)
     assert_int_equal(m->value_len, 2);
     assert_memory_equal(m->value, "v1", 2);
     assert_true(m->timestamp_ms > 0);
-    kc_message_free(m);
+    kc_record_free(m);
     /* null key, empty value */
     m = poll_one(c);
     assert_null(m->key);
     assert_non_null(m->value);
     assert_int_equal(m->value_len, 0);
-    kc_message_free(m);
+    kc_record_free(m);
     /* empty key, null value */
     m = poll_one(c);
     assert_non_null(m->key);
     assert_int_equal(m->key_len, 0);
     assert_null(m->value);
-    kc_message_free(m);
+    kc_record_free(m);
     assert_int_equal(kc_consumer_poll(c, 200, &m, &err), KC_OK);
     assert_null(m);
 
@@ -187,12 +216,12 @@ static void round_trip(const char *bootstrap, const char *topic)
     assert_int_equal(kc_producer_flush(p, 30000, &err), KC_OK);
     m = poll_one(c);
     assert_int_equal(m->offset, 3);
-    kc_message_free(m);
+    kc_record_free(m);
 
     kc_consumer_close(c);
     kc_producer_close(p, 5000);
-    kc_kafka_conf_free(&pc);
-    kc_kafka_conf_free(&cc);
+    kc_kafka_config_clear(&pc);
+    kc_kafka_config_clear(&cc);
 }
 
 static void test_round_trip_started_broker(void **state)
@@ -229,10 +258,10 @@ static void test_relay_port(void **state)
 
 static void test_subscribe_regex(void **state)
 {
-    kc_kafka_conf pc, cc;
+    kc_kafka_config pc, cc;
     kc_err err;
     confs(&pc, &cc, kc_broker_bootstrap(broker));
-    assert_int_equal(kc_kafka_conf_set(&cc, "auto_offset_reset", "earliest", NULL, NULL), KC_OK);
+    assert_int_equal(CSET(&cc, "auto_offset_reset", "earliest"), KC_OK);
     kc_producer *p;
     kc_consumer *c;
     assert_int_equal(kc_producer_new(&p, &pc, 0, &err), KC_OK);
@@ -244,15 +273,15 @@ static void test_subscribe_regex(void **state)
     assert_int_equal(kc_consumer_subscribe(c, NULL, 0, &err), KC_ERR_INVALID);
     const char *topics[] = {"^regex\\..*"};
     assert_int_equal(kc_consumer_subscribe(c, topics, 1, &err), KC_OK);
-    kc_message *m = poll_one(c);
+    kc_record *m = poll_one(c);
     assert_string_equal(m->topic, "regex.a");
-    kc_message_free(m);
+    kc_record_free(m);
     assert_int_equal(kc_consumer_poll(c, 300, &m, &err), KC_OK);
     assert_null(m);
     kc_consumer_close(c);
     kc_producer_close(p, 5000);
-    kc_kafka_conf_free(&pc);
-    kc_kafka_conf_free(&cc);
+    kc_kafka_config_clear(&pc);
+    kc_kafka_config_clear(&cc);
 }
 
 static void test_key_topics_have_one_partition(void **state)
@@ -269,7 +298,7 @@ static void test_key_topics_have_one_partition(void **state)
     assert_int_equal(kc_broker_create_topic(broker, "four", 4, &err), KC_OK);
 
     /* Messages without a partition land on partition 0 of a key topic. */
-    kc_kafka_conf pc, cc;
+    kc_kafka_config pc, cc;
     confs(&pc, &cc, kc_broker_bootstrap(broker));
     kc_producer *p;
     assert_int_equal(kc_producer_new(&p, &pc, 1, &err), KC_OK);
@@ -301,41 +330,39 @@ static void test_key_topics_have_one_partition(void **state)
     assert_int_equal(delivered, 25);
     assert_int_equal(failed, 1);
     kc_producer_close(p, 5000);
-    kc_kafka_conf_free(&pc);
-    kc_kafka_conf_free(&cc);
+    kc_kafka_config_clear(&pc);
+    kc_kafka_config_clear(&cc);
 }
 
 static void test_bad_options_name_the_option(void **state)
 {
-    kc_kafka_conf c;
+    kc_kafka_config c;
     kc_err err;
     kc_producer *p;
     kc_consumer *k;
-    kc_kafka_conf_init(&c, KC_KAFKA_PRODUCER);
-    assert_int_equal(kc_kafka_conf_set(&c, "bootstrap_servers", kc_broker_bootstrap(broker),
-                                       NULL, NULL), KC_OK);
-    assert_int_equal(kc_kafka_conf_set(&c, "no_such_option", "1", NULL, NULL), KC_OK);
+    kc_kafka_config_init(&c);
+    assert_int_equal(PSET(&c, "bootstrap_servers", kc_broker_bootstrap(broker)), KC_OK);
+    assert_int_equal(PSET(&c, "no_such_option", "1"), KC_OK);
     assert_int_equal(kc_producer_new(&p, &c, 0, &err), KC_ERR_INVALID);
     assert_null(p);
     assert_non_null(strstr(err.msg, "no_such_option"));
-    kc_kafka_conf_free(&c);
+    kc_kafka_config_clear(&c);
 
-    kc_kafka_conf_init(&c, KC_KAFKA_CONSUMER);
-    assert_int_equal(kc_kafka_conf_set(&c, "bootstrap_servers", kc_broker_bootstrap(broker),
-                                       NULL, NULL), KC_OK);
-    assert_int_equal(kc_kafka_conf_set(&c, "session_timeout_ms", "many", NULL, NULL), KC_OK);
+    kc_kafka_config_init(&c);
+    assert_int_equal(CSET(&c, "bootstrap_servers", kc_broker_bootstrap(broker)), KC_OK);
+    assert_int_equal(CSET(&c, "session_timeout_ms", "many"), KC_OK);
     assert_int_equal(kc_consumer_new(&k, &c, &err), KC_ERR_INVALID);
     assert_non_null(strstr(err.msg, "session.timeout.ms"));
-    kc_kafka_conf_free(&c);
+    kc_kafka_config_clear(&c);
 }
 
 static void test_assign_rejects_bad_entries(void **state)
 {
-    kc_kafka_conf c;
+    kc_kafka_config c;
     kc_err err;
     kc_consumer *k;
-    kc_kafka_conf_init(&c, KC_KAFKA_CONSUMER);
-    kc_kafka_conf_set(&c, "bootstrap_servers", kc_broker_bootstrap(broker), NULL, NULL);
+    kc_kafka_config_init(&c);
+    assert_int_equal(CSET(&c, "bootstrap_servers", kc_broker_bootstrap(broker)), KC_OK);
     assert_int_equal(kc_consumer_new(&k, &c, &err), KC_OK);
     kc_topic_partition bad[] = {{"t", 0, KC_OFFSET_STORED}, {"t", -1, 0}};
     assert_int_equal(kc_consumer_assign(k, bad, 2, &err), KC_ERR_INVALID);
@@ -345,7 +372,7 @@ static void test_assign_rejects_bad_entries(void **state)
     assert_non_null(strstr(err.msg, "t[0]"));
     assert_int_equal(kc_consumer_assign(k, bad, 1, &err), KC_OK);
     kc_consumer_close(k);
-    kc_kafka_conf_free(&c);
+    kc_kafka_config_clear(&c);
 }
 
 static int setup(void **state)
@@ -363,7 +390,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_option_names),
-        cmocka_unit_test(test_conf_set),
+        cmocka_unit_test(test_config_set),
         cmocka_unit_test(test_round_trip_started_broker),
         cmocka_unit_test(test_round_trip_embedded_broker),
         cmocka_unit_test(test_relay_port),

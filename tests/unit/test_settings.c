@@ -108,15 +108,15 @@ static void test_load_values(void **state)
     /* Kafka options, translated for each kind of client */
     assert_int_equal(s.nkafka, 4);
     assert_non_null(strstr(s.kafka[0].origin, "kafkacrypto.cfg:9"));
-    kc_kafka_conf c;
-    kc_kafka_conf_init(&c, KC_KAFKA_CONSUMER);
-    assert_int_equal(kc_settings_apply_kafka(&s, &c, &err), KC_OK);
-    assert_string_equal(kc_kafka_conf_get(&c, "bootstrap.servers"), "127.0.0.1:9092,127.0.0.1:9093");
-    assert_string_equal(kc_kafka_conf_get(&c, "security.protocol"), "PLAINTEXT");
-    assert_string_equal(kc_kafka_conf_get(&c, "session.timeout.ms"), "6000");
-    assert_string_equal(kc_kafka_conf_get(&c, "enable.auto.commit"), "false");
-    assert_string_equal(kc_kafka_conf_get(&c, "socket.timeout.ms"), "1000");
-    kc_kafka_conf_free(&c);
+    kc_kafka_config c;
+    kc_kafka_config_init(&c);
+    assert_int_equal(kc_settings_apply_kafka(&s, KC_KAFKA_CONSUMER, &c, &err), KC_OK);
+    assert_string_equal(kc_kafka_config_get(&c, "bootstrap.servers"), "127.0.0.1:9092,127.0.0.1:9093");
+    assert_string_equal(kc_kafka_config_get(&c, "security.protocol"), "PLAINTEXT");
+    assert_string_equal(kc_kafka_config_get(&c, "session.timeout.ms"), "6000");
+    assert_string_equal(kc_kafka_config_get(&c, "enable.auto.commit"), "false");
+    assert_string_equal(kc_kafka_config_get(&c, "socket.timeout.ms"), "1000");
+    kc_kafka_config_clear(&c);
     kc_settings_free(&s);
     free(path);
 }
@@ -154,12 +154,12 @@ static void test_command_line_beats_file_beats_node_config(void **state)
     assert_string_equal(s.policies[1], "b.lua");
     assert_int_equal(kc_settings_set(&s, "rdkafka", "client.id=x", NULL, &err), KC_OK);
     assert_int_equal(kc_settings_set(&s, "kafka.client_id", "y", NULL, &err), KC_OK);
-    kc_kafka_conf c;
-    kc_kafka_conf_init(&c, KC_KAFKA_PRODUCER);
-    assert_int_equal(kc_settings_apply_kafka(&s, &c, &err), KC_OK);
-    assert_string_equal(kc_kafka_conf_get(&c, "client.id"), "y");   /* the later one */
-    assert_string_equal(kc_kafka_conf_get(&c, "bootstrap.servers"), "h:1");
-    kc_kafka_conf_free(&c);
+    kc_kafka_config c;
+    kc_kafka_config_init(&c);
+    assert_int_equal(kc_settings_apply_kafka(&s, KC_KAFKA_PRODUCER, &c, &err), KC_OK);
+    assert_string_equal(kc_kafka_config_get(&c, "client.id"), "y");   /* the later one */
+    assert_string_equal(kc_kafka_config_get(&c, "bootstrap.servers"), "h:1");
+    kc_kafka_config_clear(&c);
 
     assert_int_equal(kc_settings_set(&s, "nonsense", "1", NULL, &err), KC_ERR_NOTFOUND);
     assert_non_null(strstr(err.msg, "command line"));
