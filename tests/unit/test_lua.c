@@ -16,6 +16,13 @@
 
 static char *dir;
 static kc_settings settings;
+static char logged[2048];
+
+static void capture(void *ctx, kc_log_level level, const char *logger, const char *msg)
+{
+    size_t n = strlen(logged);
+    snprintf(logged + n, sizeof logged - n, "%s:%s:%s\n", kc_log_level_name(level), logger, msg);
+}
 
 static char *script(const char *name, const char *text)
 {
@@ -160,6 +167,19 @@ static void test_root_rule_from_c(void **state)
     /* the same rule answers Lua and C */
     assert_int_equal(luaL_dostring(L, "lua_root = k.get_root('a_b.c')"), 0);
     assert_string_equal(global_string(L, "lua_root"), "r5");
+
+    /* the adapter for kc_serde_config.root_fn answers the same */
+    const char *r;
+    size_t rlen;
+    assert_int_equal(kc_root_serde_fn((void *)rule, "a_b.cdef", 6, &r, &rlen), KC_OK);
+    assert_int_equal(rlen, 2);
+    assert_memory_equal(r, "r6", 2);
+    assert_int_equal(luaL_dostring(L, "k.set_root_rule(function(t) return '' end)"), 0);
+    kc_log_set_sink(capture, NULL);
+    assert_int_equal(kc_root_serde_fn((void *)rule, "x.y", 3, &r, &rlen), KC_ERR_INVALID);
+    kc_log_set_sink(NULL, NULL);
+    assert_non_null(strstr(logged, "WARNING:kafkacrypto.root:root rule: topic 'x.y' gave root ''"));
+    assert_int_equal(luaL_dostring(L, "k.set_root_rule(function(t) return 'r' .. #t end)"), 0);
 
     /* a Lua rule is refused on other threads: states are not shared */
     struct thread_call call = {.rule = rule};
