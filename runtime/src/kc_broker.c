@@ -171,7 +171,8 @@ static int relay_pump(relay_conn *rc, const short *revents)
             }
         }
         if (rc->len[d] > 0) {
-            ssize_t n = write(to, rc->buf[d] + rc->off[d], rc->len[d]);
+            /* MSG_NOSIGNAL: a peer gone away is an error, not a SIGPIPE */
+            ssize_t n = send(to, rc->buf[d] + rc->off[d], rc->len[d], MSG_NOSIGNAL);
             if (n < 0 && errno != EAGAIN && errno != EINTR)
                 return -1;
             if (n > 0) {

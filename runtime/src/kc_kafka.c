@@ -1,7 +1,6 @@
 #include "kc_kafka.h"
 
 #include <librdkafka/rdkafka.h>
-#include <pthread.h>
 #include <sodium.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -170,8 +169,8 @@ kc_status kc_producer_new(kc_producer **out, const kc_kafka_config *kconf, int k
         free(p);
         return kc_err_set(err, KC_ERR_INVALID, "producer: %s", errstr);
     }
-    p->produce_timeout_ms = kconf->produce_timeout * 1000 > 2e9 ? 2000000000
-                                                                : (int)(kconf->produce_timeout * 1000);
+    double timeout_ms = kconf->produce_timeout * 1000;
+    p->produce_timeout_ms = timeout_ms > 2e9 ? 2000000000 : (int)timeout_ms;
     p->keep_reports = keep_reports;
     p->next_seq = 1;
     *out = p;
@@ -414,8 +413,9 @@ kc_status kc_consumer_poll(kc_consumer *c, int timeout_ms, kc_record **out, kc_e
             return kc_err_set(err, KC_ERR_IO, "poll: fatal consumer error: %s", fatal);
         }
         if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-            kc_log(KC_LOG_INFO, LOGGER, "Consumer: %s%s%s", m->rkt ? rd_kafka_topic_name(m->rkt) : "",
-                   m->rkt ? ": " : "", rd_kafka_message_errstr(m));
+            kc_log(KC_LOG_INFO, LOGGER, "Consumer: %s%s%s",
+                   m->rkt ? rd_kafka_topic_name(m->rkt) : "", m->rkt ? ": " : "",
+                   rd_kafka_message_errstr(m));
         rd_kafka_message_destroy(m);
         if (now_ms() >= deadline)
             return KC_OK;

@@ -23,7 +23,7 @@
 typedef enum kc_kafka_opt_kind {
     KC_KOPT_PASS,     /* not a kafka-python name the wrapper maps: given to librdkafka as is */
     KC_KOPT_RENAMED,  /* a kafka-python name with a librdkafka equivalent */
-    KC_KOPT_LOCAL,    /* kept by the wrapper (consumer max_poll_records, producer produce_timeout) */
+    KC_KOPT_LOCAL,    /* kept by the wrapper: consumer max_poll_records, producer produce_timeout */
     KC_KOPT_IGNORED   /* kafka-python only; dropped with a WARNING as upstream does */
 } kc_kafka_opt_kind;
 

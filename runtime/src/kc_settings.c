@@ -1,6 +1,5 @@
 #include "kc_settings.h"
 
-#include <inttypes.h>
 #include <libconfig.h>
 #include <librdkafka/rdkafka.h>
 #include <sodium.h>
@@ -89,17 +88,15 @@ char *kc_settings_lua_search_path(const char *dir, const char *text, int cpath)
     char *save = NULL;
     for (char *e = strtok_r(copy, ";", &save); e; e = strtok_r(NULL, ";", &save)) {
         char *full = resolve(dir, e);
-        if (!full)
-            break;
-        size_t need = 3 * strlen(full) + 32;
-        if (len + need >= cap) {
-            char *bigger = realloc(out, cap = 2 * (len + need));
-            if (!bigger) {
-                free(full);
-                break;
-            }
-            out = bigger;
+        size_t need = full ? 3 * strlen(full) + 32 : 0;
+        char *bigger = full && len + need >= cap ? realloc(out, cap = 2 * (len + need)) : out;
+        if (!bigger) {
+            free(full);
+            free(out);
+            free(copy);
+            return NULL;
         }
+        out = bigger;
         if (strchr(full, '?'))
             len += (size_t)sprintf(out + len, "%s;", full);
         else if (cpath)
@@ -206,7 +203,6 @@ static kc_status set_list(char ***list, size_t *n, const char *text, const char 
     return KC_OK;
 }
 
-/* Sets a setting from text; dir is where relative paths are anchored. */
 /* Sets a tunable; errors read "AT: setting 'tunables.NAME': what". */
 static kc_status set_tunable(kc_settings *s, const char *name, const char *text,
                              kc_source source, const char *at, kc_err *err)
@@ -251,6 +247,7 @@ kc_status kc_settings_check(const kc_settings *s, kc_err *err)
     return check_tunables(s, s->file ? s->file : "settings", err);
 }
 
+/* Sets a setting from text; dir is where relative paths are anchored. */
 static kc_status set_text(kc_settings *s, const char *name, const char *value, const char *dir,
                           kc_source source, const char *origin, kc_err *err)
 {
@@ -269,9 +266,11 @@ static kc_status set_text(kc_settings *s, const char *name, const char *value, c
     if (strcmp(name, "scripts_dir") == 0)
         return replace_string(&s->scripts_dir, resolve(dir, value), origin, err);
     if (strcmp(name, "lua_path") == 0)
-        return replace_string(&s->lua_path, kc_settings_lua_search_path(dir, value, 0), origin, err);
+        return replace_string(&s->lua_path, kc_settings_lua_search_path(dir, value, 0), origin,
+                              err);
     if (strcmp(name, "lua_cpath") == 0)
-        return replace_string(&s->lua_cpath, kc_settings_lua_search_path(dir, value, 1), origin, err);
+        return replace_string(&s->lua_cpath, kc_settings_lua_search_path(dir, value, 1), origin,
+                              err);
     if (strcmp(name, "log_level") == 0)
         return set_log_level(s, value, origin, err);
     if (strcmp(name, "policies") == 0)

@@ -66,7 +66,9 @@ typedef struct kc_tunables {
     kc_source source[KC_T_COUNT];     /* where each value came from */
 } kc_tunables;
 
-typedef enum kc_tunable_type { KC_TT_STRING, KC_TT_NUMBER, KC_TT_INTEGER, KC_TT_BOOL } kc_tunable_type;
+typedef enum kc_tunable_type {
+    KC_TT_STRING, KC_TT_NUMBER, KC_TT_INTEGER, KC_TT_BOOL
+} kc_tunable_type;
 
 /* Fills in upstream's defaults (source KC_SOURCE_DEFAULT). */
 void kc_tunables_init(kc_tunables *t);
