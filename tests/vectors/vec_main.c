@@ -9,6 +9,7 @@
 
 #include "kc_hex.h"
 #include "kc_log.h"
+#include "kc_test_rng.h"
 #include "vec.h"
 
 static vec_area_fn area_handler(const char *name)
@@ -160,6 +161,11 @@ int main(int argc, char **argv)
             return 0;
         } else
             dir = argv[i];
+    }
+    /* areas may script randomness to reproduce upstream's random bytes */
+    if (tc_rng_install() != 0) {
+        fprintf(stderr, "kc-vectors: cannot install the scripted RNG\n");
+        return 2;
     }
     kc_log_set_sink(quiet_sink, &verbose);
     struct dirent **list;

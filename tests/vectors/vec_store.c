@@ -3,17 +3,24 @@
  * Checked here: parsing and byte-identical rewriting of upstream's files,
  * load_value / load_section typing, new CryptoStore and KafkaCryptoStore
  * files, replaying simple-provision's stores, and the str_encode /
- * str_decode table. The .crypto, .seed and opaque-value parts need other
- * modules and are reported as skipped. */
+ * str_decode table; and the node's other two files: the .crypto file
+ * (keys, opaque values), the .seed file (one increment at open) and what a
+ * producer run leaves behind (its message and the wrapped `oldkeys`). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
+#include "kc_cryptokey_file.h"
 #include "kc_hex.h"
 #include "kc_ini.h"
 #include "kc_log.h"
+#include "kc_mp.h"
+#include "kc_serde.h"
 #include "kc_store.h"
+#include "kc_test_rng.h"
 #include "kc_test.h"
 #include "kc_value.h"
 #include "vec.h"
@@ -189,6 +196,282 @@ static void check_replay(vec_ctx *ctx, const char *vname, const char *dir, const
     kc_buf_free(&rot);
 }
 
+/* ---- the .crypto and .seed files ------------------------------------------------ */
+
+static kc_cryptokey *open_crypto(vec_ctx *ctx, const char *name, json_t *v)
+{
+    kc_buf file = vec_req_bytes(ctx, v, "crypto_file");
+    kc_cryptokey *ck = NULL;
+    kc_err err;
+    if (kc_cryptokey_open_bytes(&ck, file.data, file.len, name, NULL, 0, &err) != KC_OK)
+        vec_fail(ctx, name, "%s", err.msg);
+    kc_buf_free(&file);
+    return ck;
+}
+
+/* The file's key equals the public half of the secret key it stores, and
+ * its opaque-value key is the vector's ek: our wrap opens with that ek. */
+static void check_crypto_file(vec_ctx *ctx, const char *vname, json_t *v)
+{
+    char name[200];
+    snprintf(name, sizeof name, "%.120s: .crypto file", vname);
+    kc_cryptokey *ck = open_crypto(ctx, name, v);
+    if (!ck)
+        return;
+    json_t *sks = json_array_get(json_object_get(v, "crypto_decoded"), 1);
+    kc_buf sk = KC_BUF_INIT, ek = vec_req_bytes(ctx, v, "ek"), wrapped = KC_BUF_INIT;
+    kc_key spk = {0};
+    kc_err err;
+    const uint8_t probe[] = "opaque value probe";
+    uint8_t opened[sizeof probe];
+    if (kc_cryptokey_num_spk(ck) != json_array_size(sks) ||
+        !vec_bytes(json_array_get(sks, 0), &sk) || sk.len != 64)
+        vec_fail(ctx, name, "%zu signing keys, want %zu", kc_cryptokey_num_spk(ck),
+                 json_array_size(sks));
+    else if (kc_cryptokey_get_spk(ck, 0, &spk, &err) != KC_OK)
+        vec_fail(ctx, name, "%s", err.msg);
+    else if (memcmp(spk.x, sk.data + 32, 32) != 0)
+        vec_fail(ctx, name, "public key %s, want %s", tc_tohex(spk.x, 32), tc_tohex(sk.data + 32, 32));
+    else if (kc_cryptokey_wrap_opaque(ck, probe, sizeof probe, &wrapped, &err) != KC_OK)
+        vec_fail(ctx, name, "%s", err.msg);
+    else if (ek.len != crypto_secretbox_KEYBYTES || wrapped.len != sizeof probe + 40 ||
+             crypto_secretbox_open_easy(opened, wrapped.data + 24, wrapped.len - 24,
+                                        wrapped.data, ek.data) != 0 ||
+             memcmp(opened, probe, sizeof probe) != 0)
+        vec_fail(ctx, name, "a wrapped value does not open with the vector's ek");
+    else
+        vec_pass(ctx, name);
+    kc_key_clear(&spk);
+    kc_buf_free(&sk);
+    kc_buf_free(&ek);
+    kc_buf_free(&wrapped);
+    kc_cryptokey_close(ck);
+}
+
+/* [index, secret] of a .seed file */
+static bool seed_index(const kc_buf *file, int64_t *index)
+{
+    kc_mp_doc doc;
+    if (kc_mp_decode(&doc, file->data, file->len, "seed", NULL) != KC_OK)
+        return false;
+    const msgpack_object *o = kc_mp_root(&doc);
+    const uint8_t *p;
+    bool ok = o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 2 &&
+              kc_mp_int(&o->via.array.ptr[0], index) &&
+              kc_mp_bytes_len(&o->via.array.ptr[1], 32, &p);
+    kc_mp_doc_free(&doc);
+    return ok;
+}
+
+/* Opening the ratchet advances the file once. With `after` (the file after
+ * upstream's run) the new content must equal it byte for byte; otherwise
+ * the index must have grown by one. The ratchet stays open in *out. */
+static void check_seed_file(vec_ctx *ctx, const char *vname, const char *dir, json_t *v,
+                            json_t *after, kc_ratchet **out)
+{
+    char name[200];
+    snprintf(name, sizeof name, "%.120s: .seed file advances once at open", vname);
+    char *path = tc_path(dir, "node.seed");
+    kc_buf seed = vec_req_bytes(ctx, v, "seed_file"), now = KC_BUF_INIT;
+    tc_write_file(path, seed.data, seed.len);
+    kc_err err;
+    int64_t before, then;
+    *out = NULL;
+    if (kc_ratchet_open_file(path, NULL, out, &err) != KC_OK) {
+        vec_fail(ctx, name, "%s", err.msg);
+    } else {
+        now = tc_read_file(path);
+        if (after)
+            vec_check_bytes(ctx, name, "seed file after open", now.data, now.len,
+                            json_object_get(after, "seed_file"));
+        else if (!seed_index(&seed, &before) || !seed_index(&now, &then) || then != before + 1)
+            vec_fail(ctx, name, "seed file after open is %s", tc_tohex(now.data, now.len));
+        else
+            vec_pass(ctx, name);
+    }
+    kc_buf_free(&seed);
+    kc_buf_free(&now);
+    free(path);
+}
+
+static double fixed_now(void *ctx)
+{
+    return *(const double *)ctx;
+}
+
+/* A producer run of upstream: its message to `topic` is reproduced by our
+ * ratchet and serializer (the plaintext is recovered with the key our
+ * ratchet derives), and the producer record it persisted is what we
+ * export, wrapped with the node's ek. */
+static void check_producer_run(vec_ctx *ctx, const char *vname, json_t *v, json_t *run,
+                               kc_ratchet *ratchet)
+{
+    char name[200];
+    snprintf(name, sizeof name, "%.120s after run: serialized message and oldkeys", vname);
+    kc_cryptokey *ck = open_crypto(ctx, name, v);
+    const char *topic = vec_req_str(ctx, run, "topic");
+    double now = json_number_value(json_object_get(run, "fixed_time_crypto_module"));
+    kc_buf want = vec_req_bytes(ctx, run, "serialized"), id = KC_BUF_INIT, out = KC_BUF_INIT;
+    kc_buf oldkeys = KC_BUF_INIT, wrapped = vec_req_bytes(ctx, run, "oldkeys_wrapped");
+    kc_serde *producer = NULL, *consumer = NULL;
+    kc_message *m = kc_message_new();
+    kc_err err = {0};
+    kc_keyidx ki;
+    uint8_t secret[KC_SECRET_BYTES];
+    const uint8_t *plain;
+    size_t plain_len, count;
+    kc_kind kind = KC_KIND_VALUE;
+    kc_serde_config c;
+    kc_serde_config_init(&c);
+    c.now_fn = fixed_now;
+    c.now_ctx = &now;
+    const char *root = "sensor"; /* topic "sensor.data" under the default rule */
+    bool ok = ck && m && kc_cryptokey_get_id_spk(ck, &id, &err) == KC_OK &&
+              kc_ratchet_derive(ratchet, (const uint8_t *)root, strlen(root), id.data, id.len,
+                                &ki, secret, &err) == KC_OK &&
+              kc_serde_new(&c, &consumer, &err) == KC_OK &&
+              kc_serde_add_consumer_key(consumer, root, &ki, secret, &err) == KC_OK;
+    if (ok) {
+        /* upstream's run serialized one value or one key: find out which */
+        kc_serde_deserialize(consumer, kind, topic, want.data, want.len, m, &err);
+        if (!kc_message_is_cleartext(m, false)) {
+            kind = KC_KIND_KEY;
+            kc_serde_deserialize(consumer, kind, topic, want.data, want.len, m, &err);
+        }
+        ok = kc_message_get(m, false, &plain, &plain_len, &err) == KC_OK;
+        if (!ok)
+            snprintf(err.msg, sizeof err.msg, "the run's message does not decrypt with the key "
+                     "our ratchet derives");
+    }
+    c.ratchet = ratchet;
+    c.node_id = id.data;
+    c.node_id_len = id.len;
+    if (ok)
+        ok = kc_serde_new(&c, &producer, &err) == KC_OK &&
+             kc_serde_serialize(producer, kind, topic, plain, plain_len, &out, &err) == KC_OK &&
+             kc_serde_export_pgens(producer, &oldkeys, &count, &err) == KC_OK;
+    if (!ok)
+        vec_fail(ctx, name, "%s", err.msg);
+    else if (vec_check_bytes(ctx, name, "serialized", out.data, out.len,
+                             json_object_get(run, "serialized")) &&
+             vec_check_bytes(ctx, name, "exported oldkeys", oldkeys.data, oldkeys.len,
+                             json_object_get(run, "oldkeys_unwrapped"))) {
+        kc_buf_reset(&out);
+        snprintf(name, sizeof name, "%.120s after run: unwrap oldkeys", vname);
+        if (kc_cryptokey_unwrap_opaque(ck, wrapped.data, wrapped.len, &out) != KC_OK)
+            vec_fail(ctx, name, "oldkeys does not unwrap with the node's .crypto file");
+        else
+            vec_check_bytes(ctx, name, "unwrapped", out.data, out.len,
+                            json_object_get(run, "oldkeys_unwrapped"));
+    }
+    sodium_memzero(secret, sizeof secret);
+    kc_message_free(m);
+    kc_serde_free(producer);
+    kc_serde_free(consumer);
+    kc_cryptokey_close(ck);
+    kc_buf_free(&want);
+    kc_buf_free(&id);
+    kc_buf_free(&out);
+    kc_buf_free(&oldkeys);
+    kc_buf_free(&wrapped);
+}
+
+/* New .crypto and .seed files hold random secrets: everything else must be
+ * upstream's (the .crypto with the vector's ek substituted must be the
+ * vector's bytes; the seed [1, 32 bytes] after the increment at open). */
+static void fresh_key_files(vec_ctx *ctx, const char *vname, const char *dir, json_t *v)
+{
+    char name[200];
+    snprintf(name, sizeof name, "%.120s: new .crypto file", vname);
+    char *cpath = tc_path(dir, "fresh.crypto"), *spath = tc_path(dir, "fresh.seed");
+    kc_cryptokey *ck = NULL;
+    kc_ratchet *r = NULL;
+    kc_err err;
+    json_t *dec = json_object_get(v, "crypto_decoded");
+    if (kc_cryptokey_open(&ck, cpath, NULL, 0, &err) != KC_OK) {
+        vec_fail(ctx, name, "%s", err.msg);
+    } else {
+        kc_buf got = tc_read_file(cpath), ek = KC_BUF_INIT;
+        kc_buf want = vec_req_bytes(ctx, v, "crypto_file");
+        /* mp([2, [], bin(ek), false, [5,2,1]]): ek sits at bytes 5..36 */
+        if (got.len == want.len && vec_bytes(json_array_get(dec, 2), &ek) && ek.len == 32 &&
+            want.len > 37 && memcmp(want.data + 5, ek.data, 32) == 0)
+            memcpy(got.data + 5, ek.data, 32);
+        vec_check_bytes(ctx, name, ".crypto with the vector's ek", got.data, got.len,
+                        json_object_get(v, "crypto_file"));
+        kc_buf_free(&got);
+        kc_buf_free(&ek);
+        kc_buf_free(&want);
+        kc_cryptokey_close(ck);
+    }
+    snprintf(name, sizeof name, "%.120s: new .seed file", vname);
+    if (kc_ratchet_open_file(spath, NULL, &r, &err) != KC_OK) {
+        vec_fail(ctx, name, "%s", err.msg);
+    } else {
+        kc_buf got = tc_read_file(spath), want = vec_req_bytes(ctx, v, "seed_file");
+        int64_t gi, wi;
+        if (seed_index(&got, &gi) && seed_index(&want, &wi) && gi == wi && got.len == want.len)
+            vec_pass(ctx, name);
+        else
+            vec_fail(ctx, name, "got %s, want the shape of %s", tc_tohex(got.data, got.len),
+                     tc_tohex(want.data, want.len));
+        kc_buf_free(&got);
+        kc_buf_free(&want);
+        kc_ratchet_close(r);
+    }
+    free(cpath);
+    free(spath);
+}
+
+/* wrap_opaque with the vector's nonce, its config-file form, and unwrap
+ * with the right and a wrong ek. */
+static void wrap_vector(vec_ctx *ctx, const char *vname, json_t *v)
+{
+    char name[200];
+    snprintf(name, sizeof name, "%.120s: wrap, config value, unwrap", vname);
+    kc_buf ek = vec_req_bytes(ctx, v, "ek"), wrong = vec_req_bytes(ctx, v, "wrong_ek");
+    kc_buf plain = vec_req_bytes(ctx, v, "plaintext"), want = vec_req_bytes(ctx, v, "wrapped");
+    kc_buf out = KC_BUF_INIT, text = KC_BUF_INIT;
+    kc_cryptokey *ck = NULL, *other = NULL;
+    kc_err err;
+    /* a .crypto file holding only this ek */
+    uint8_t file[] = {0x95, 0x02, 0x90, 0xc4, 0x20, [37] = 0xc2, 0x91, 0x01};
+    memcpy(file + 5, ek.data, ek.len == 32 ? 32 : 0);
+    bool ok = ek.len == 32 && wrong.len == 32 && want.len > 24 &&
+              kc_cryptokey_open_bytes(&ck, file, sizeof file, "ek", NULL, 0, &err) == KC_OK;
+    memcpy(file + 5, wrong.data, wrong.len == 32 ? 32 : 0);
+    ok = ok && kc_cryptokey_open_bytes(&other, file, sizeof file, "wrong ek", NULL, 0, &err) == KC_OK;
+    if (ok) {
+        tc_rng_script(want.data, 24);
+        ok = kc_cryptokey_wrap_opaque(ck, plain.data, plain.len, &out, &err) == KC_OK;
+    }
+    if (!ok) {
+        vec_fail(ctx, name, "%s", err.msg);
+    } else if (vec_check_bytes(ctx, name, "wrapped", out.data, out.len,
+                               json_object_get(v, "wrapped"))) {
+        kc_value value = kc_value_bytes(out.data, out.len);
+        const char *cv = vec_req_str(ctx, v, "config_value");
+        if (kc_value_encode(&value, false, &text, &err) != KC_OK || text.len != strlen(cv) ||
+            memcmp(text.data, cv, text.len) != 0)
+            vec_fail(ctx, name, "config value %.*s, want %s", (int)text.len,
+                     (const char *)text.data, cv);
+        else if (kc_cryptokey_unwrap_opaque(ck, want.data, want.len, &out) != KC_OK)
+            vec_fail(ctx, name, "the vector's wrapped value does not unwrap");
+        else if (vec_check_bytes(ctx, name, "unwrapped", out.data, out.len,
+                                 json_object_get(v, "unwrap")) &&
+                 kc_cryptokey_unwrap_opaque(other, want.data, want.len, &out) != KC_ERR_CRYPTO)
+            vec_fail(ctx, name, "unwrapped with the wrong ek (upstream: None)");
+    }
+    kc_cryptokey_close(ck);
+    kc_cryptokey_close(other);
+    kc_buf_free(&ek);
+    kc_buf_free(&wrong);
+    kc_buf_free(&plain);
+    kc_buf_free(&want);
+    kc_buf_free(&out);
+    kc_buf_free(&text);
+}
+
 static void provisioned_node(vec_ctx *ctx, const char *vname, const char *dir, json_t *v)
 {
     const char *node = vec_req_str(ctx, v, "node_id");
@@ -212,14 +495,14 @@ static void provisioned_node(vec_ctx *ctx, const char *vname, const char *dir, j
     free(path);
     check_replay(ctx, vname, dir, node, v);
 
-    snprintf(name, sizeof name, "%.120s: .crypto file", vname);
-    vec_skip(ctx, name, "needs kc_cryptokey");
-    snprintf(name, sizeof name, "%.120s: .seed file", vname);
-    vec_skip(ctx, name, "needs kc_ratchet");
-
+    check_crypto_file(ctx, vname, v);
     json_t *run = json_object_get(v, "after_kafkacrypto_run");
-    if (!run)
+    kc_ratchet *ratchet;
+    check_seed_file(ctx, vname, dir, v, run, &ratchet);
+    if (!run) {
+        kc_ratchet_close(ratchet);
         return;
+    }
     const char *text2 = vec_req_str(ctx, run, "config_text");
     snprintf(name, sizeof name, "%.120s after run", vname);
     check_rewrite(ctx, name, text2);
@@ -241,10 +524,9 @@ static void provisioned_node(vec_ctx *ctx, const char *vname, const char *dir, j
     }
     remove(path);
     free(path);
-    snprintf(name, sizeof name, "%.120s after run: unwrap oldkeys", vname);
-    vec_skip(ctx, name, "needs kc_cryptokey (opaque values)");
-    snprintf(name, sizeof name, "%.120s after run: ratchet and serialized message", vname);
-    vec_skip(ctx, name, "needs kc_ratchet and kc_message");
+    if (ratchet)
+        check_producer_run(ctx, vname, v, run, ratchet);
+    kc_ratchet_close(ratchet);
 }
 
 static void fresh_store(vec_ctx *ctx, const char *vname, const char *dir, json_t *v, bool kafka)
@@ -358,9 +640,9 @@ void vec_area_store(vec_ctx *ctx, json_t *root)
         } else if (json_object_get(v, "cases")) {
             str_cases(ctx, vname, json_object_get(v, "cases"));
         } else if (strstr(source, "CryptoKey(new file)")) {
-            vec_skip(ctx, vname, "needs kc_cryptokey and kc_ratchet (new .crypto and .seed files)");
+            fresh_key_files(ctx, vname, dir, v);
         } else if (strstr(source, "wrap_opaque")) {
-            vec_skip(ctx, vname, "needs kc_cryptokey (wrap_opaque / unwrap_opaque)");
+            wrap_vector(ctx, vname, v);
         } else {
             vec_fail(ctx, vname, "unrecognised store vector (source '%s')", source);
         }
