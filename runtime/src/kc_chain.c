@@ -845,13 +845,20 @@ bool kc_chain_entry_is_temporary_rot(const uint8_t *entry, size_t n)
     return same;
 }
 
-kc_status kc_chain_temporary(const kc_key *sk, const kc_key *spk, const char *root,
-                             kc_temporary_kind kind, double now, double maxage,
-                             kc_buf *chain, kc_buf *provision, kc_err *err)
+kc_status kc_chain_sign_with_key(void *sk, const uint8_t *m, size_t n, kc_buf *out,
+                                 kc_err *err)
+{
+    kc_status st = kc_sign(sk, m, n, out);
+    return st == KC_OK ? st : kc_err_set(err, st, "signing failed: %s", kc_status_str(st));
+}
+
+kc_status kc_chain_temporary(kc_sign_fn sign, void *sign_ctx, const kc_key *spk,
+                             const char *root, kc_temporary_kind kind, double now,
+                             double maxage, kc_buf *chain, kc_buf *provision, kc_err *err)
 {
     static const char *const request[] = {"key-encrypt-request", "key-encrypt-subscribe"};
     static const char *const reply[] = {"key-encrypt"};
-    if (!root || !sk || !spk || spk->kind != KC_SIGN_PK)
+    if (!root || !sign || !spk || spk->kind != KC_SIGN_PK)
         return kc_err_set(err, KC_ERR_INVALID, "temporary chain: a signing key pair and a root "
                           "topic are required");
     kc_poison_entry pe[3] = {
@@ -875,7 +882,7 @@ kc_status kc_chain_temporary(const kc_key *sk, const kc_key *spk, const char *ro
         static const uint8_t empty_poison[] = {0x90};
         st = kc_chain_entry_build(0, empty_poison, 1, spk, &entry, err);
         if (st == KC_OK)
-            st = kc_cert_sign(sk, cert.data, cert.len, &item, err);
+            st = sign(sign_ctx, cert.data, cert.len, &item, err);
         if (st == KC_OK) {
             kc_bytes both[2] = {{entry.data, entry.len}, {item.data, item.len}};
             st = kc_chain_build(both, 2, provision, err);

@@ -164,15 +164,24 @@ typedef enum kc_temporary_kind {
     KC_TEMPORARY_REPLY    /* usage key-encrypt */
 } kc_temporary_kind;
 
+/* Signs m with a key the caller holds (a secret kc_key, or one kept inside
+ * a cryptokey backend): out = signature || m. */
+typedef kc_status (*kc_sign_fn)(void *ctx, const uint8_t *m, size_t n, kc_buf *out,
+                                kc_err *err);
+/* A kc_sign_fn whose ctx is a `const kc_key *` signing secret key. */
+kc_status kc_chain_sign_with_key(void *sk, const uint8_t *m, size_t n, kc_buf *out,
+                                 kc_err *err);
+
 /* What a node with an empty chain for its signing key fabricates (§6.11):
  * `chain` = mp([bin(temporary-signed intermediate)]) to which the caller
  * appends its leaf, and `provision` = the blob logged for the operator,
- * mp([bin(mp([0, bin(0x90), spk])), bin(sign_spk(intermediate))]).
+ * mp([bin(mp([0, bin(0x90), spk])), bin(sign_spk(intermediate))]), where
+ * `sign` signs with the node key of spk.
  * The intermediate is mp([now + maxage, bin(poison), spk]) with the poison
  * [["topics",[root]],["usages",[...]],["pathlen",1]]. */
-kc_status kc_chain_temporary(const kc_key *sk, const kc_key *spk, const char *root,
-                             kc_temporary_kind kind, double now, double maxage,
-                             kc_buf *chain, kc_buf *provision, kc_err *err);
+kc_status kc_chain_temporary(kc_sign_fn sign, void *sign_ctx, const kc_key *spk,
+                             const char *root, kc_temporary_kind kind, double now,
+                             double maxage, kc_buf *chain, kc_buf *provision, kc_err *err);
 
 /* ---- validation ------------------------------------------------------------------ */
 

@@ -1031,7 +1031,7 @@ static void test_appendix_a10_temporary_chain(void **state)
     kp prod = mk("kc-test-producer");
     kc_buf chain = KC_BUF_INIT, prov = KC_BUF_INIT;
     kc_err err;
-    assert_int_equal(kc_chain_temporary(&prod.sk, &prod.pk, "example001", KC_TEMPORARY_REQUEST,
+    assert_int_equal(kc_chain_temporary(kc_chain_sign_with_key, &prod.sk, &prod.pk, "example001", KC_TEMPORARY_REQUEST,
                                         2100000000.0, 86400, &chain, &prov, &err), KC_OK);
     kc_buf want_prov = tc_hex(
         "92c4279300c40190c420363147d88ca75eb438cab346ea307a2f31e12d2b8252"
@@ -1087,7 +1087,7 @@ static void test_appendix_a10_temporary_chain(void **state)
                      KC_ERR_EXPIRED);
     /* the reply variant grants key-encrypt only */
     kc_buf rchain = KC_BUF_INIT;
-    assert_int_equal(kc_chain_temporary(&prod.sk, &prod.pk, "example001", KC_TEMPORARY_REPLY,
+    assert_int_equal(kc_chain_temporary(kc_chain_sign_with_key, &prod.sk, &prod.pk, "example001", KC_TEMPORARY_REPLY,
                                         2100000000.0, 86400, &rchain, NULL, &err), KC_OK);
     assert_int_equal(run(&rchain, "example001", "key-encrypt", allow, NULL, 2100000000.0), KC_OK);
     assert_int_equal(result_pathlen(), 1);
