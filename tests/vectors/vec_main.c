@@ -116,9 +116,15 @@ bool vec_check_bytes(vec_ctx *ctx, const char *name, const char *what,
         char *g = malloc(2 * got_len + 1), *e = malloc(2 * w.len + 1);
         if (!g || !e)
             abort();
+        size_t at = 0;
+        while (at < got_len && at < w.len && got[at] == w.data[at])
+            at++;
         kc_hex(got, got_len, g);
         kc_hex(w.data, w.len, e);
-        vec_fail(ctx, name, "%s: got %.160s, want %.160s", what, g, e);
+        size_t from = at > 8 ? 2 * (at - 8) : 0; /* show the bytes around the difference */
+        vec_fail(ctx, name, "%s: %zu bytes, want %zu; first difference at byte %zu: got ...%.64s, "
+                 "want ...%.64s", what, got_len, w.len, at, g + (from < 2 * got_len ? from : 0),
+                 e + (from < 2 * w.len ? from : 0));
         free(g);
         free(e);
     } else {
