@@ -382,6 +382,9 @@ static kc_status sign_requests(kc_exchange *x, const char *root, const kc_pks *e
 kc_status kc_exchange_signed_epks(kc_exchange *x, const char *root, kc_exchange_msgs *out,
                                   kc_err *err)
 {
+    kc_err local;
+    if (!err) /* the log lines still give the reason */
+        err = &local;
     kc_epks epks = {0};
     uint8_t random0[RANDOM_BYTES];
     pthread_mutex_lock(&x->mu);
@@ -399,7 +402,7 @@ kc_status kc_exchange_signed_epks(kc_exchange *x, const char *root, kc_exchange_
     if (st != KC_OK) {
         kc_exchange_msgs_clear(out);
         kc_log(KC_LOG_WARNING, LOGGER, "Failed to build key requests for root=%s: %s", root,
-               err ? err->msg : kc_status_str(st));
+               err->msg);
     }
     return st;
 }
@@ -426,6 +429,9 @@ kc_status kc_exchange_encrypt_keys(kc_exchange *x, const char *root,
                                    const kc_exchange_keys *keys, const uint8_t *request,
                                    size_t n, kc_exchange_msgs *out, kc_err *err)
 {
+    kc_err local;
+    if (!err) /* the log lines still give the reason */
+        err = &local;
     kc_chain_result res = {0};
     kc_epks epks = {0};
     kc_kem_results kem = {0};
@@ -448,7 +454,7 @@ kc_status kc_exchange_encrypt_keys(kc_exchange *x, const char *root,
     if (!request_random0(&res, &random0, &random0_len)) {
         st = kc_err_set(err, KC_ERR_INVALID, "key request for root=%s: leaf element 3 is not a "
                         "32-byte random0", root);
-        kc_log(KC_LOG_INFO, LOGGER, "%s", err ? err->msg : "malformed key request");
+        kc_log(KC_LOG_INFO, LOGGER, "%s", err->msg);
         goto done;
     }
     const kc_key *matchpk = matching_type(x, &res);
@@ -589,6 +595,9 @@ static bool open_box(const char *root, const uint8_t *random0, const uint8_t *ra
 kc_status kc_exchange_decrypt_keys(kc_exchange *x, const char *root, const uint8_t *reply,
                                    size_t n, kc_exchange_keys *out, kc_err *err)
 {
+    kc_err local;
+    if (!err) /* the log lines still give the reason */
+        err = &local;
     kc_chain_result res = {0};
     kc_kem_results cands = {0};
     pthread_mutex_lock(&x->mu);
@@ -610,7 +619,7 @@ kc_status kc_exchange_decrypt_keys(kc_exchange *x, const char *root, const uint8
         st = kc_err_set(err, KC_ERR_INVALID, "key reply for root=%s: expected [random0, random1] "
                         "and a box after the leaf key (Unexpected number of chain elements)",
                         root);
-        kc_log(KC_LOG_INFO, LOGGER, "%s", err ? err->msg : "malformed key reply");
+        kc_log(KC_LOG_INFO, LOGGER, "%s", err->msg);
         goto done;
     }
     long at = randoms_find(x, root, random0, r0n);
@@ -650,6 +659,9 @@ kc_status kc_exchange_reencrypt_request(kc_exchange *x, const char *root,
                                         const kc_chain_list *denylist, const uint8_t *request,
                                         size_t n, kc_buf *out, kc_err *err)
 {
+    kc_err local;
+    if (!err) /* the log lines still give the reason */
+        err = &local;
     kc_chain_result res = {0};
     kc_exchange_msgs msgs = {0};
     const uint8_t *random0;
@@ -664,7 +676,7 @@ kc_status kc_exchange_reencrypt_request(kc_exchange *x, const char *root,
     } else if (!request_random0(&res, &random0, &random0_len)) {
         st = kc_err_set(err, KC_ERR_INVALID, "subscription request for root=%s: leaf element 3 "
                         "is not a 32-byte random0", root);
-        kc_log(KC_LOG_INFO, LOGGER, "%s", err ? err->msg : "malformed subscription request");
+        kc_log(KC_LOG_INFO, LOGGER, "%s", err->msg);
     } else {
         st = sign_requests(x, root, &res.key, 1, random0, random0_len, matching_type(x, &res),
                            &msgs, err);
@@ -689,6 +701,9 @@ kc_status kc_exchange_reencrypt_request(kc_exchange *x, const char *root,
 kc_status kc_exchange_update_own_chain(kc_exchange *x, const uint8_t *chain, size_t n,
                                        size_t *idx, kc_err *err)
 {
+    kc_err local;
+    if (!err) /* the log lines still give the reason */
+        err = &local;
     kc_chain_result res = {0}, direct = {0};
     kc_buf printable = KC_BUF_INIT;
     pthread_mutex_lock(&x->mu);
@@ -698,7 +713,7 @@ kc_status kc_exchange_update_own_chain(kc_exchange *x, const uint8_t *chain, siz
     size_t i = x->nspk;
     if (st != KC_OK) {
         kc_log(KC_LOG_WARNING, LOGGER, "Ignoring an invalid chain for this node: %s",
-               err ? err->msg : kc_status_str(st));
+               err->msg);
         goto done;
     }
     if (!res.key.is_list && res.key.n == 1)
@@ -762,6 +777,9 @@ kc_status kc_exchange_own_chain(kc_exchange *x, size_t idx, kc_buf *out)
 kc_status kc_exchange_add_to_list(kc_exchange *x, kc_list_kind which, const uint8_t *msg,
                                   size_t n, kc_buf *entry, kc_err *err)
 {
+    kc_err local;
+    if (!err) /* the log lines still give the reason */
+        err = &local;
     if (!x->topic_on[which])
         return kc_err_set(err, KC_ERR_STATE, "the %s topic is switched off", list_name[which]);
     kc_chain_result res = {0};
@@ -778,7 +796,7 @@ kc_status kc_exchange_add_to_list(kc_exchange *x, kc_list_kind which, const uint
                                     err);
     if (st != KC_OK) {
         kc_log(KC_LOG_INFO, LOGGER, "Refused %s message: %s", list_name[which],
-               err ? err->msg : kc_status_str(st));
+               err->msg);
         goto done;
     }
     if (res.n_extra < 1) { /* upstream: nothing, silently */
@@ -789,7 +807,7 @@ kc_status kc_exchange_add_to_list(kc_exchange *x, kc_list_kind which, const uint
         (st = kc_cert_parse(&cert, p, pn, err)) != KC_OK) {
         st = kc_err_set(err, KC_ERR_INVALID, "%s message: the entry is not a certificate",
                         list_name[which]);
-        kc_log(KC_LOG_INFO, LOGGER, "%s", err ? err->msg : "malformed list message");
+        kc_log(KC_LOG_INFO, LOGGER, "%s", err->msg);
         goto done;
     }
     parsed = true;
