@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -68,6 +69,13 @@ static kc_status make_conf(const kc_kafka_config *in, kc_kafka_use use, rd_kafka
             return st;
         }
         rd_kafka_conf_set(conf, "bootstrap.servers", kc_broker_bootstrap(b), NULL, 0);
+        /* The embedded broker speaks plaintext on loopback only: a node
+         * config written for a TLS cluster still works against it. */
+        const char *sp = kc_kafka_config_get(in, "security.protocol");
+        if (sp && strcasecmp(sp, "plaintext") != 0)
+            kc_log(KC_LOG_INFO, "kafkacrypto.kafka", "Using the embedded broker: "
+                   "security.protocol %s replaced by plaintext.", sp);
+        rd_kafka_conf_set(conf, "security.protocol", "plaintext", NULL, 0);
         /* The mock answers an empty fetch only after fetch.wait.max.ms, even
          * when data arrives meanwhile: keep that wait short in-process. */
         if (use == KC_KAFKA_CONSUMER && !kc_kafka_config_get(in, "fetch.wait.max.ms"))
@@ -437,4 +445,23 @@ void kc_consumer_close(kc_consumer *c)
     rd_kafka_consumer_close(c->rk);
     rd_kafka_destroy(c->rk);
     free(c);
+}
+
+kc_status kc_consumer_partition_count(kc_consumer *c, const char *topic, int timeout_ms,
+                                      int *count, kc_err *err)
+{
+    *count = 0;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(c->rk, topic, NULL);
+    if (!rkt)
+        return kc_err_set(err, KC_ERR_INVALID, "topic %s: %s", topic,
+                          rd_kafka_err2str(rd_kafka_last_error()));
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(c->rk, 0, rkt, &md, timeout_ms);
+    rd_kafka_topic_destroy(rkt);
+    if (e)
+        return kc_err_set(err, KC_ERR_IO, "topic %s: metadata: %s", topic, rd_kafka_err2str(e));
+    if (md->topic_cnt == 1 && !md->topics[0].err)
+        *count = md->topics[0].partition_cnt;
+    rd_kafka_metadata_destroy(md);
+    return KC_OK;
 }

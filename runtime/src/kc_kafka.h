@@ -120,6 +120,10 @@ kc_status kc_consumer_assign(kc_consumer *c, const kc_topic_partition *tps, size
 kc_status kc_consumer_poll(kc_consumer *c, int timeout_ms, kc_record **out, kc_err *err);
 void kc_record_free(kc_record *m);
 
+/* The number of partitions of topic in the cluster's metadata; 0 when the
+ * topic does not exist (yet). */
+kc_status kc_consumer_partition_count(kc_consumer *c, const char *topic, int timeout_ms,
+                                      int *count, kc_err *err);
 /* Leaves the group (committing if auto-commit is on) and frees. NULL is fine. */
 void kc_consumer_close(kc_consumer *c);
 

@@ -1,0 +1,1054 @@
+#include "kc_node.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "kc_broker.h"
+#include "kc_chain.h"
+#include "kc_cryptokey.h"
+#include "kc_hex.h"
+#include "kc_keyidx.h"
+#include "kc_log.h"
+#include "kc_store.h"
+
+#define LOGGER KC_NODE_LOGGER
+#define METADATA_TIMEOUT_MS 2000
+#define MISSING_TOPIC_RECHECK 5.0   /* s between looks for key topics that do not exist yet */
+
+typedef enum topic_kind { TOPIC_MGMT, TOPIC_REQS, TOPIC_KEYS } topic_kind;
+
+/* A key-passing topic the management consumer reads, every partition. */
+typedef struct tracked {
+    char *topic;
+    char *root;        /* TOPIC_REQS / TOPIC_KEYS */
+    topic_kind kind;
+    int nparts;        /* 0: not known to exist yet */
+    int64_t *next;     /* per partition: offset to resume from, -1 = initial position */
+} tracked;
+
+/* The last key request round of a root (§7.3). */
+typedef struct sub_round {
+    char *root;
+    double time;
+    kc_keyidx *kis;
+    size_t n;
+} sub_round;
+
+struct kc_node {
+    kc_store *store;
+    char *node_id;
+    kc_tunables t;
+    kc_cryptokey *ck;
+    kc_ratchet *ratchet;
+    kc_serde *serde;
+    kc_exchange *x;
+    kc_producer *prod;
+    kc_consumer *cons;
+    bool embedded;               /* the management clients use the embedded broker */
+    double (*now_fn)(void *ctx);
+    void *now_ctx;
+
+    pthread_mutex_t mu;          /* everything below; never held while calling the serde */
+    tracked *trk;
+    size_t ntrk;
+    bool dirty;                  /* the assignment must be rebuilt */
+    double missing_checked;
+    char **subs_needed;
+    size_t nsubs;
+    sub_round *rounds;
+    size_t nrounds;
+    kc_node_stats stats;
+    double last_unknown_warning;
+
+    pthread_mutex_t persist_mu;  /* one writer of oldkeys at a time */
+    double last_ratchet;
+    pthread_t thread;
+    bool started;
+    atomic_bool stop;
+};
+
+/* ---- small helpers --------------------------------------------------------------------- */
+
+static double wall_clock(void *ctx)
+{
+    (void)ctx;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double now(const kc_node *n)
+{
+    return n->now_fn(n->now_ctx);
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a > b && b > 0 && strcmp(s + a - b, suffix) == 0;
+}
+
+static char *concat(const char *a, const char *b)
+{
+    size_t n = strlen(a) + strlen(b) + 1;
+    char *s = malloc(n);
+    if (s)
+        snprintf(s, n, "%s%s", a, b);
+    return s;
+}
+
+static const char *describe_kis(const kc_keyidx *kis, size_t n, char *out, size_t cap)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n && used + 4 < cap; i++) {
+        char d[140];
+        int k = snprintf(out + used, cap - used, "%s%s", i ? "," : "[",
+                         kc_keyidx_describe(&kis[i], d, sizeof d));
+        if (k > 0)
+            used += (size_t)k < cap - used ? (size_t)k : cap - used - 1;
+    }
+    if (used + 2 < cap)
+        snprintf(out + used, cap - used, "]");
+    return out;
+}
+
+/* ---- tracked topics (node lock held) ------------------------------------------------------- */
+
+static tracked *find_tracked(kc_node *n, const char *topic)
+{
+    for (size_t i = 0; i < n->ntrk; i++)
+        if (strcmp(n->trk[i].topic, topic) == 0)
+            return &n->trk[i];
+    return NULL;
+}
+
+static bool track(kc_node *n, const char *topic, const char *root, topic_kind kind)
+{
+    if (find_tracked(n, topic))
+        return false;
+    tracked *t = realloc(n->trk, (n->ntrk + 1) * sizeof *t);
+    if (!t)
+        return false;
+    n->trk = t;
+    t = &n->trk[n->ntrk];
+    memset(t, 0, sizeof *t);
+    t->topic = strdup(topic);
+    t->root = root ? strdup(root) : NULL;
+    t->kind = kind;
+    if (!t->topic || (root && !t->root)) {
+        free(t->topic);
+        free(t->root);
+        return false;
+    }
+    n->ntrk++;
+    n->dirty = true;
+    return true;
+}
+
+static void need_subscription(kc_node *n, const char *root)
+{
+    for (size_t i = 0; i < n->nsubs; i++)
+        if (strcmp(n->subs_needed[i], root) == 0)
+            return;
+    char **s = realloc(n->subs_needed, (n->nsubs + 1) * sizeof *s);
+    if (!s)
+        return;
+    n->subs_needed = s;
+    if ((s[n->nsubs] = strdup(root)))
+        n->nsubs++;
+}
+
+static sub_round *find_round(kc_node *n, const char *root)
+{
+    for (size_t i = 0; i < n->nrounds; i++)
+        if (strcmp(n->rounds[i].root, root) == 0)
+            return &n->rounds[i];
+    return NULL;
+}
+
+static void drop_round(kc_node *n, sub_round *r)
+{
+    free(r->root);
+    free(r->kis);
+    *r = n->rounds[--n->nrounds];
+}
+
+/* ---- serde hooks: any thread, serde lock held ---------------------------------------------- */
+
+static void on_new_producer_key(void *ctx, const char *root, size_t root_len, const kc_keyidx *ki)
+{
+    (void)ki; /* the serde logs it */
+    kc_node *n = ctx;
+    char r[KC_TOPIC_NAME_MAX + 1];
+    snprintf(r, sizeof r, "%.*s", (int)root_len, root);
+    char *topic = concat(r, n->t.topic_suffix_reqs);
+    pthread_mutex_lock(&n->mu);
+    if (topic)
+        track(n, topic, r, TOPIC_REQS);
+    pthread_mutex_unlock(&n->mu);
+    free(topic);
+}
+
+static void on_missing_key(void *ctx, const char *root, size_t root_len, const kc_keyidx *ki)
+{
+    (void)ki;
+    kc_node *n = ctx;
+    char r[KC_TOPIC_NAME_MAX + 1];
+    snprintf(r, sizeof r, "%.*s", (int)root_len, root);
+    char *topic = concat(r, n->t.topic_suffix_keys);
+    pthread_mutex_lock(&n->mu);
+    if (topic && !track(n, topic, r, TOPIC_KEYS))
+        need_subscription(n, r);
+    pthread_mutex_unlock(&n->mu);
+    free(topic);
+}
+
+/* ---- persistence of producer keys (§7.10) ---------------------------------------------------- */
+
+static kc_status persist(kc_node *n, bool force, kc_err *err)
+{
+    pthread_mutex_lock(&n->persist_mu);
+    kc_status st = KC_OK;
+    if (kc_serde_take_new_pgens(n->serde) || force) {
+        kc_buf plain = KC_BUF_INIT, wrapped = KC_BUF_INIT;
+        size_t count = 0;
+        kc_log(KC_LOG_INFO, LOGGER, "(Re)writing producer keys.");
+        st = kc_serde_export_pgens(n->serde, &plain, &count, err);
+        if (st == KC_OK)
+            st = kc_cryptokey_wrap_opaque(n->ck, plain.data, plain.len, &wrapped, err);
+        if (st == KC_OK) {
+            kc_value v = kc_value_bytes(wrapped.data, wrapped.len);
+            st = kc_store_store_value(n->store, "crypto", "oldkeys", &v, err);
+        }
+        if (st != KC_OK) /* try again at the next opportunity */
+            kc_log(KC_LOG_ERROR, LOGGER, "Could not save producer keys: %s",
+                   err ? err->msg : kc_status_str(st));
+        kc_buf_free(&plain);
+        kc_buf_free(&wrapped);
+    }
+    pthread_mutex_unlock(&n->persist_mu);
+    return st;
+}
+
+kc_status kc_node_persist(kc_node *n, kc_err *err)
+{
+    return persist(n, false, err);
+}
+
+kc_status kc_node_serialize(kc_node *n, kc_kind kind, const char *topic, const uint8_t *value,
+                            size_t len, kc_buf *out, kc_err *err)
+{
+    kc_status st = kc_serde_serialize(n->serde, kind, topic, value, len, out, err);
+    if (st == KC_OK && persist(n, false, err) != KC_OK) {
+        /* never hand out a message whose key is not saved */
+        kc_buf_reset(out);
+        st = KC_ERR_IO;
+    }
+    return st;
+}
+
+/* ---- producing key-exchange messages (partition 0) ------------------------------------------ */
+
+static void send0(kc_node *n, const char *topic, const kc_buf *key, const kc_buf *value)
+{
+    kc_err err;
+    if (kc_producer_send(n->prod, topic, 0, key->data, key->len, value->data, value->len, NULL,
+                         &err) != KC_OK)
+        kc_log(KC_LOG_WARNING, LOGGER, "Could not send to %s: %s", topic, err.msg);
+}
+
+/* On the embedded broker, key topics get one partition (upstream reads only
+ * partition 0). Idempotent. */
+static void create_key_topics(kc_node *n, const char *root)
+{
+    kc_broker *b = n->embedded ? kc_broker_embedded_get() : NULL;
+    kc_err err;
+    if (b && kc_broker_create_key_topics(b, &n->t, root, &err) != KC_OK)
+        kc_log(KC_LOG_WARNING, LOGGER, "Could not create key topics of root %s: %s", root,
+               err.msg);
+}
+
+/* ---- handlers of the management loop ----------------------------------------------------------- */
+
+typedef struct held_ctx {
+    kc_exchange_keys *keys;
+} held_ctx;
+
+static void add_held(void *ctx, const kc_keyidx *ki, const uint8_t secret[KC_SECRET_BYTES],
+                     double birth, bool can_encrypt)
+{
+    (void)birth;
+    (void)can_encrypt;
+    kc_exchange_keys_add(((held_ctx *)ctx)->keys, ki, secret);
+}
+
+static void count_refused(kc_node *n)
+{
+    pthread_mutex_lock(&n->mu);
+    n->stats.refused++;
+    pthread_mutex_unlock(&n->mu);
+}
+
+/* §7.4.2: a key request on <root>.reqs */
+static void handle_request(kc_node *n, const char *root, const kc_record *m)
+{
+    kc_keyidx *wanted = NULL;
+    size_t nwanted = 0;
+    kc_exchange_keys held = {0}, sel = {0};
+    kc_exchange_msgs replies = {0};
+    kc_buf msgkey = KC_BUF_INIT;
+    kc_err err;
+    char d[512];
+    if (!m->key || !m->value ||
+        kc_exchange_msgkey_parse(m->key, m->key_len, &wanted, &nwanted, &err) != KC_OK) {
+        kc_log(KC_LOG_INFO, LOGGER, "Ignoring a malformed key request for root=%s.", root);
+        count_refused(n);
+        goto done;
+    }
+    held_ctx hc = {&held};
+    kc_serde_foreach_pgen(n->serde, root, add_held, &hc);
+    kc_exchange_keys_select(&held, wanted, nwanted, &sel);
+    if (sel.n == 0) {
+        kc_log(KC_LOG_INFO, LOGGER, "No keys for root=%s to send to new receiver.", root);
+        goto done;
+    }
+    kc_keyidx kis[KC_EXCHANGE_MAX_KEYS];
+    for (size_t i = 0; i < sel.n; i++)
+        kis[i] = sel.items[i].ki;
+    kc_exchange_msgkey_build(kis, sel.n, &msgkey);
+    if (kc_exchange_encrypt_keys(n->x, root, &sel, m->value, m->value_len, &replies, &err) !=
+        KC_OK) {
+        kc_log(KC_LOG_INFO, LOGGER, "Failed sending current encryption keys for root=%s to new "
+               "receiver.", root);
+        count_refused(n);
+        goto done;
+    }
+    char *topic = concat(root, n->t.topic_suffix_keys);
+    for (size_t i = 0; topic && i < replies.n; i++) {
+        kc_log(KC_LOG_INFO, LOGGER, "Sending current encryption keys for root=%s to new "
+               "receiver, msgkey=%s.", root, describe_kis(kis, sel.n, d, sizeof d));
+        send0(n, topic, &msgkey, &replies.items[i].value);
+    }
+    free(topic);
+    pthread_mutex_lock(&n->mu);
+    n->stats.replies_sent += replies.n;
+    pthread_mutex_unlock(&n->mu);
+done:
+    free(wanted);
+    kc_exchange_keys_clear(&held);
+    kc_exchange_keys_clear(&sel);
+    kc_exchange_msgs_clear(&replies);
+    kc_buf_free(&msgkey);
+}
+
+/* §7.5: a key reply on <root>.keys */
+static void handle_reply(kc_node *n, const char *root, const kc_record *m)
+{
+    kc_exchange_keys got = {0};
+    kc_err err;
+    char d[140], k[2 * 32 + 4];
+    if (!m->value || kc_exchange_decrypt_keys(n->x, root, m->value, m->value_len, &got, &err) !=
+                         KC_OK) {
+        count_refused(n);
+        return;
+    }
+    kc_hex(m->key ? m->key : (const uint8_t *)"", m->key ? (m->key_len < 32 ? m->key_len : 32) : 0, k);
+    if (m->key && m->key_len > 32)
+        strcat(k, "...");
+    for (size_t i = 0; i < got.n; i++) {
+        kc_log(KC_LOG_INFO, LOGGER, "Received new encryption key for root=%s, key index=%s, "
+               "msgkey=%s", root, kc_keyidx_describe(&got.items[i].ki, d, sizeof d), k);
+        if (kc_serde_add_consumer_key(n->serde, root, &got.items[i].ki, got.items[i].secret,
+                                      &err) != KC_OK)
+            kc_log(KC_LOG_WARNING, LOGGER, "Could not keep key for root=%s: %s", root, err.msg);
+    }
+    pthread_mutex_lock(&n->mu);
+    n->stats.keys_received += got.n;
+    sub_round *r = find_round(n, root);
+    if (r) {
+        char missing[512];
+        size_t nm = 0;
+        kc_keyidx miss[KC_EXCHANGE_MAX_KEYS];
+        for (size_t i = 0; i < r->n; i++) {
+            bool found = false;
+            for (size_t j = 0; j < got.n && !found; j++)
+                found = kc_keyidx_equal(&r->kis[i], &got.items[j].ki);
+            if (!found && nm < KC_EXCHANGE_MAX_KEYS)
+                miss[nm++] = r->kis[i];
+        }
+        if (nm)
+            kc_log(KC_LOG_WARNING, LOGGER, "For root=%s, the keys %s were requested but not "
+                   "received.", root, describe_kis(miss, nm, missing, sizeof missing));
+        drop_round(n, r); /* a new request may go out at once for what is missing */
+    }
+    pthread_mutex_unlock(&n->mu);
+    kc_exchange_keys_clear(&got);
+}
+
+/* §7.12: chains topic */
+static void handle_chain(kc_node *n, const kc_record *m)
+{
+    kc_err err;
+    size_t nspk = kc_cryptokey_num_spk(n->ck), idx;
+    bool ours = false;
+    for (size_t i = 0; i < nspk && m->key && !ours; i++) {
+        kc_key spk;
+        kc_buf b = KC_BUF_INIT;
+        if (kc_cryptokey_get_spk(n->ck, i, &spk, NULL) == KC_OK && kc_key_bytes(&spk, &b) == KC_OK)
+            ours = b.len == m->key_len && memcmp(b.data, m->key, b.len) == 0;
+        kc_key_clear(&spk);
+        kc_buf_free(&b);
+    }
+    if (!ours || !m->value)
+        return; /* a chain for another node */
+    if (kc_exchange_update_own_chain(n->x, m->value, m->value_len, &idx, &err) != KC_OK) {
+        count_refused(n);
+        return;
+    }
+    kc_log(KC_LOG_INFO, LOGGER, "New chain is superior, using it.");
+    char name[32];
+    snprintf(name, sizeof name, "chain%zu", idx);
+    kc_value v = kc_value_bytes(m->value, m->value_len);
+    if (kc_store_store_value(n->store, "chains", name, &v, &err) != KC_OK)
+        kc_log(KC_LOG_ERROR, LOGGER, "Could not save the new chain: %s", err.msg);
+    pthread_mutex_lock(&n->mu);
+    n->stats.chains_adopted++;
+    pthread_mutex_unlock(&n->mu);
+}
+
+/* §7.12: allowlist / denylist topics (project decision B3) */
+static void handle_list(kc_node *n, kc_list_kind which, const kc_record *m)
+{
+    kc_buf entry = KC_BUF_INIT;
+    kc_err err;
+    kc_status st = m->value ? kc_exchange_add_to_list(n->x, which, m->value, m->value_len, &entry,
+                                                       &err)
+                            : KC_ERR_INVALID;
+    if (st == KC_OK) {
+        uint8_t digest[crypto_hash_sha256_BYTES];
+        crypto_hash_sha256(digest, entry.data, entry.len);
+        kc_value key = kc_value_bytes(digest, sizeof digest), v = kc_value_bytes(entry.data, entry.len);
+        if (kc_store_store_keyed(n->store, which == KC_LIST_ALLOW ? "allowlist" : "denylist", &key,
+                                 &v, &err) != KC_OK)
+            kc_log(KC_LOG_ERROR, LOGGER, "Could not save the new list entry: %s", err.msg);
+        pthread_mutex_lock(&n->mu);
+        n->stats.list_entries_added++;
+        pthread_mutex_unlock(&n->mu);
+    } else if (st != KC_ERR_STATE && st != KC_ERR_NOTFOUND) {
+        count_refused(n);
+    }
+    kc_buf_free(&entry);
+}
+
+static void dispatch(kc_node *n, const kc_record *m)
+{
+    const char *topic = m->topic;
+    if (strcmp(topic, n->t.mgmt_topic_chains) == 0) {
+        handle_chain(n, m);
+    } else if (strcmp(topic, n->t.mgmt_topic_allowlist) == 0) {
+        handle_list(n, KC_LIST_ALLOW, m);
+    } else if (strcmp(topic, n->t.mgmt_topic_denylist) == 0) {
+        handle_list(n, KC_LIST_DENY, m);
+    } else if (ends_with(topic, n->t.topic_suffix_reqs) || ends_with(topic, n->t.topic_suffix_keys)) {
+        bool reqs = ends_with(topic, n->t.topic_suffix_reqs);
+        size_t rl = strlen(topic) - strlen(reqs ? n->t.topic_suffix_reqs : n->t.topic_suffix_keys);
+        char root[KC_TOPIC_NAME_MAX + 1];
+        snprintf(root, sizeof root, "%.*s", (int)rl, topic);
+        if (reqs)
+            handle_request(n, root, m);
+        else
+            handle_reply(n, root, m);
+    } else {
+        pthread_mutex_lock(&n->mu);
+        bool warn = now(n) - n->last_unknown_warning >= 10.0;
+        if (warn)
+            n->last_unknown_warning = now(n);
+        pthread_mutex_unlock(&n->mu);
+        if (warn)
+            kc_log(KC_LOG_WARNING, LOGGER, "Unknown topic type in message: %s", topic);
+    }
+}
+
+/* ---- the assignment --------------------------------------------------------------------------- */
+
+/* Looks up partition counts (without the node lock: metadata requests
+ * block), then assigns every partition of every tracked topic. */
+static void rebuild_assignment(kc_node *n)
+{
+    pthread_mutex_lock(&n->mu);
+    size_t ntrk = n->ntrk;
+    char **topics = calloc(ntrk ? ntrk : 1, sizeof *topics);
+    char **roots = calloc(ntrk ? ntrk : 1, sizeof *roots);
+    for (size_t i = 0; topics && roots && i < ntrk; i++) {
+        topics[i] = strdup(n->trk[i].topic);
+        roots[i] = n->trk[i].root ? strdup(n->trk[i].root) : NULL;
+    }
+    n->dirty = false;
+    pthread_mutex_unlock(&n->mu);
+    if (!topics || !roots) {
+        free(topics);
+        free(roots);
+        return;
+    }
+    int *counts = calloc(ntrk ? ntrk : 1, sizeof *counts);
+    for (size_t i = 0; counts && i < ntrk; i++) {
+        if (roots[i])
+            create_key_topics(n, roots[i]);
+        kc_err err;
+        if (topics[i] && kc_consumer_partition_count(n->cons, topics[i], METADATA_TIMEOUT_MS,
+                                                     &counts[i], &err) != KC_OK)
+            kc_log(KC_LOG_DEBUG, LOGGER, "%s", err.msg);
+    }
+
+    pthread_mutex_lock(&n->mu);
+    size_t total = 0;
+    for (size_t i = 0; counts && i < ntrk; i++) {
+        tracked *t = &n->trk[i];
+        int parts = counts[i] > 0 ? counts[i] : 1; /* missing: partition 0 for when it appears */
+        if (parts != t->nparts) {
+            int64_t *next = realloc(t->next, (size_t)parts * sizeof *next);
+            if (next) {
+                for (int p = t->nparts; p < parts; p++)
+                    next[p] = -1;
+                t->next = next;
+                t->nparts = parts;
+            }
+        }
+        total += (size_t)t->nparts;
+    }
+    kc_topic_partition *tps = calloc(total ? total : 1, sizeof *tps);
+    size_t k = 0;
+    for (size_t i = 0; tps && i < ntrk; i++) {
+        tracked *t = &n->trk[i];
+        for (int p = 0; p < t->nparts; p++) {
+            int64_t off = t->next[p];
+            if (off < 0) /* §7.1, see kc_node.h for why requests start early */
+                off = t->kind == TOPIC_MGMT ? KC_OFFSET_BEGINNING
+                      : t->kind == TOPIC_REQS ? KC_OFFSET_STORED
+                      : counts[i] > 0 ? KC_OFFSET_END : KC_OFFSET_BEGINNING;
+            tps[k++] = (kc_topic_partition){t->topic, p, off};
+        }
+        if (t->kind == TOPIC_KEYS)
+            need_subscription(n, t->root);
+    }
+    kc_err err;
+    if (tps && kc_consumer_assign(n->cons, tps, k, &err) != KC_OK) {
+        kc_log(KC_LOG_WARNING, LOGGER, "Could not assign the key topics: %s", err.msg);
+        n->dirty = true;
+    }
+    n->missing_checked = now(n);
+    pthread_mutex_unlock(&n->mu);
+    for (size_t i = 0; i < ntrk; i++) {
+        free(topics[i]);
+        free(roots[i]);
+    }
+    free(topics);
+    free(roots);
+    free(counts);
+    free(tps);
+}
+
+/* Key topics that did not exist may have been created by a peer since. */
+static void recheck_missing_topics(kc_node *n)
+{
+    pthread_mutex_lock(&n->mu);
+    bool due = now(n) - n->missing_checked >= MISSING_TOPIC_RECHECK;
+    char *topic = NULL;
+    for (size_t i = 0; due && i < n->ntrk && !topic; i++)
+        if (n->trk[i].kind != TOPIC_MGMT && n->trk[i].nparts <= 1)
+            topic = strdup(n->trk[i].topic);
+    if (due)
+        n->missing_checked = now(n);
+    pthread_mutex_unlock(&n->mu);
+    if (!topic)
+        return;
+    int count = 0;
+    if (kc_consumer_partition_count(n->cons, topic, METADATA_TIMEOUT_MS, &count, NULL) == KC_OK) {
+        pthread_mutex_lock(&n->mu);
+        tracked *t = find_tracked(n, topic);
+        if (t && count > t->nparts)
+            n->dirty = true;
+        pthread_mutex_unlock(&n->mu);
+    }
+    free(topic);
+}
+
+/* ---- the request step (§7.3) --------------------------------------------------------------------- */
+
+typedef struct wait_ctx {
+    kc_keyidx kis[KC_EXCHANGE_MAX_KEYS];
+    size_t n;
+} wait_ctx;
+
+static void add_wait(void *ctx, const kc_keyidx *ki)
+{
+    wait_ctx *w = ctx;
+    if (w->n < KC_EXCHANGE_MAX_KEYS)
+        w->kis[w->n++] = *ki;
+}
+
+static void request_step(kc_node *n)
+{
+    pthread_mutex_lock(&n->mu);
+    char **roots = n->subs_needed;
+    size_t nroots = n->nsubs;
+    n->subs_needed = NULL;
+    n->nsubs = 0;
+    pthread_mutex_unlock(&n->mu);
+    for (size_t i = 0; i < nroots; i++) {
+        const char *root = roots[i];
+        wait_ctx w = {.n = 0};
+        kc_serde_foreach_wait(n->serde, root, add_wait, &w);
+        if (w.n == 0)
+            continue; /* nothing missing any more */
+        double t = now(n);
+        pthread_mutex_lock(&n->mu);
+        sub_round *r = find_round(n, root);
+        bool defer = r && r->time + n->t.crypto_sub_interval >= t;
+        if (defer)
+            need_subscription(n, root);
+        pthread_mutex_unlock(&n->mu);
+        if (defer)
+            continue;
+        kc_exchange_msgs reqs = {0};
+        kc_buf msgkey = KC_BUF_INIT;
+        kc_err err;
+        char d[512];
+        kc_exchange_msgkey_build(w.kis, w.n, &msgkey);
+        if (kc_exchange_signed_epks(n->x, root, &reqs, &err) != KC_OK) {
+            kc_log(KC_LOG_INFO, LOGGER, "Failed to send new subscribe request for root=%s", root);
+            pthread_mutex_lock(&n->mu);
+            need_subscription(n, root);
+            pthread_mutex_unlock(&n->mu);
+        } else {
+            kc_log(KC_LOG_INFO, LOGGER, "Sending new subscribe request(s) for root=%s, msgkey=%s",
+                   root, describe_kis(w.kis, w.n, d, sizeof d));
+            create_key_topics(n, root);
+            char *subs = concat(root, n->t.topic_suffix_subs);
+            char *reqs_topic = concat(root, n->t.topic_suffix_reqs);
+            for (size_t j = 0; subs && reqs_topic && j < reqs.n; j++) {
+                send0(n, subs, &msgkey, &reqs.items[j].value);
+                if (reqs.items[j].direct)
+                    send0(n, reqs_topic, &msgkey, &reqs.items[j].value);
+            }
+            free(subs);
+            free(reqs_topic);
+            pthread_mutex_lock(&n->mu);
+            r = find_round(n, root);
+            if (!r) {
+                sub_round *rs = realloc(n->rounds, (n->nrounds + 1) * sizeof *rs);
+                if (rs) {
+                    n->rounds = rs;
+                    r = &rs[n->nrounds];
+                    memset(r, 0, sizeof *r);
+                    if ((r->root = strdup(root)))
+                        n->nrounds++;
+                    else
+                        r = NULL;
+                }
+            }
+            if (r) {
+                free(r->kis);
+                r->kis = malloc(w.n * sizeof *r->kis);
+                r->n = r->kis ? w.n : 0;
+                if (r->kis)
+                    memcpy(r->kis, w.kis, w.n * sizeof *r->kis);
+                r->time = t;
+            }
+            n->stats.requests_sent++;
+            pthread_mutex_unlock(&n->mu);
+        }
+        kc_exchange_msgs_clear(&reqs);
+        kc_buf_free(&msgkey);
+    }
+    for (size_t i = 0; i < nroots; i++)
+        free(roots[i]);
+    free(roots);
+}
+
+/* ---- the loop (§7.11) --------------------------------------------------------------------------- */
+
+static void flush(kc_node *n)
+{
+    kc_err err;
+    if (kc_producer_flush(n->prod, (int)(n->t.mgmt_flush_time * 1000), &err) != KC_OK)
+        kc_log(KC_LOG_WARNING, LOGGER, "Key-exchange producer: %s", err.msg);
+}
+
+static void loop_once(kc_node *n)
+{
+    long records = n->t.mgmt_poll_records > 0 ? n->t.mgmt_poll_records : 1;
+    int timeout = (int)n->t.mgmt_poll_interval;
+    for (long i = 0; i < records && !atomic_load(&n->stop); i++) {
+        kc_record *m = NULL;
+        kc_err err;
+        if (kc_consumer_poll(n->cons, i == 0 ? timeout : 0, &m, &err) != KC_OK) {
+            kc_log(KC_LOG_WARNING, LOGGER, "Key-exchange consumer: %s", err.msg);
+            break;
+        }
+        if (!m)
+            break;
+        pthread_mutex_lock(&n->mu);
+        tracked *t = find_tracked(n, m->topic);
+        if (t && m->partition >= 0 && m->partition < t->nparts)
+            t->next[m->partition] = m->offset + 1;
+        pthread_mutex_unlock(&n->mu);
+        dispatch(n, m);
+        kc_record_free(m);
+    }
+    flush(n);
+    pthread_mutex_lock(&n->mu);
+    bool dirty = n->dirty;
+    pthread_mutex_unlock(&n->mu);
+    if (dirty)
+        rebuild_assignment(n);
+    else
+        recheck_missing_topics(n);
+    request_step(n);
+    flush(n);
+    double t = now(n);
+    if (n->ratchet && n->last_ratchet + n->t.crypto_ratchet_interval < t) {
+        kc_err err;
+        n->last_ratchet = t; /* the serde logs "Periodic ratchet increment." */
+        if (kc_serde_ratchet_step(n->serde, &err) != KC_OK)
+            kc_log(KC_LOG_ERROR, LOGGER, "Ratchet increment failed: %s", err.msg);
+    }
+    persist(n, false, NULL);
+}
+
+static void *management_thread(void *arg)
+{
+    kc_node *n = arg;
+    while (!atomic_load(&n->stop))
+        loop_once(n);
+    return NULL;
+}
+
+/* ---- start-up (§11.3) ---------------------------------------------------------------------------- */
+
+/* The node config's overrides of the protocol defaults (§7.2). */
+static kc_status load_tunables(kc_node *n, kc_err *err)
+{
+    for (int id = 0; id < KC_T_COUNT; id++) {
+        const char *name = kc_tunable_name((kc_tunable_id)id);
+        kc_value v = kc_value_none();
+        char *text = NULL;
+        if (kc_store_load_value(n->store, NULL, name, &v, NULL) != KC_OK || v.type == KC_VALUE_NONE) {
+            kc_value_clear(&v);
+            continue;
+        }
+        if (v.type == KC_VALUE_BYTES) {
+            kc_log(KC_LOG_WARNING, LOGGER, "Migrating config from bytes to str: %s", name);
+            v.type = KC_VALUE_TEXT;
+        }
+        kc_status st = kc_value_to_text(&v, &text, err);
+        if (st == KC_OK)
+            st = kc_tunables_set(&n->t, name, text, KC_SOURCE_NODE_CONFIG, kc_store_path(n->store),
+                                 err);
+        free(text);
+        kc_value_clear(&v);
+        if (st != KC_OK)
+            return st;
+    }
+    return kc_tunables_check(&n->t, NULL, err);
+}
+
+/* keytypes: an int or "1,4" */
+static size_t load_keytypes(kc_node *n, int *out, size_t cap)
+{
+    kc_value v = kc_value_none();
+    size_t k = 0;
+    if (kc_store_load_value(n->store, NULL, "keytypes", &v, NULL) == KC_OK) {
+        if (v.type == KC_VALUE_INT && cap)
+            out[k++] = (int)v.i;
+        else if (v.type == KC_VALUE_TEXT) {
+            char *text = strndup((const char *)v.data, v.len), *save = NULL;
+            for (char *tok = text ? strtok_r(text, ",", &save) : NULL; tok && k < cap;
+                 tok = strtok_r(NULL, ",", &save))
+                out[k++] = atoi(tok);
+            free(text);
+        }
+        if (k)
+            kc_log(KC_LOG_INFO, LOGGER, "Using only keytypes=%.*s", v.type == KC_VALUE_TEXT
+                   ? (int)v.len : 1, v.type == KC_VALUE_TEXT ? (const char *)v.data : "1");
+    }
+    kc_value_clear(&v);
+    return k;
+}
+
+/* The byte values of a section, in file order. */
+static kc_status section_entries(kc_node *n, const char *section, kc_section *sec,
+                                 kc_bytes **out, size_t *count, kc_err *err)
+{
+    *out = NULL;
+    *count = 0;
+    kc_status st = kc_store_load_section(n->store, section, false, sec, err);
+    if (st == KC_ERR_NOTFOUND)
+        return KC_OK;
+    if (st != KC_OK)
+        return st;
+    *out = calloc(sec->n ? sec->n : 1, sizeof **out);
+    if (!*out)
+        return kc_err_set(err, KC_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < sec->n; i++)
+        if (sec->items[i].value.type == KC_VALUE_BYTES)
+            (*out)[(*count)++] = (kc_bytes){sec->items[i].value.data, sec->items[i].value.len};
+        else
+            kc_log(KC_LOG_WARNING, LOGGER, "file %s: section %s: entry %zu is not a base64# "
+                   "value; ignored", kc_store_path(n->store), section, i);
+    return KC_OK;
+}
+
+static kc_status open_exchange(kc_node *n, const kc_node_options *o, kc_err *err)
+{
+    kc_section allow = {0}, deny = {0}, chains = {0};
+    kc_bytes *a = NULL, *d = NULL, *c = NULL;
+    size_t na, nd, nc;
+    kc_exchange_config xc;
+    kc_exchange_config_init(&xc);
+    kc_value maxage = kc_value_none();
+    kc_status st = section_entries(n, "allowlist", &allow, &a, &na, err);
+    if (st == KC_OK)
+        st = section_entries(n, "denylist", &deny, &d, &nd, err);
+    if (st == KC_OK)
+        st = section_entries(n, "chains", &chains, &c, &nc, err);
+    if (st == KC_OK) {
+        if (kc_store_load_value(n->store, "crypto", "maxage", &maxage, NULL) == KC_OK &&
+            (maxage.type == KC_VALUE_INT || maxage.type == KC_VALUE_FLOAT))
+            xc.maxage = maxage.type == KC_VALUE_INT ? (double)maxage.i : maxage.f;
+        xc.cryptokey = n->ck;
+        xc.allowlist = a;
+        xc.n_allowlist = na;
+        xc.denylist = d;
+        xc.n_denylist = nd;
+        xc.now_fn = n->now_fn;
+        xc.now_ctx = n->now_ctx;
+        xc.allowlist_topic = o->allowlist_topic;
+        xc.denylist_topic = o->denylist_topic;
+        st = kc_exchange_new(&xc, &n->x, err);
+    }
+    for (size_t i = 0; st == KC_OK && i < nc; i++) {
+        kc_err why;
+        if (kc_exchange_update_own_chain(n->x, c[i].p, c[i].n, NULL, &why) != KC_OK)
+            kc_log(KC_LOG_WARNING, LOGGER, "file %s: stored chain %zu not used: %s",
+                   kc_store_path(n->store), i, why.msg);
+    }
+    if (st == KC_OK && na == 0)
+        kc_log(KC_LOG_WARNING, LOGGER, "file %s: the allowlist is empty: this node trusts no "
+               "root and can exchange no keys until it is provisioned.", kc_store_path(n->store));
+    if (st == KC_OK && kc_exchange_trusts_temporary_rot(n->x))
+        kc_log(KC_LOG_WARNING, LOGGER, "file %s: this node trusts upstream's temporary root of "
+               "trust, whose secret is public: anyone can obtain keys from it. Provision the "
+               "node and remove the allowlist entry 'temporary'.", kc_store_path(n->store));
+    kc_value_clear(&maxage);
+    kc_section_clear(&allow);
+    kc_section_clear(&deny);
+    kc_section_clear(&chains);
+    free(a);
+    free(d);
+    free(c);
+    return st;
+}
+
+static kc_status open_serde(kc_node *n, const kc_node_options *o, kc_err *err)
+{
+    kc_buf id = KC_BUF_INIT;
+    kc_serde_config c;
+    kc_serde_config_init(&c);
+    kc_status st = KC_OK;
+    if (n->t.mgmt_long_keyindex)
+        st = kc_cryptokey_get_id_spk(n->ck, &id, err);
+    c.ratchet = n->ratchet;
+    c.node_id = id.len ? id.data : NULL;
+    c.node_id_len = id.len;
+    c.topic_separator = n->t.topic_separator;
+    c.root_fn = o->root_fn;
+    c.root_ctx = o->root_ctx;
+    c.max_pgen_age = n->t.crypto_max_pgen_age;
+    c.initial_wait_intervals = (int)n->t.deser_initial_wait_intervals;
+    if (o->key_wait_interval > 0)
+        c.key_wait_interval = o->key_wait_interval;
+    c.max_key_wait_intervals = o->max_key_wait_intervals;
+    if (o->now_fn) {
+        c.now_fn = o->now_fn;
+        c.now_ctx = o->now_ctx;
+    }
+    c.on_new_producer_key = on_new_producer_key;
+    c.on_missing_key = on_missing_key;
+    c.hook_ctx = n;
+    if (st == KC_OK)
+        st = kc_serde_new(&c, &n->serde, err);
+    kc_buf_free(&id);
+    /* producer keys of earlier runs, to serve late consumers (§7.10) */
+    kc_value old = kc_value_none();
+    if (st == KC_OK && kc_store_load_value(n->store, "crypto", "oldkeys", &old, NULL) == KC_OK &&
+        old.type == KC_VALUE_BYTES) {
+        kc_buf plain = KC_BUF_INIT;
+        kc_err why;
+        if (kc_cryptokey_unwrap_opaque(n->ck, old.data, old.len, &plain) != KC_OK)
+            kc_log(KC_LOG_WARNING, LOGGER, "file %s: oldkeys does not open with this node's "
+                   ".crypto file; earlier producer keys are not served", kc_store_path(n->store));
+        else if (kc_serde_import_pgens(n->serde, plain.data, plain.len, &why) != KC_OK)
+            kc_log(KC_LOG_WARNING, LOGGER, "file %s: oldkeys: %s", kc_store_path(n->store),
+                   why.msg);
+        kc_buf_free(&plain);
+    }
+    kc_value_clear(&old);
+    return st;
+}
+
+static kc_status open_kafka(kc_node *n, const kc_node_options *o, kc_err *err)
+{
+    kc_kafka_config pc, cc;
+    kc_kafka_config_init(&pc);
+    kc_kafka_config_init(&cc);
+    kc_status st = o->producer_conf ? kc_kafka_config_copy(&pc, o->producer_conf)
+                                    : kc_store_kafka_config(n->store, KC_KAFKA_PRODUCER, "crypto",
+                                                            &pc, err);
+    if (st == KC_OK)
+        st = o->consumer_conf ? kc_kafka_config_copy(&cc, o->consumer_conf)
+                              : kc_store_kafka_config(n->store, KC_KAFKA_CONSUMER, "crypto", &cc,
+                                                      err);
+    /* requests sent before a producer was listening are still answered */
+    if (st == KC_OK && !kc_kafka_config_get(&cc, "auto.offset.reset"))
+        st = kc_kafka_config_set(&cc, KC_KAFKA_CONSUMER, "auto.offset.reset", "earliest",
+                                 "key-exchange consumer", err);
+    if (st == KC_OK) {
+        const char *bs = kc_kafka_config_get(&cc, "bootstrap.servers");
+        n->embedded = !bs || !*bs;
+        st = kc_producer_new(&n->prod, &pc, 0, err);
+    }
+    if (st == KC_OK)
+        st = kc_consumer_new(&n->cons, &cc, err);
+    kc_kafka_config_clear(&pc);
+    kc_kafka_config_clear(&cc);
+    return st;
+}
+
+void kc_node_options_init(kc_node_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->allowlist_topic = o->denylist_topic = true;
+}
+
+kc_status kc_node_open(kc_node **out, const kc_node_options *o, kc_err *err)
+{
+    *out = NULL;
+    if (kc_init() != 0)
+        return kc_err_set(err, KC_ERR_CRYPTO, "libsodium failed to initialise");
+    kc_node *n = calloc(1, sizeof *n);
+    if (!n)
+        return kc_err_set(err, KC_ERR_NOMEM, "out of memory");
+    pthread_mutex_init(&n->mu, NULL);
+    pthread_mutex_init(&n->persist_mu, NULL);
+    atomic_init(&n->stop, false);
+    n->now_fn = o->now_fn ? o->now_fn : wall_clock;
+    n->now_ctx = o->now_ctx;
+    if (o->tunables)
+        n->t = *o->tunables;
+    else
+        kc_tunables_init(&n->t);
+
+    kc_store_options so = {.kafka = true, .keep_log_level = true,
+                           .trust_temporary_rot = o->trust_temporary_rot};
+    char *path = NULL;
+    int keytypes[4];
+    kc_status st = kc_store_open(&n->store, o->config_path, o->node_id, &so, err);
+    if (st == KC_OK && !(n->node_id = strdup(kc_store_node_id(n->store))))
+        st = kc_err_set(err, KC_ERR_NOMEM, "out of memory");
+    if (st == KC_OK)
+        st = load_tunables(n, err);
+    if (st == KC_OK)
+        st = kc_store_file_option(n->store, "cryptokey", ".crypto", &path, err);
+    if (st == KC_OK) {
+        size_t nkt = load_keytypes(n, keytypes, 4);
+        st = kc_cryptokey_open(&n->ck, path, nkt ? keytypes : NULL, nkt, err);
+    }
+    free(path);
+    path = NULL;
+    if (st == KC_OK)
+        st = kc_store_migrate_legacy(n->store, err);
+    if (st == KC_OK)
+        st = open_exchange(n, o, err);
+    if (st == KC_OK)
+        st = kc_store_file_option(n->store, "ratchet", ".seed", &path, err);
+    if (st == KC_OK)
+        st = kc_ratchet_open_file(path, o->escrow_pk, &n->ratchet, err);
+    free(path);
+    if (st == KC_OK)
+        st = open_serde(n, o, err);
+    if (st == KC_OK)
+        st = open_kafka(n, o, err);
+    if (st == KC_OK) {
+        track(n, n->t.mgmt_topic_chains, NULL, TOPIC_MGMT);
+        track(n, n->t.mgmt_topic_allowlist, NULL, TOPIC_MGMT);
+        track(n, n->t.mgmt_topic_denylist, NULL, TOPIC_MGMT);
+        n->last_ratchet = now(n);
+        if (pthread_create(&n->thread, NULL, management_thread, n) != 0)
+            st = kc_err_set(err, KC_ERR_STATE, "cannot start the management thread");
+        else
+            n->started = true;
+    }
+    if (st != KC_OK) {
+        kc_node_close(n);
+        return st;
+    }
+    *out = n;
+    return KC_OK;
+}
+
+void kc_node_close(kc_node *n)
+{
+    if (!n)
+        return;
+    atomic_store(&n->stop, true);
+    if (n->started)
+        pthread_join(n->thread, NULL);
+    if (n->serde && n->store && n->ck)
+        persist(n, false, NULL);
+    kc_producer_close(n->prod, (int)(n->t.mgmt_flush_time * 1000));
+    kc_consumer_close(n->cons);
+    kc_serde_free(n->serde);
+    kc_exchange_free(n->x);
+    kc_ratchet_close(n->ratchet);
+    kc_cryptokey_close(n->ck);
+    kc_store_close(n->store);
+    for (size_t i = 0; i < n->ntrk; i++) {
+        free(n->trk[i].topic);
+        free(n->trk[i].root);
+        free(n->trk[i].next);
+    }
+    free(n->trk);
+    for (size_t i = 0; i < n->nsubs; i++)
+        free(n->subs_needed[i]);
+    free(n->subs_needed);
+    for (size_t i = 0; i < n->nrounds; i++) {
+        free(n->rounds[i].root);
+        free(n->rounds[i].kis);
+    }
+    free(n->rounds);
+    free(n->node_id);
+    pthread_mutex_destroy(&n->mu);
+    pthread_mutex_destroy(&n->persist_mu);
+    free(n);
+}
+
+const char *kc_node_id(const kc_node *n) { return n->node_id; }
+kc_serde *kc_node_serde(kc_node *n) { return n->serde; }
+kc_exchange *kc_node_exchange(kc_node *n) { return n->x; }
+kc_store *kc_node_store(kc_node *n) { return n->store; }
+const kc_tunables *kc_node_tunables(const kc_node *n) { return &n->t; }
+
+void kc_node_get_stats(kc_node *n, kc_node_stats *out)
+{
+    pthread_mutex_lock(&n->mu);
+    *out = n->stats;
+    pthread_mutex_unlock(&n->mu);
+}

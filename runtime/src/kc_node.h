@@ -1,0 +1,94 @@
+/* kc_node.h — a running kafkacrypto node: upstream's KafkaCrypto object
+ * (spec §7, §11.3).
+ *
+ * Opening a node reads its three files (NODE.config, NODE.crypto,
+ * NODE.seed), builds the data path (kc_serde) and the key exchange
+ * (kc_exchange), and starts the management thread with its own librdkafka
+ * producer and assign-based consumer for the key-passing topics:
+ *
+ *   <root>.reqs   read by producers: answered with <root>.keys replies
+ *   <root>.keys   read by consumers: keys for the deserializers
+ *   <root>.subs   written by consumers (controllers read it)
+ *   chains, allowlist, denylist   read by every node
+ *
+ * Key-exchange messages are written to partition 0 (upstream reads only
+ * that one) and read from every partition of a key topic (upstream's
+ * partitioner may have put them anywhere). On the embedded broker the key
+ * topics are created with one partition.
+ *
+ * Durability: a new producer key is written (wrapped, as `oldkeys`) to the
+ * node config before the first message encrypted with it is returned by
+ * kc_node_serialize, so a crash never loses a key a consumer could still
+ * need. close() stops the thread, persists, flushes and closes the files. */
+#ifndef KC_NODE_H
+#define KC_NODE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "kafkacrypto.h"
+#include "kc_exchange.h"
+#include "kc_kafka.h"
+#include "kc_serde.h"
+#include "kc_tunables.h"
+
+#define KC_NODE_LOGGER "kafkacrypto.crypto"
+
+typedef struct kc_node kc_node;
+
+typedef struct kc_node_options {
+    const char *config_path;   /* NODE.config; NULL: "<node_id>.config" */
+    const char *node_id;       /* NULL: the file's node_id */
+    /* Tunables set by the operator for this run (settings file, command
+     * line); the node config fills in what they leave at their defaults.
+     * NULL: defaults + node config. */
+    const kc_tunables *tunables;
+    /* librdkafka properties of the management clients; NULL: the node
+     * config's get_kafka_config(use, "crypto"). */
+    const kc_kafka_config *producer_conf;
+    const kc_kafka_config *consumer_conf;
+    /* A custom root rule for the serializers (NULL: the separator). */
+    kc_root_fn root_fn;
+    void *root_ctx;
+    const uint8_t *escrow_pk;  /* opt-in ratchet escrow (spec §3.4) */
+    bool allowlist_topic;      /* apply allowlist topic messages (B3) */
+    bool denylist_topic;
+    bool trust_temporary_rot;  /* new config files trust upstream's temporary root */
+    int max_key_wait_intervals; /* deserializer wait for later misses (B7) */
+    double key_wait_interval;  /* s, default 1 */
+    double (*now_fn)(void *ctx); /* tests: a pinned clock */
+    void *now_ctx;
+} kc_node_options;
+
+void kc_node_options_init(kc_node_options *o);
+
+kc_status kc_node_open(kc_node **out, const kc_node_options *o, kc_err *err);
+/* Stops the management thread, saves the producer keys, closes every file
+ * and client. NULL is fine. */
+void kc_node_close(kc_node *n);
+
+const char *kc_node_id(const kc_node *n);
+kc_serde *kc_node_serde(kc_node *n);
+kc_exchange *kc_node_exchange(kc_node *n);
+kc_store *kc_node_store(kc_node *n);
+const kc_tunables *kc_node_tunables(const kc_node *n);
+
+/* The serializer with the durability rule above. */
+kc_status kc_node_serialize(kc_node *n, kc_kind kind, const char *topic, const uint8_t *value,
+                            size_t len, kc_buf *out, kc_err *err);
+/* Writes the producer keys now if new ones exist (the management loop also
+ * does it). */
+kc_status kc_node_persist(kc_node *n, kc_err *err);
+
+typedef struct kc_node_stats {
+    uint64_t requests_sent;    /* request rounds (each to .subs, maybe .reqs) */
+    uint64_t replies_sent;     /* key replies written to .keys */
+    uint64_t keys_received;    /* data keys delivered to the deserializers */
+    uint64_t refused;          /* key-passing messages refused (invalid, not ours, replayed) */
+    uint64_t chains_adopted;
+    uint64_t list_entries_added;
+} kc_node_stats;
+
+void kc_node_get_stats(kc_node *n, kc_node_stats *out);
+
+#endif
