@@ -432,6 +432,12 @@ typedef struct kc_serde_config {
     /* A deserializer met (root, ki) without a key: request it. */
     kc_key_hook on_missing_key;
     void *hook_ctx;
+    /* Saves the producer records (kc_serde_export_pgens, wrapped, stored):
+     * called, without the serde lock, before a serializer returns the first
+     * message of a new key index, so that a crash never loses a key a
+     * consumer could still need. Its failure fails that serialization. */
+    kc_status (*persist_fn)(void *ctx, kc_err *err);
+    void *persist_ctx;
 } kc_serde_config;
 
 /* Fills in the defaults above. */
@@ -470,6 +476,9 @@ kc_status kc_serde_add_consumer_key(kc_serde *s, const char *root, const kc_keyi
  * producer records older than max_pgen_age, and make every root derive a
  * new key index at its next message. Nothing changes if the advance fails. */
 kc_status kc_serde_ratchet_step(kc_serde *s, kc_err *err);
+/* Calls persist_fn if producer records were created since it last
+ * succeeded. */
+kc_status kc_serde_persist(kc_serde *s, kc_err *err);
 /* True once after producer records were added (then persist them). */
 bool kc_serde_take_new_pgens(kc_serde *s);
 /* The plaintext of the `oldkeys` value (spec §10.4):

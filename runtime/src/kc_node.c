@@ -66,7 +66,6 @@ struct kc_node {
     kc_node_stats stats;
     double last_unknown_warning;
 
-    pthread_mutex_t persist_mu;  /* one writer of oldkeys at a time */
     double last_ratchet;
     pthread_t thread;
     bool started;
@@ -212,46 +211,32 @@ static void on_missing_key(void *ctx, const char *root, size_t root_len, const k
 
 /* ---- persistence of producer keys (§7.10) ---------------------------------------------------- */
 
-static kc_status persist(kc_node *n, bool force, kc_err *err)
+/* The serde's persist_fn: every producer record, wrapped with the .crypto
+ * file's key, as crypto.oldkeys. */
+static kc_status save_pgens(void *ctx, kc_err *err)
 {
-    pthread_mutex_lock(&n->persist_mu);
-    kc_status st = KC_OK;
-    if (kc_serde_take_new_pgens(n->serde) || force) {
-        kc_buf plain = KC_BUF_INIT, wrapped = KC_BUF_INIT;
-        size_t count = 0;
-        kc_log(KC_LOG_INFO, LOGGER, "(Re)writing producer keys.");
-        st = kc_serde_export_pgens(n->serde, &plain, &count, err);
-        if (st == KC_OK)
-            st = kc_cryptokey_wrap_opaque(n->ck, plain.data, plain.len, &wrapped, err);
-        if (st == KC_OK) {
-            kc_value v = kc_value_bytes(wrapped.data, wrapped.len);
-            st = kc_store_store_value(n->store, "crypto", "oldkeys", &v, err);
-        }
-        if (st != KC_OK) /* try again at the next opportunity */
-            kc_log(KC_LOG_ERROR, LOGGER, "Could not save producer keys: %s",
-                   err ? err->msg : kc_status_str(st));
-        kc_buf_free(&plain);
-        kc_buf_free(&wrapped);
+    kc_node *n = ctx;
+    kc_buf plain = KC_BUF_INIT, wrapped = KC_BUF_INIT;
+    size_t count = 0;
+    kc_log(KC_LOG_INFO, LOGGER, "(Re)writing producer keys.");
+    kc_status st = kc_serde_export_pgens(n->serde, &plain, &count, err);
+    if (st == KC_OK)
+        st = kc_cryptokey_wrap_opaque(n->ck, plain.data, plain.len, &wrapped, err);
+    if (st == KC_OK) {
+        kc_value v = kc_value_bytes(wrapped.data, wrapped.len);
+        st = kc_store_store_value(n->store, "crypto", "oldkeys", &v, err);
     }
-    pthread_mutex_unlock(&n->persist_mu);
+    if (st != KC_OK)
+        kc_log(KC_LOG_ERROR, LOGGER, "Could not save producer keys: %s", err->msg);
+    kc_buf_free(&plain);
+    kc_buf_free(&wrapped);
     return st;
 }
 
 kc_status kc_node_persist(kc_node *n, kc_err *err)
 {
-    return persist(n, false, err);
-}
-
-kc_status kc_node_serialize(kc_node *n, kc_kind kind, const char *topic, const uint8_t *value,
-                            size_t len, kc_buf *out, kc_err *err)
-{
-    kc_status st = kc_serde_serialize(n->serde, kind, topic, value, len, out, err);
-    if (st == KC_OK && persist(n, false, err) != KC_OK) {
-        /* never hand out a message whose key is not saved */
-        kc_buf_reset(out);
-        st = KC_ERR_IO;
-    }
-    return st;
+    kc_err local;
+    return kc_serde_persist(n->serde, err ? err : &local);
 }
 
 /* ---- producing key-exchange messages (partition 0) ------------------------------------------ */
@@ -720,7 +705,7 @@ static void loop_once(kc_node *n)
         if (kc_serde_ratchet_step(n->serde, &err) != KC_OK)
             kc_log(KC_LOG_ERROR, LOGGER, "Ratchet increment failed: %s", err.msg);
     }
-    persist(n, false, NULL);
+    kc_node_persist(n, NULL);
 }
 
 static void *management_thread(void *arg)
@@ -883,6 +868,8 @@ static kc_status open_serde(kc_node *n, const kc_node_options *o, kc_err *err)
     c.on_new_producer_key = on_new_producer_key;
     c.on_missing_key = on_missing_key;
     c.hook_ctx = n;
+    c.persist_fn = save_pgens;
+    c.persist_ctx = n;
     if (st == KC_OK)
         st = kc_serde_new(&c, &n->serde, err);
     kc_buf_free(&id);
@@ -947,7 +934,6 @@ kc_status kc_node_open(kc_node **out, const kc_node_options *o, kc_err *err)
     if (!n)
         return kc_err_set(err, KC_ERR_NOMEM, "out of memory");
     pthread_mutex_init(&n->mu, NULL);
-    pthread_mutex_init(&n->persist_mu, NULL);
     atomic_init(&n->stop, false);
     n->now_fn = o->now_fn ? o->now_fn : wall_clock;
     n->now_ctx = o->now_ctx;
@@ -1012,7 +998,7 @@ void kc_node_close(kc_node *n)
     if (n->started)
         pthread_join(n->thread, NULL);
     if (n->serde && n->store && n->ck)
-        persist(n, false, NULL);
+        kc_node_persist(n, NULL);
     kc_producer_close(n->prod, (int)(n->t.mgmt_flush_time * 1000));
     kc_consumer_close(n->cons);
     kc_serde_free(n->serde);
@@ -1036,7 +1022,6 @@ void kc_node_close(kc_node *n)
     free(n->rounds);
     free(n->node_id);
     pthread_mutex_destroy(&n->mu);
-    pthread_mutex_destroy(&n->persist_mu);
     free(n);
 }
 

@@ -17,9 +17,10 @@
  * topics are created with one partition.
  *
  * Durability: a new producer key is written (wrapped, as `oldkeys`) to the
- * node config before the first message encrypted with it is returned by
- * kc_node_serialize, so a crash never loses a key a consumer could still
- * need. close() stops the thread, persists, flushes and closes the files. */
+ * node config before any serializer of the node's serde returns the first
+ * message encrypted with it (kc_serde_config.persist_fn), so a crash never
+ * loses a key a consumer could still need. close() stops the thread,
+ * saves, flushes and closes the files. */
 #ifndef KC_NODE_H
 #define KC_NODE_H
 
@@ -73,11 +74,8 @@ kc_exchange *kc_node_exchange(kc_node *n);
 kc_store *kc_node_store(kc_node *n);
 const kc_tunables *kc_node_tunables(const kc_node *n);
 
-/* The serializer with the durability rule above. */
-kc_status kc_node_serialize(kc_node *n, kc_kind kind, const char *topic, const uint8_t *value,
-                            size_t len, kc_buf *out, kc_err *err);
-/* Writes the producer keys now if new ones exist (the management loop also
- * does it). */
+/* Writes the producer keys now if new ones exist (serializers and the
+ * management loop do it too). */
 kc_status kc_node_persist(kc_node *n, kc_err *err);
 
 typedef struct kc_node_stats {

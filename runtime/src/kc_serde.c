@@ -75,6 +75,10 @@ struct kc_serde {
     void *now_ctx;
     kc_key_hook on_new_producer_key, on_missing_key;
     void *hook_ctx;
+    kc_status (*persist_fn)(void *ctx, kc_err *err);
+    void *persist_ctx;
+    pthread_mutex_t persist_lock;  /* one persist at a time; taken before `lock` */
+    uint64_t created_gen, saved_gen; /* producer records created / known saved */
 
     root_entry **roots;  /* creation order */
     size_t nroots, rcap;
@@ -287,6 +291,9 @@ kc_status kc_serde_new(const kc_serde_config *c, kc_serde **out, kc_err *err)
     s->on_new_producer_key = c->on_new_producer_key;
     s->on_missing_key = c->on_missing_key;
     s->hook_ctx = c->hook_ctx;
+    s->persist_fn = c->persist_fn;
+    s->persist_ctx = c->persist_ctx;
+    pthread_mutex_init(&s->persist_lock, NULL);
     randombytes_buf(s->hashkey, sizeof s->hashkey);
     bool ok = true;
     if (c->topic_separator) {
@@ -325,6 +332,7 @@ void kc_serde_unref(kc_serde *s)
     free(s->node);
     free(s->sep);
     pthread_mutex_destroy(&s->lock);
+    pthread_mutex_destroy(&s->persist_lock);
     free(s);
 }
 
@@ -416,6 +424,7 @@ static kc_status get_producer(kc_serde *s, root_entry *r, kc_err *err)
         }
         r->cur = p;
         s->new_pgens = true;
+        s->created_gen++;
         log_ki(KC_LOG_INFO, "Got new producer key for root=%s. New key index=%s", r->name, &ki);
         if (s->on_new_producer_key)
             s->on_new_producer_key(s->hook_ctx, r->name, r->len, &ki);
@@ -446,6 +455,7 @@ kc_status kc_serde_serialize(kc_serde *s, kc_kind kind, const char *topic,
     kc_status st = kc_serde_root_of(s, topic, &root, &root_len, err);
     uint8_t salt[KC_KEYGEN_SALTBYTES], key[KC_KEYGEN_KEYBYTES], nonce[KC_KEYGEN_NONCEBYTES];
     kc_keyidx ki;
+    bool unsaved = false;
     if (st == KC_OK) {
         pthread_mutex_lock(&s->lock);
         root_entry *r = root_get(s, root, root_len);
@@ -458,10 +468,14 @@ kc_status kc_serde_serialize(kc_serde *s, kc_kind kind, const char *topic,
             kc_keygen_next(&r->cur->gen[kind], salt, key, nonce);
             ki = r->cur->ki;
         }
+        unsaved = s->persist_fn && s->created_gen > s->saved_gen;
         pthread_mutex_unlock(&s->lock);
     }
     if (st == KC_OK)
         st = kc_wire_seal(out, &ki, salt, key, nonce, value, len, err);
+    /* Nobody gets a message whose key would be lost in a crash. */
+    if (st == KC_OK && unsaved)
+        st = kc_serde_persist(s, err);
     sodium_memzero(key, sizeof key);
     sodium_memzero(nonce, sizeof nonce);
     if (st != KC_OK) {
@@ -724,6 +738,26 @@ kc_status kc_serde_ratchet_step(kc_serde *s, kc_err *err)
         }
     }
     pthread_mutex_unlock(&s->lock);
+    return st;
+}
+
+kc_status kc_serde_persist(kc_serde *s, kc_err *err)
+{
+    if (!s->persist_fn)
+        return KC_OK;
+    pthread_mutex_lock(&s->persist_lock);
+    pthread_mutex_lock(&s->lock);
+    uint64_t gen = s->created_gen;
+    bool needed = gen > s->saved_gen;
+    pthread_mutex_unlock(&s->lock);
+    kc_status st = needed ? s->persist_fn(s->persist_ctx, err) : KC_OK;
+    if (st == KC_OK && needed) {
+        pthread_mutex_lock(&s->lock);
+        if (gen > s->saved_gen) /* the export saw every record up to gen */
+            s->saved_gen = gen;
+        pthread_mutex_unlock(&s->lock);
+    }
+    pthread_mutex_unlock(&s->persist_lock);
     return st;
 }
 

@@ -151,7 +151,7 @@ static void test_key_exchange_over_the_embedded_broker(void **state)
     char *rcfg = provision("rogue", KC_ROLE_CONSUMER, "sensor", true);
     kc_node *p = open_node(pcfg), *c = open_node(ccfg), *r = open_node(rcfg);
     kc_buf wire = KC_BUF_INIT, wire2 = KC_BUF_INIT;
-    assert_int_equal(kc_node_serialize(p, KC_KIND_VALUE, "sensor.temp",
+    assert_int_equal(kc_serde_serialize(kc_node_serde(p), KC_KIND_VALUE, "sensor.temp",
                                        (const uint8_t *)"21.5 C", 6, &wire, NULL), KC_OK);
     /* the new producer key was saved before the message was handed out */
     kc_value old = kc_value_none();
@@ -175,7 +175,7 @@ static void test_key_exchange_over_the_embedded_broker(void **state)
     /* restart the producer: a new key index; the old one is still served */
     kc_node_close(p);
     p = open_node(pcfg);
-    assert_int_equal(kc_node_serialize(p, KC_KIND_VALUE, "sensor.temp",
+    assert_int_equal(kc_serde_serialize(kc_node_serde(p), KC_KIND_VALUE, "sensor.temp",
                                        (const uint8_t *)"22.0 C", 6, &wire2, NULL), KC_OK);
     kc_node *late = NULL;
     kc_node_close(c);
