@@ -77,11 +77,6 @@ int kc_lua_errorf(lua_State *L, const char *fmt, ...)
     return lua_error(L);
 }
 
-void kc_lua_push_where(lua_State *L)
-{
-    push_user_where(L);
-}
-
 int kc_lua_raise(lua_State *L, const char *kind, const char *fmt, ...)
 {
     va_list ap;

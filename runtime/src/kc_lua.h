@@ -68,8 +68,6 @@ int kc_lua_errorf(lua_State *L, const char *fmt, ...);   /* lua_pushfstring form
 /* Raise an error object of lua/kafkacrypto/errors.lua: kind names the
  * upstream exception ("KafkaCryptoMessageError"), located like the above. */
 int kc_lua_raise(lua_State *L, const char *kind, const char *fmt, ...);
-/* Pushes "SCRIPT:LINE: " of that user's line ("" if none). */
-void kc_lua_push_where(lua_State *L);
 
 /* ---- data path objects (kc_lua_serde.c, kc_lua_store.c) ------------------ */
 

@@ -1,7 +1,7 @@
 /* Lua binding of the data path: serializer and deserializer objects over a
  * kc_serde, message objects (spec §4.5), and a standalone serde without key
- * exchange for tests and pre-shared setups. lua/kafkacrypto/serde.lua and
- * message.lua document the Lua API.
+ * exchange for tests and pre-shared setups. lua/kafkacrypto/init.lua
+ * (message objects) and serde.lua document the Lua API.
  *
  * No secret ever becomes a Lua value: objects hold C handles, and keys move
  * between serdes only in C (share_keys_with). */
