@@ -30,33 +30,46 @@ function TestSerde:test_encrypted_round_trip_through_the_broker()
   producer:send(topic, "k3", "", 0)
   producer:flush()
   producer:close()
-  lu.assertEquals(self.p:share_keys_with(self.c, root), 1)
-
-  local consumer = h.consumer{ key_deserializer = self.c:key_deserializer(),
-                               value_deserializer = self.c:value_deserializer() }
-  consumer:assign{ topic = topic, partition = 0, offset = "beginning" }
-  local got = h.collect(consumer, 3)
-  consumer:close()
-  lu.assertEquals(#got, 3)
-  lu.assertTrue(got[1].key:is_cleartext())
-  lu.assertEquals(got[1].key:get_message(), "k1")
-  lu.assertEquals(got[1].value:get_message(), "first value")
-  lu.assertNil(got[2].key)                        -- a null key stays null
-  lu.assertEquals(tostring(got[2].value), "no key")
-  lu.assertEquals(got[3].value:bytes(), "")
-  lu.assertTrue(got[3].value:is_cleartext(false))
 
   -- on the wire: kafkacrypto messages, not the plaintext
   local raw = h.consumer()
   raw:assign{ topic = topic, partition = 0, offset = "beginning" }
   local wire = h.collect(raw, 3)
   raw:close()
+  lu.assertEquals(#wire, 3)
   lu.assertNil(wire[2].key)
   for _, m in ipairs(wire) do
     lu.assertEquals(m.value:byte(1), 1)
     lu.assertNil(m.value:find("value", 1, true))
   end
   lu.assertEquals(#wire[3].value, 1 + 1 + 34 + 18 + 18)   -- long key index, empty box
+
+  -- a consumer without the key: message objects holding the raw bytes
+  local consumer = h.consumer{ key_deserializer = self.c:key_deserializer(),
+                               value_deserializer = self.c:value_deserializer() }
+  consumer:assign{ topic = topic, partition = 0, offset = "beginning" }
+  local got = h.collect(consumer, 3)
+  consumer:close()
+  lu.assertEquals(#got, 3)
+  for i, m in ipairs(got) do
+    lu.assertFalse(m.value:is_cleartext())
+    lu.assertTrue(m.value:is_possibly_decryptable())
+    lu.assertEquals(m.value:bytes(), wire[i].value)
+    lu.assertTrue(errors.is(select(2, pcall(m.value.get_message, m.value)), errors.MESSAGE))
+  end
+  lu.assertEquals(got[1].key:bytes(), wire[1].key)
+  lu.assertNil(got[2].key)                        -- a null key stays null
+
+  -- the key arrives: the same objects decrypt on retry
+  lu.assertEquals(self.p:share_keys_with(self.c, root), 1)
+  lu.assertTrue(got[1].key:is_cleartext())
+  lu.assertEquals(got[1].key:get_message(), "k1")
+  lu.assertEquals(got[1].value:get_message(), "first value")
+  lu.assertEquals(tostring(got[2].value), wire[2].value)   -- tostring does not retry,
+  lu.assertEquals(got[2].value:get_message(), "no key")    -- get_message does
+  lu.assertEquals(tostring(got[2].value), "no key")
+  lu.assertEquals(got[3].value:get_message(), "")
+  lu.assertEquals(got[3].key:get_message(), "k3")
 end
 
 function TestSerde:test_undecryptable_then_key_arrives()
