@@ -25,7 +25,28 @@ local kafkacrypto = {
   broker = require "kafkacrypto.broker",
   log = require "kafkacrypto.log",
   serde = require "kafkacrypto.serde",
+  errors = require "kafkacrypto.errors",
+  store = require("kafkacrypto.store").open,   -- KafkaCryptoStore, see store.lua
+  bytes = core.bytes,                          -- marks a string as bytes for store_value
 }
+
+-- Message objects (upstream's KafkaCryptoMessage): what our deserializers
+-- return for a key or value (nil stays nil).
+--   msg:is_cleartext([retry = true])   isCleartext: decrypted? With retry, a
+--                                      message that may become decryptable is
+--                                      deserialized again first (this may wait
+--                                      for its key, see spec §4.4)
+--   msg:is_possibly_decryptable()      isPossiblyDecryptable: false for bytes
+--                                      that are not a kafkacrypto message
+--   msg:get_message([retry = true])    getMessage: the plaintext, or raises a
+--                                      KafkaCryptoMessageError (kafkacrypto.errors)
+--   msg:bytes(), tostring(msg)         bytes(msg): the plaintext if decrypted,
+--                                      else the raw bytes as received
+-- A later retry: deserializer:deserialize(topic, msg) deserializes the
+-- message object again, in place, and returns it. Given to a serializer, a
+-- cleartext message is encrypted and any other is sent unchanged.
+kafkacrypto.message = core.message         -- KafkaCryptoMessage(bytes): a cleartext message
+kafkacrypto.is_message = core.is_message
 
 -- The root topic of a topic: keys are shared per root. By default the text
 -- before the first separator ("." unless configured), as upstream:

@@ -7,6 +7,7 @@
 -- apply first; the table's win. Times are in seconds.
 
 local core = require "kafkacrypto.core"
+local errors = require "kafkacrypto.errors"
 local serde = require "kafkacrypto.serde"
 
 local kafka = {}
@@ -164,13 +165,21 @@ function Consumer:assign(partitions)
   self._handle:assign(partitions)
 end
 
+-- A failing deserializer's error names the record; an error object
+-- (kafkacrypto.errors) stays one, with the raw record as err.record.
 function Consumer:_deserialize(msg)
   local ok, key = pcall(serde.deserialize, self.key_deserializer, msg.topic, msg.key)
   local ok2, value
   if ok then ok2, value = pcall(serde.deserialize, self.value_deserializer, msg.topic, msg.value) end
   if not (ok and ok2) then
-    core.error(("%s_deserializer failed on %s[%d] offset %d: %s"):format(
-      ok and "value" or "key", msg.topic, msg.partition, msg.offset, tostring(ok and value or key)))
+    local err = ok and value or key
+    local context = ("%s_deserializer failed on %s[%d] offset %d: "):format(
+      ok and "value" or "key", msg.topic, msg.partition, msg.offset)
+    if errors.is(err) then
+      err.message, err.record = context .. err.message, msg
+      error(err, 0)
+    end
+    core.error(context .. tostring(err))
   end
   msg.key, msg.value = key, value
   return msg

@@ -6,6 +6,7 @@
 -- they also see nil (a Kafka null key or value).
 
 local core = require "kafkacrypto.core"
+local errors = require "kafkacrypto.errors"
 
 local serde = {}
 
@@ -47,15 +48,39 @@ function serde.deserialize(stage, topic, bytes)
   return stage(bytes)
 end
 
+local function is_stage(v)
+  return is_callable(v) or method_of(v, "serialize") or method_of(v, "deserialize")
+end
+
 -- Stacks stages into one (de)serializer, applied left to right, like
 -- upstream README's CompoundDeSes. Usually you encrypt last on
 -- serialization and decrypt first on deserialization:
 --   value_serializer   = serde.stack(cjson.encode, kc:value_serializer())
 --   value_deserializer = serde.stack(kc:value_deserializer(), cjson.decode)
+--
+-- Our deserializers return message objects; a plain function stage after
+-- one gets the message's plaintext (a string). "Do not forget that
+-- exceptions are likely as undecryptable messages appear": when the
+-- message is not decrypted, deserialize raises a KafkaCryptoMessageError
+-- (kafkacrypto.errors) whose `value` field is the message object, so it can
+-- be kept and retried later. To get the message object back instead of an
+-- error, make the stack with options:
+--   serde.stack{ kc:value_deserializer(), cjson.decode, keep_undecryptable = true }
+-- deserialize then returns the undecrypted message object unchanged (test
+-- with kafkacrypto.is_message) and skips the remaining stages.
 function serde.stack(...)
-  local stages = { ... }
-  for i = 1, select("#", ...) do
+  local stages, keep = { ... }, false
+  local n = select("#", ...)
+  local first = stages[1]
+  if n == 1 and type(first) == "table" and not is_stage(first) then   -- the options form
+    keep = first.keep_undecryptable == true
+    stages, n = {}, #first
+    for i = 1, n do stages[i] = first[i] end
+  end
+  local takes_messages = {}   -- objects with :deserialize get message objects as they are
+  for i = 1, n do
     if stages[i] == nil then core.error(("serde.stack: stage %d is nil"):format(i)) end
+    takes_messages[i] = method_of(stages[i], "deserialize") ~= nil
   end
   local stacked = {}
   function stacked:serialize(topic, value)
@@ -63,10 +88,42 @@ function serde.stack(...)
     return value
   end
   function stacked:deserialize(topic, value)
-    for _, stage in ipairs(stages) do value = serde.deserialize(stage, topic, value) end
+    for i, stage in ipairs(stages) do
+      if not takes_messages[i] and core.is_message(value) then
+        if value:is_cleartext(false) then
+          value = value:bytes()
+        elseif keep then
+          return value
+        else
+          errors.raise(errors.MESSAGE, ("Message not decrypted! (topic %s: stage %d of the stack "
+            .. "needs the plaintext; the message %s)"):format(topic, i,
+            value:is_possibly_decryptable() and "may be decrypted when its key arrives"
+            or "is not a kafkacrypto message"), { value = value, topic = topic })
+        end
+      end
+      value = serde.deserialize(stage, topic, value)
+    end
     return value
   end
   return stacked
 end
+
+-- ADVANCED / TESTS. A data path without key exchange:
+--   local p = serde.standalone{ seed = "node.seed", crypto = "node.crypto" }
+--   local c = serde.standalone{}                -- consume only
+--   producer = kafkacrypto.producer{ value_serializer = p:value_serializer() }
+--   p:share_keys_with(c, "root")                -- c may now read root's messages
+--   consumer = kafkacrypto.consumer{ value_deserializer = c:value_deserializer() }
+-- Options: seed (the ratchet file, created if missing, locked while the
+-- object or one of its serializers lives; without it the object cannot
+-- encrypt), crypto (a .crypto file whose public keys make long key indices,
+-- as nodes use; without it indices are short integers).
+-- Methods: key_serializer(), value_serializer(), key_deserializer(),
+-- value_deserializer(), and share_keys_with(other, root) -> n, which gives
+-- `other` the producer keys of `root` made so far (as the key exchange
+-- would; the keys never become Lua values). Deserializers never wait for a
+-- missing key: only share_keys_with brings keys. Topics map to roots by the
+-- rule of kafkacrypto.set_root_rule, whenever it is set.
+serde.standalone = core.standalone
 
 return serde

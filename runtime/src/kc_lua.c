@@ -77,6 +77,29 @@ int kc_lua_errorf(lua_State *L, const char *fmt, ...)
     return lua_error(L);
 }
 
+int kc_lua_raise(lua_State *L, const char *kind, const char *fmt, ...)
+{
+    va_list ap;
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "kafkacrypto.errors");
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, "new");
+    lua_pushstring(L, kind);
+    va_start(ap, fmt);
+    lua_pushvfstring(L, fmt, ap);
+    va_end(ap);
+    push_user_where(L);
+    lua_call(L, 3, 1);
+    return lua_error(L);
+}
+
+/* core.where(): "SCRIPT:LINE: " of the user's code, for error objects. */
+static int l_where(lua_State *L)
+{
+    push_user_where(L);
+    return 1;
+}
+
 /* core.error(message): raise at the user's line. */
 static int l_error(lua_State *L)
 {
@@ -149,9 +172,13 @@ int luaopen_kafkacrypto_core(lua_State *L)
     lua_setfield(L, -2, "tunables");
     lua_pushcfunction(L, l_error);
     lua_setfield(L, -2, "error");
+    lua_pushcfunction(L, l_where);
+    lua_setfield(L, -2, "where");
     kc_lua_open_log(L);
     kc_lua_open_kafka(L);
     kc_lua_open_root(L);
+    kc_lua_open_serde(L);
+    kc_lua_open_store(L);
     return 1;
 }
 

@@ -45,12 +45,19 @@ const kc_settings *kc_lua_settings(lua_State *L);
  * thread. */
 const kc_root_rule *kc_lua_root_rule(lua_State *L);
 
+/* Makes a serde created for this state use its root rule: the rule in
+ * force at each call (kafkacrypto.set_root_rule may change it later), or
+ * upstream's with the settings' separator. Needs the core module loaded. */
+void kc_lua_serde_root(lua_State *L, kc_serde_config *c);
+
 /* luaopen function of `kafkacrypto.core`. Bindings of each concept add
  * their functions in their own kc_lua_open_<concept>(L) (table on top). */
 int luaopen_kafkacrypto_core(lua_State *L);
 void kc_lua_open_log(lua_State *L);
 void kc_lua_open_kafka(lua_State *L);
 void kc_lua_open_root(lua_State *L);
+void kc_lua_open_serde(lua_State *L);
+void kc_lua_open_store(lua_State *L);
 /* Closes every Kafka client of the state (before os.exit). */
 void kc_lua_kafka_close_all(lua_State *L);
 
@@ -58,5 +65,22 @@ void kc_lua_kafka_close_all(lua_State *L);
  * our C functions and lua/kafkacrypto/ modules. */
 int kc_lua_error(lua_State *L, const kc_err *err);
 int kc_lua_errorf(lua_State *L, const char *fmt, ...);   /* lua_pushfstring formats */
+/* Raise an error object of lua/kafkacrypto/errors.lua: kind names the
+ * upstream exception ("KafkaCryptoMessageError"), located like the above. */
+int kc_lua_raise(lua_State *L, const char *kind, const char *fmt, ...);
+
+/* ---- data path objects (kc_lua_serde.c, kc_lua_store.c) ------------------ */
+
+/* Pushes a serializer (deserializer = false) or deserializer object for
+ * `kind` over serde, as kafkacrypto.producer/consumer take them: what
+ * kc:key_serializer() and friends return. It takes its own reference to
+ * serde and keeps the value at index `owner` (0: none) alive as long as
+ * itself — pass the object that owns serde's ratchet. */
+void kc_lua_push_serializer(lua_State *L, kc_serde *serde, kc_kind kind, bool deserializer,
+                            int owner);
+/* The open node store of the kafkacrypto.store object at idx; raises a Lua
+ * error if it is not one or is closed. Keep the object alive (e.g. as an
+ * owner) while using the store. */
+kc_store *kc_lua_check_store(lua_State *L, int idx);
 
 #endif

@@ -16,6 +16,7 @@ typedef struct lua_rule {
     pthread_t owner;      /* the only thread that may run a Lua rule */
     int ref;              /* LUA_NOREF unless a Lua function is installed */
     char separator[KC_TOPIC_NAME_MAX + 1];   /* "" = the settings' */
+    const char *settings_separator;          /* the settings' (outlive the state) */
 } lua_rule;
 
 static lua_rule *get_rule(lua_State *L)
@@ -69,6 +70,23 @@ const kc_root_rule *kc_lua_root_rule(lua_State *L)
     return r ? &r->rule : NULL;
 }
 
+/* kc_serde_config.root_fn of kc_lua_serde_root: the rule in force at
+ * each call, upstream's with the settings' separator while none is set. */
+static kc_status serde_root(void *ctx, const char *topic, size_t topic_len, const char **root,
+                           size_t *root_len)
+{
+    lua_rule *r = ctx;
+    return kc_root_serde_with(&r->rule, r->settings_separator, topic, topic_len, root, root_len);
+}
+
+void kc_lua_serde_root(lua_State *L, kc_serde_config *c)
+{
+    lua_rule *r = get_rule(L);
+    c->topic_separator = kc_lua_settings(L)->tunables.topic_separator;
+    c->root_fn = r ? serde_root : NULL;
+    c->root_ctx = r;
+}
+
 /* core.root(topic[, separator]) */
 static int l_root(lua_State *L)
 {
@@ -114,6 +132,7 @@ void kc_lua_open_root(lua_State *L)
         r->rule.ctx = r;
         r->ref = LUA_NOREF;
         r->owner = pthread_self();
+        r->settings_separator = kc_lua_settings(L)->tunables.topic_separator;
         /* A thread of our own (anchored in the registry) runs the Lua rule,
          * whatever coroutine the caller is in. */
         r->L = lua_newthread(L);

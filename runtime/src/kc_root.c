@@ -37,8 +37,8 @@ kc_status kc_root_of(const kc_root_rule *rule, const char *separator, const char
     return KC_OK;
 }
 
-kc_status kc_root_serde_fn(void *ctx, const char *topic, size_t topic_len, const char **root,
-                           size_t *root_len)
+kc_status kc_root_serde_with(const kc_root_rule *rule, const char *separator, const char *topic,
+                             size_t topic_len, const char **root, size_t *root_len)
 {
     static __thread char out[KC_TOPIC_NAME_MAX + 1];
     char name[KC_TOPIC_NAME_MAX + 1];
@@ -50,7 +50,7 @@ kc_status kc_root_serde_fn(void *ctx, const char *topic, size_t topic_len, const
     else {
         memcpy(name, topic, topic_len);
         name[topic_len] = '\0';
-        st = kc_root_of(ctx, ".", name, out, &err);
+        st = kc_root_of(rule, separator, name, out, &err);
     }
     if (st != KC_OK) {
         kc_log(KC_LOG_WARNING, "kafkacrypto.root", "%s", err.msg);
@@ -59,4 +59,10 @@ kc_status kc_root_serde_fn(void *ctx, const char *topic, size_t topic_len, const
     *root = out;
     *root_len = strlen(out);
     return KC_OK;
+}
+
+kc_status kc_root_serde_fn(void *ctx, const char *topic, size_t topic_len, const char **root,
+                           size_t *root_len)
+{
+    return kc_root_serde_with(ctx, ".", topic, topic_len, root, root_len);
 }

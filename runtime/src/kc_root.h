@@ -45,5 +45,9 @@ kc_status kc_root_of(const kc_root_rule *rule, const char *separator, const char
  * rule is logged as a WARNING naming the topic. */
 kc_status kc_root_serde_fn(void *ctx, const char *topic, size_t topic_len, const char **root,
                            size_t *root_len);
+/* The same for any rule, one without fn meaning upstream's with `separator`
+ * (for an adapter that follows a rule which may change between calls). */
+kc_status kc_root_serde_with(const kc_root_rule *rule, const char *separator, const char *topic,
+                             size_t topic_len, const char **root, size_t *root_len);
 
 #endif

@@ -46,4 +46,41 @@ function helpers.error_of(f, ...)
   if not ok then return tostring(err) end
 end
 
+-- A new empty directory (remove it with rmtree).
+function helpers.tmpdir()
+  local path = os.tmpname()   -- creates a file: make it a directory
+  os.remove(path)
+  assert(os.execute(("mkdir -m 700 '%s'"):format(path)) == 0, "cannot create " .. path)
+  return path
+end
+
+function helpers.rmtree(path)
+  if path and path:match("^/tmp/") then os.execute(("rm -rf '%s'"):format(path)) end
+end
+
+function helpers.write_file(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+function helpers.read_file(path)
+  local f = assert(io.open(path, "rb"))
+  local text = f:read("*a")
+  f:close()
+  return text
+end
+
+-- A producer data path (new seed and .crypto files in dir, long key
+-- indices) and a consumer one, made without the warnings that new node
+-- files draw.
+function helpers.data_paths(dir)
+  local cap = kafkacrypto.log.capture()
+  local ok, p = pcall(kafkacrypto.serde.standalone,
+                      { seed = dir .. "/p.seed", crypto = dir .. "/p.crypto" })
+  cap:stop()
+  assert(ok, p)
+  return p, kafkacrypto.serde.standalone()
+end
+
 return helpers
