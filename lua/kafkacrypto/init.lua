@@ -48,6 +48,56 @@ local kafkacrypto = {
 kafkacrypto.message = core.message         -- KafkaCryptoMessage(bytes): a cleartext message
 kafkacrypto.is_message = core.is_message
 
+-- kafkacrypto.new(node_id, producer, consumer[, options])
+--                                        KafkaCrypto(nodeID, kp, kc, config=...)
+-- A node: it exchanges keys over Kafka on its own thread and gives the
+-- serializers that encrypt and decrypt with them.
+--   node_id       the node ID, or nil to take it from the config file
+--   producer, consumer
+--                 Kafka options of the key exchange's clients: tables, or
+--                 kafkacrypto.producer/consumer objects (their options are
+--                 used; the node runs clients of its own), or nil. They apply
+--                 over the node config's [<node>-kafka...] sections.
+--   options.config    NODE.config file, or a kafkacrypto.store object
+--                     (default "<node_id>.config")
+--   options.key_wait_interval       s a deserializer waits per try for a
+--                                   missing key (default 1)
+--   options.max_key_wait_intervals  tries after the first message (default 0)
+--   options.allowlist_topic / denylist_topic   apply those topics (default true)
+-- kafkacrypto.new{ node_id = ..., config = ..., producer = ..., consumer = ... }
+-- is the same. Methods: :key_serializer(), :value_serializer(),
+-- :key_deserializer(), :value_deserializer()  (getKeySerializer, ...),
+-- :node_id(), :stats(), :close().
+local function options_of(client)
+  if type(client) == "table" and client._options then return client._options end
+  return client
+end
+
+function kafkacrypto.new(node_id, producer, consumer, options)
+  local o
+  if type(node_id) == "table" then
+    o = node_id
+  else
+    o = {}
+    for k, v in pairs(options or {}) do o[k] = v end
+    o.node_id, o.producer, o.consumer = node_id, producer, consumer
+  end
+  o.producer, o.consumer = options_of(o.producer), options_of(o.consumer)
+  return core.node_open(o)
+end
+
+-- kafkacrypto.provision{ node_id = ..., role = ..., rot_password = ...,
+--                        provisioning_password = ..., topics = {...},
+--                        pathlen = 1, lifetime = seconds, dir = "." }
+-- Writes <dir>/<node_id>.config, .crypto and .seed as upstream's
+-- simple-provision does: every node provisioned with the same root of
+-- trust password trusts the same root. role: "producer", "consumer",
+-- "consumer-limited", "prodcon", "prodcon-limited" or "controller".
+-- topics: root topics the node may use (default: all).
+function kafkacrypto.provision(request)
+  return core.provision(request)
+end
+
 -- The root topic of a topic: keys are shared per root. By default the text
 -- before the first separator ("." unless configured), as upstream:
 --   get_root("example001.foo.bar") == "example001"

@@ -55,6 +55,7 @@ function kafka.producer(config)
     key_serializer = serde.check(own.key_serializer, "serialize", "key_serializer"),
     value_serializer = serde.check(own.value_serializer, "serialize", "value_serializer"),
     on_delivery = own.on_delivery,
+    _options = options,   -- kafkacrypto.new reads a client's options from here
   }, Producer)
   if self.on_delivery ~= nil and type(self.on_delivery) ~= "function" then
     core.error("producer: on_delivery: expected a function")
@@ -133,6 +134,7 @@ function kafka.consumer(config)
   local self = setmetatable({
     key_deserializer = serde.check(own.key_deserializer, "deserialize", "key_deserializer"),
     value_deserializer = serde.check(own.value_deserializer, "deserialize", "value_deserializer"),
+    _options = options,
   }, Consumer)
   self._handle = core.consumer(options)
   if #topics > 0 then self:subscribe(topics) end

@@ -179,6 +179,7 @@ int luaopen_kafkacrypto_core(lua_State *L)
     kc_lua_open_root(L);
     kc_lua_open_serde(L);
     kc_lua_open_store(L);
+    kc_lua_open_node(L);
     return 1;
 }
 
@@ -189,6 +190,7 @@ int luaopen_kafkacrypto_core(lua_State *L)
 static int l_os_exit(lua_State *L)
 {
     int code = lua_isboolean(L, 1) ? !lua_toboolean(L, 1) : (int)luaL_optinteger(L, 1, 0);
+    kc_lua_node_close_all(L);
     kc_lua_kafka_close_all(L);
     kc_broker_embedded_stop();
     fflush(NULL);

@@ -82,5 +82,19 @@ void kc_lua_push_serializer(lua_State *L, kc_serde *serde, kc_kind kind, bool de
  * error if it is not one or is closed. Keep the object alive (e.g. as an
  * owner) while using the store. */
 kc_store *kc_lua_check_store(lua_State *L, int idx);
+/* The same, and the store refuses :close() until kc_lua_return_store. */
+kc_store *kc_lua_borrow_store(lua_State *L, int idx);
+void kc_lua_return_store(lua_State *L, int idx);
+
+/* librdkafka properties for a client of kind `use`: the settings' Kafka
+ * options, then those of the Lua table at idx (nil: none), which win.
+ * Raises a Lua error on a bad option. */
+void kc_lua_kafka_config(lua_State *L, int idx, kc_kafka_use use, kc_kafka_config *conf);
+
+/* ---- nodes (kc_lua_node.c) ------------------------------------------------ */
+
+void kc_lua_open_node(lua_State *L);
+/* Closes every node of the state (before os.exit). */
+void kc_lua_node_close_all(lua_State *L);
 
 #endif

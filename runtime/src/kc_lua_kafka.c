@@ -106,7 +106,7 @@ static const char *option_text(lua_State *L, int idx, const char *name)
 /* Settings' options first, then the table's (which win). Values are
  * converted (and checked) before any C memory is held, so a Lua error
  * cannot leak the configuration. */
-static void conf_from_table(lua_State *L, int idx, kc_kafka_config *conf, kc_kafka_use use)
+void kc_lua_kafka_config(lua_State *L, int idx, kc_kafka_use use, kc_kafka_config *conf)
 {
     lua_newtable(L);   /* name -> text */
     int texts = lua_gettop(L);
@@ -155,7 +155,7 @@ static int l_producer(lua_State *L)
 {
     kc_kafka_config conf;
     kc_err err;
-    conf_from_table(L, 1, &conf, KC_KAFKA_PRODUCER);
+    kc_lua_kafka_config(L, 1, KC_KAFKA_PRODUCER, &conf);
     lua_producer *lp = lua_newuserdata(L, sizeof *lp);
     lp->p = NULL;
     luaL_getmetatable(L, PRODUCER);
@@ -287,7 +287,7 @@ static int l_consumer(lua_State *L)
 {
     kc_kafka_config conf;
     kc_err err;
-    conf_from_table(L, 1, &conf, KC_KAFKA_CONSUMER);
+    kc_lua_kafka_config(L, 1, KC_KAFKA_CONSUMER, &conf);
     lua_consumer *lc = lua_newuserdata(L, sizeof *lc);
     lc->c = NULL;
     luaL_getmetatable(L, CONSUMER);

@@ -20,6 +20,7 @@ static const char BYTES[] = "kafkacrypto.bytes";
 
 typedef struct lua_store {
     kc_store *s;
+    int borrowers;   /* nodes using s: it cannot be closed under them */
 } lua_store;
 
 static const char *const TYPE_NAMES[] = {
@@ -162,6 +163,22 @@ kc_store *kc_lua_check_store(lua_State *L, int idx)
     return ls->s;
 }
 
+kc_store *kc_lua_borrow_store(lua_State *L, int idx)
+{
+    lua_store *ls = luaL_checkudata(L, idx, STORE);
+    if (!ls->s)
+        kc_lua_errorf(L, "store is closed");
+    ls->borrowers++;
+    return ls->s;
+}
+
+void kc_lua_return_store(lua_State *L, int idx)
+{
+    lua_store *ls = luaL_checkudata(L, idx, STORE);
+    if (ls->borrowers > 0)
+        ls->borrowers--;
+}
+
 static bool opt_flag(lua_State *L, int t, const char *name)
 {
     if (!lua_istable(L, t))
@@ -189,6 +206,7 @@ static int l_store_open(lua_State *L)
     };
     lua_store *ls = lua_newuserdata(L, sizeof *ls);
     ls->s = NULL;
+    ls->borrowers = 0;
     luaL_getmetatable(L, STORE);
     lua_setmetatable(L, -2);
     kc_err err;
@@ -318,6 +336,8 @@ static int l_path(lua_State *L)
 static int l_store_close(lua_State *L)
 {
     lua_store *ls = luaL_checkudata(L, 1, STORE);
+    if (ls->borrowers > 0)
+        return kc_lua_errorf(L, "store: still used by a kafkacrypto node (close the node first)");
     kc_store_close(ls->s);
     ls->s = NULL;
     return 0;

@@ -51,6 +51,7 @@ struct kc_node {
     kc_producer *prod;
     kc_consumer *cons;
     bool embedded;               /* the management clients use the embedded broker */
+    bool borrowed_store;         /* the caller's store: not closed here */
     double (*now_fn)(void *ctx);
     void *now_ctx;
 
@@ -896,13 +897,15 @@ static kc_status open_kafka(kc_node *n, const kc_node_options *o, kc_err *err)
     kc_kafka_config pc, cc;
     kc_kafka_config_init(&pc);
     kc_kafka_config_init(&cc);
-    kc_status st = o->producer_conf ? kc_kafka_config_copy(&pc, o->producer_conf)
-                                    : kc_store_kafka_config(n->store, KC_KAFKA_PRODUCER, "crypto",
-                                                            &pc, err);
+    kc_status st = kc_store_kafka_config(n->store, KC_KAFKA_PRODUCER, "crypto", &pc, err);
     if (st == KC_OK)
-        st = o->consumer_conf ? kc_kafka_config_copy(&cc, o->consumer_conf)
-                              : kc_store_kafka_config(n->store, KC_KAFKA_CONSUMER, "crypto", &cc,
-                                                      err);
+        st = kc_store_kafka_config(n->store, KC_KAFKA_CONSUMER, "crypto", &cc, err);
+    for (size_t i = 0; st == KC_OK && o->producer_conf && i < o->producer_conf->n; i++)
+        st = kc_kafka_config_set(&pc, KC_KAFKA_PRODUCER, o->producer_conf->props[i].name,
+                                 o->producer_conf->props[i].value, "key-exchange producer", err);
+    for (size_t i = 0; st == KC_OK && o->consumer_conf && i < o->consumer_conf->n; i++)
+        st = kc_kafka_config_set(&cc, KC_KAFKA_CONSUMER, o->consumer_conf->props[i].name,
+                                 o->consumer_conf->props[i].value, "key-exchange consumer", err);
     /* requests sent before a producer was listening are still answered */
     if (st == KC_OK && !kc_kafka_config_get(&cc, "auto.offset.reset"))
         st = kc_kafka_config_set(&cc, KC_KAFKA_CONSUMER, "auto.offset.reset", "earliest",
@@ -946,7 +949,16 @@ kc_status kc_node_open(kc_node **out, const kc_node_options *o, kc_err *err)
                            .trust_temporary_rot = o->trust_temporary_rot};
     char *path = NULL;
     int keytypes[4];
-    kc_status st = kc_store_open(&n->store, o->config_path, o->node_id, &so, err);
+    kc_status st = KC_OK;
+    if (o->store) {
+        n->store = o->store;
+        n->borrowed_store = true;
+        if (o->node_id && strcmp(o->node_id, kc_store_node_id(o->store)) != 0)
+            st = kc_err_set(err, KC_ERR_INVALID, "node ID %s does not match the store's (%s)",
+                            o->node_id, kc_store_node_id(o->store));
+    } else {
+        st = kc_store_open(&n->store, o->config_path, o->node_id, &so, err);
+    }
     if (st == KC_OK && !(n->node_id = strdup(kc_store_node_id(n->store))))
         st = kc_err_set(err, KC_ERR_NOMEM, "out of memory");
     if (st == KC_OK)
@@ -1005,7 +1017,8 @@ void kc_node_close(kc_node *n)
     kc_exchange_free(n->x);
     kc_ratchet_close(n->ratchet);
     kc_cryptokey_close(n->ck);
-    kc_store_close(n->store);
+    if (!n->borrowed_store)
+        kc_store_close(n->store);
     for (size_t i = 0; i < n->ntrk; i++) {
         free(n->trk[i].topic);
         free(n->trk[i].root);

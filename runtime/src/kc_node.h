@@ -40,12 +40,13 @@ typedef struct kc_node kc_node;
 typedef struct kc_node_options {
     const char *config_path;   /* NODE.config; NULL: "<node_id>.config" */
     const char *node_id;       /* NULL: the file's node_id */
+    kc_store *store;           /* an open node store to use instead (borrowed) */
     /* Tunables set by the operator for this run (settings file, command
      * line); the node config fills in what they leave at their defaults.
      * NULL: defaults + node config. */
     const kc_tunables *tunables;
-    /* librdkafka properties of the management clients; NULL: the node
-     * config's get_kafka_config(use, "crypto"). */
+    /* librdkafka properties of the management clients, applied over the
+     * node config's get_kafka_config(use, "crypto") (these win). */
     const kc_kafka_config *producer_conf;
     const kc_kafka_config *consumer_conf;
     /* A custom root rule for the serializers (NULL: the separator). */

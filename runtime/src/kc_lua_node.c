@@ -1,0 +1,300 @@
+/* Lua binding of the node (upstream's KafkaCrypto object) and of node
+ * provisioning. lua/kafkacrypto/init.lua documents the Lua API
+ * (kafkacrypto.new, kafkacrypto.provision). */
+#include <lauxlib.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kc_lua.h"
+#include "kc_node.h"
+#include "kc_provision_node.h"
+
+static const char NODE[] = "kafkacrypto.node";
+static const char REG_NODES[] = "kafkacrypto.open_nodes";
+
+typedef struct lua_node {
+    kc_node *n;
+    bool borrowed_store;  /* uservalue[1] is the store object */
+} lua_node;
+
+static lua_node *check_node(lua_State *L, int idx)
+{
+    lua_node *ln = luaL_checkudata(L, idx, NODE);
+    if (!ln->n)
+        kc_lua_errorf(L, "kafkacrypto node is closed");
+    return ln;
+}
+
+/* open nodes, weakly, so that os.exit can close them */
+static void set_open(lua_State *L, int idx, bool open)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, REG_NODES);
+    lua_pushvalue(L, idx);
+    if (open)
+        lua_pushboolean(L, 1);
+    else
+        lua_pushnil(L);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+}
+
+static double opt_number_field(lua_State *L, int t, const char *name, double dflt)
+{
+    lua_getfield(L, t, name);
+    double v = lua_isnil(L, -1) ? dflt : luaL_checknumber(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+static bool opt_bool_field(lua_State *L, int t, const char *name, bool dflt)
+{
+    lua_getfield(L, t, name);
+    bool v = lua_isnil(L, -1) ? dflt : lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+/* core.node_open{ node_id=, config=path|store, producer={...}, consumer={...},
+ *                 key_wait_interval=, max_key_wait_intervals=, allowlist_topic=,
+ *                 denylist_topic=, trust_temporary_rot= } */
+static int l_node_open(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    kc_node_options o;
+    kc_node_options_init(&o);
+    lua_getfield(L, 1, "node_id");     /* 2 */
+    o.node_id = luaL_optstring(L, 2, NULL);
+    lua_getfield(L, 1, "config");      /* 3 */
+    bool borrowed = false;
+    if (lua_type(L, 3) == LUA_TSTRING)
+        o.config_path = lua_tostring(L, 3);
+    else if (lua_type(L, 3) == LUA_TUSERDATA)
+        borrowed = true; /* borrowed below, once nothing else can raise */
+    else if (!lua_isnil(L, 3))
+        return kc_lua_errorf(L, "new: config: expected a file name or a kafkacrypto.store, got %s",
+                             luaL_typename(L, 3));
+    if (!o.node_id && !o.config_path && !borrowed)
+        return kc_lua_errorf(L, "new: expected a node ID or a config");
+    o.key_wait_interval = opt_number_field(L, 1, "key_wait_interval", 0);
+    o.max_key_wait_intervals = (int)opt_number_field(L, 1, "max_key_wait_intervals", 0);
+    o.allowlist_topic = opt_bool_field(L, 1, "allowlist_topic", true);
+    o.denylist_topic = opt_bool_field(L, 1, "denylist_topic", true);
+    o.trust_temporary_rot = opt_bool_field(L, 1, "trust_temporary_rot", false);
+    o.tunables = &kc_lua_settings(L)->tunables;
+    kc_serde_config rc;
+    kc_serde_config_init(&rc);
+    kc_lua_serde_root(L, &rc);
+    o.root_fn = rc.root_fn;
+    o.root_ctx = rc.root_ctx;
+
+    /* settings' Kafka options, then the tables' (Lua errors must come
+     * before any C allocation that would leak) */
+    lua_getfield(L, 1, "producer");    /* 4 */
+    lua_getfield(L, 1, "consumer");    /* 5 */
+    if (!lua_isnil(L, 4))
+        luaL_checktype(L, 4, LUA_TTABLE);
+    if (!lua_isnil(L, 5))
+        luaL_checktype(L, 5, LUA_TTABLE);
+    if (borrowed)
+        kc_lua_check_store(L, 3);
+
+    lua_node *ln = lua_newuserdata(L, sizeof *ln);   /* 6 */
+    memset(ln, 0, sizeof *ln);
+    luaL_getmetatable(L, NODE);
+    lua_setmetatable(L, -2);
+    lua_createtable(L, 1, 0);
+    lua_pushvalue(L, 3);
+    lua_rawseti(L, -2, 1);
+    lua_setfenv(L, 6);
+
+    kc_kafka_config pc, cc;
+    kc_lua_kafka_config(L, 4, KC_KAFKA_PRODUCER, &pc);
+    kc_lua_kafka_config(L, 5, KC_KAFKA_CONSUMER, &cc);
+    o.producer_conf = &pc;
+    o.consumer_conf = &cc;
+    if (borrowed) {
+        o.store = kc_lua_borrow_store(L, 3);
+        ln->borrowed_store = true;
+    }
+    kc_err err;
+    kc_status st = kc_node_open(&ln->n, &o, &err);
+    kc_kafka_config_clear(&pc);
+    kc_kafka_config_clear(&cc);
+    if (st != KC_OK) {
+        if (borrowed)
+            kc_lua_return_store(L, 3);
+        ln->borrowed_store = false;
+        return kc_lua_error(L, &err);
+    }
+    set_open(L, 6, true);
+    return 1;
+}
+
+static int node_close(lua_State *L, int idx)
+{
+    lua_node *ln = luaL_checkudata(L, idx, NODE);
+    if (!ln->n)
+        return 0;
+    kc_node_close(ln->n);
+    ln->n = NULL;
+    if (ln->borrowed_store) {
+        lua_getfenv(L, idx);
+        lua_rawgeti(L, -1, 1);
+        kc_lua_return_store(L, lua_gettop(L));
+        lua_pop(L, 2);
+        ln->borrowed_store = false;
+    }
+    set_open(L, idx, false);
+    return 0;
+}
+
+static int l_close(lua_State *L) { return node_close(L, 1); }
+
+static int push_serde(lua_State *L, kc_kind kind, bool deser)
+{
+    lua_node *ln = check_node(L, 1);
+    kc_lua_push_serializer(L, kc_node_serde(ln->n), kind, deser, 1);
+    return 1;
+}
+static int l_key_serializer(lua_State *L) { return push_serde(L, KC_KIND_KEY, false); }
+static int l_value_serializer(lua_State *L) { return push_serde(L, KC_KIND_VALUE, false); }
+static int l_key_deserializer(lua_State *L) { return push_serde(L, KC_KIND_KEY, true); }
+static int l_value_deserializer(lua_State *L) { return push_serde(L, KC_KIND_VALUE, true); }
+
+static int l_node_id(lua_State *L)
+{
+    lua_pushstring(L, kc_node_id(check_node(L, 1)->n));
+    return 1;
+}
+
+static int l_stats(lua_State *L)
+{
+    kc_node_stats s;
+    kc_node_get_stats(check_node(L, 1)->n, &s);
+    lua_createtable(L, 0, 6);
+    const struct { const char *name; uint64_t v; } f[] = {
+        {"requests_sent", s.requests_sent},   {"replies_sent", s.replies_sent},
+        {"keys_received", s.keys_received},   {"refused", s.refused},
+        {"chains_adopted", s.chains_adopted}, {"list_entries_added", s.list_entries_added},
+    };
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+        lua_pushnumber(L, (lua_Number)f[i].v);
+        lua_setfield(L, -2, f[i].name);
+    }
+    return 1;
+}
+
+static int l_tostring(lua_State *L)
+{
+    lua_node *ln = luaL_checkudata(L, 1, NODE);
+    if (ln->n)
+        lua_pushfstring(L, "kafkacrypto node %s", kc_node_id(ln->n));
+    else
+        lua_pushliteral(L, "kafkacrypto node (closed)");
+    return 1;
+}
+
+/* core.provision{ node_id=, role=, rot_password=, provisioning_password=,
+ *                 topics={...}, pathlen=, lifetime=, dir= } */
+static int l_provision(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    kc_provision_request r;
+    memset(&r, 0, sizeof r);
+    const char *const names[] = {"node_id", "role", "rot_password", "provisioning_password", "dir"};
+    const char *v[5];
+    for (int i = 0; i < 5; i++) {
+        lua_getfield(L, 1, names[i]);
+        v[i] = i < 4 ? luaL_checkstring(L, -1) : luaL_optstring(L, -1, NULL);
+        if (i < 4 && !*v[i])
+            return kc_lua_errorf(L, "provision: %s must not be empty", names[i]);
+    }
+    r.node_id = v[0];
+    if (kc_role_parse(v[1], &r.role) != KC_OK)
+        return kc_lua_errorf(L, "provision: role '%s': expected controller, producer, consumer, "
+                             "consumer-limited, prodcon or prodcon-limited", v[1]);
+    r.rot_password = v[2];
+    r.prov_password = v[3];
+    r.dir = v[4];
+    r.pathlen = (int)opt_number_field(L, 1, "pathlen", 1);
+    r.lifetime = opt_number_field(L, 1, "lifetime", 0);
+    lua_getfield(L, 1, "topics");
+    int t = lua_gettop(L);
+    size_t n = lua_istable(L, t) ? lua_objlen(L, t) : 0;
+    const char **topics = n ? lua_newuserdata(L, n * sizeof *topics) : NULL;
+    for (size_t i = 0; i < n; i++) { /* the table keeps the strings alive */
+        lua_rawgeti(L, t, (int)i + 1);
+        if (lua_type(L, -1) != LUA_TSTRING)
+            return kc_lua_errorf(L, "provision: topics[%d]: expected a string", (int)i + 1);
+        topics[i] = lua_tostring(L, -1);
+        lua_pop(L, 1);
+    }
+    r.topics = topics;
+    r.ntopics = n;
+    kc_err err;
+    if (kc_provision_node(&r, &err) != KC_OK)
+        return kc_lua_error(L, &err);
+    return 0;
+}
+
+void kc_lua_node_close_all(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, REG_NODES);
+    if (!lua_istable(L, -1)) {
+        lua_pop(L, 1);
+        return;
+    }
+    int t = lua_gettop(L);
+    lua_newtable(L); /* collect first: closing edits the table */
+    int list = lua_gettop(L), k = 0;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        lua_pop(L, 1);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, list, ++k);
+    }
+    for (int i = 1; i <= k; i++) {
+        lua_rawgeti(L, list, i);
+        node_close(L, lua_gettop(L));
+        lua_pop(L, 1);
+    }
+    lua_settop(L, t - 1);
+}
+
+static int l_gc(lua_State *L) { return node_close(L, 1); }
+
+void kc_lua_open_node(lua_State *L)
+{
+    static const luaL_Reg methods[] = {
+        {"key_serializer", l_key_serializer},     {"value_serializer", l_value_serializer},
+        {"key_deserializer", l_key_deserializer}, {"value_deserializer", l_value_deserializer},
+        {"node_id", l_node_id},                   {"stats", l_stats},
+        {"close", l_close},                       {NULL, NULL},
+    };
+    if (luaL_newmetatable(L, NODE)) {
+        lua_newtable(L);
+        luaL_register(L, NULL, methods);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, l_gc);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, l_tostring);
+        lua_setfield(L, -2, "__tostring");
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, LUA_REGISTRYINDEX, REG_NODES);
+    if (lua_isnil(L, -1)) {
+        lua_newtable(L);
+        lua_createtable(L, 0, 1);
+        lua_pushliteral(L, "k");
+        lua_setfield(L, -2, "__mode");
+        lua_setmetatable(L, -2);
+        lua_setfield(L, LUA_REGISTRYINDEX, REG_NODES);
+    }
+    lua_pop(L, 1);
+    lua_pushcfunction(L, l_node_open);
+    lua_setfield(L, -2, "node_open");
+    lua_pushcfunction(L, l_provision);
+    lua_setfield(L, -2, "provision");
+}
