@@ -281,6 +281,7 @@ void kc_producer_close(kc_producer *p, int timeout_ms)
 
 struct kc_consumer {
     rd_kafka_t *rk;
+    atomic_bool woken;   /* kc_consumer_wake: the current poll returns now */
 };
 
 kc_status kc_consumer_new(kc_consumer **out, const kc_kafka_config *kconf, kc_err *err)
@@ -393,7 +394,7 @@ kc_status kc_consumer_poll(kc_consumer *c, int timeout_ms, kc_record **out, kc_e
         int64_t left = deadline - now_ms();
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, left > 0 ? (int)left : 0);
         if (!m) {
-            if (now_ms() >= deadline)
+            if (atomic_exchange(&c->woken, false) || now_ms() >= deadline)
                 return KC_OK;
             continue;
         }
@@ -464,4 +465,27 @@ kc_status kc_consumer_partition_count(kc_consumer *c, const char *topic, int tim
         *count = md->topics[0].partition_cnt;
     rd_kafka_metadata_destroy(md);
     return KC_OK;
+}
+
+void kc_consumer_wake(kc_consumer *c)
+{
+    atomic_store(&c->woken, true);
+    rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(c->rk);
+    if (q) {
+        rd_kafka_queue_yield(q);
+        rd_kafka_queue_destroy(q);
+    }
+}
+
+kc_status kc_producer_prepare_topic(kc_producer *p, const char *topic, int timeout_ms)
+{
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(p->rk, topic, NULL);
+    if (!rkt)
+        return KC_ERR_INVALID;
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(p->rk, 0, rkt, &md, timeout_ms);
+    if (!e)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    return e ? KC_ERR_IO : KC_OK;
 }

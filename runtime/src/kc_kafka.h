@@ -69,6 +69,9 @@ void kc_delivery_clear(kc_delivery *d);
 
 void kc_producer_get_stats(const kc_producer *p, kc_producer_stats *out);
 
+/* Fetches the metadata of a topic ahead of the first send to it, which
+ * would otherwise wait for it (about a second). */
+kc_status kc_producer_prepare_topic(kc_producer *p, const char *topic, int timeout_ms);
 /* Flushes (up to timeout_ms) and frees. Messages still undelivered then
  * are reported by a WARNING. NULL is fine. */
 void kc_producer_close(kc_producer *p, int timeout_ms);
@@ -124,6 +127,9 @@ void kc_record_free(kc_record *m);
  * topic does not exist (yet). */
 kc_status kc_consumer_partition_count(kc_consumer *c, const char *topic, int timeout_ms,
                                       int *count, kc_err *err);
+/* From another thread: makes a kc_consumer_poll in progress return now
+ * (without a message). */
+void kc_consumer_wake(kc_consumer *c);
 /* Leaves the group (committing if auto-commit is on) and frees. NULL is fine. */
 void kc_consumer_close(kc_consumer *c);
 

@@ -194,6 +194,8 @@ static void on_new_producer_key(void *ctx, const char *root, size_t root_len, co
         track(n, topic, r, TOPIC_REQS);
     pthread_mutex_unlock(&n->mu);
     free(topic);
+    if (n->cons)
+        kc_consumer_wake(n->cons); /* start serving requests now */
 }
 
 static void on_missing_key(void *ctx, const char *root, size_t root_len, const kc_keyidx *ki)
@@ -208,6 +210,8 @@ static void on_missing_key(void *ctx, const char *root, size_t root_len, const k
         need_subscription(n, r);
     pthread_mutex_unlock(&n->mu);
     free(topic);
+    if (n->cons)
+        kc_consumer_wake(n->cons); /* ask for the key now, not after the poll */
 }
 
 /* ---- persistence of producer keys (§7.10) ---------------------------------------------------- */
@@ -485,8 +489,18 @@ static void rebuild_assignment(kc_node *n)
     }
     int *counts = calloc(ntrk ? ntrk : 1, sizeof *counts);
     for (size_t i = 0; counts && i < ntrk; i++) {
-        if (roots[i])
+        if (roots[i]) {
             create_key_topics(n, roots[i]);
+            /* the topics this node will write for that root: a first send
+             * would otherwise wait about a second for their metadata */
+            const char *suffixes[2] = {n->t.topic_suffix_keys, n->t.topic_suffix_subs};
+            for (int j = 0; j < 2; j++) {
+                char *w = concat(roots[i], suffixes[j]);
+                if (w)
+                    kc_producer_prepare_topic(n->prod, w, METADATA_TIMEOUT_MS);
+                free(w);
+            }
+        }
         kc_err err;
         if (topics[i] && kc_consumer_partition_count(n->cons, topics[i], METADATA_TIMEOUT_MS,
                                                      &counts[i], &err) != KC_OK)
