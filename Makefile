@@ -196,7 +196,7 @@ integration: $(BUILD)/kafkacrypto
 	[ $$found = 1 ] || echo "integration: no integration tests yet"
 
 # ---- benchmark --------------------------------------------------------------------------
-$(BUILD)/kc-bench: $(BENCH_SRCS) $(BUILD)/libkafkacrypto.a $(HEADERS)
+$(BUILD)/kc-bench: $(BENCH_SRCS) $(wildcard tests/bench/*.h) $(BUILD)/libkafkacrypto.a $(HEADERS)
 	$(CC) $(ALL_CFLAGS) -O3 -o $@ $(BENCH_SRCS) $(BUILD)/libkafkacrypto.a $(DEP_LIBS)
 
 bench: deps

@@ -493,8 +493,9 @@ static void rebuild_assignment(kc_node *n)
             create_key_topics(n, roots[i]);
             /* the topics this node will write for that root: a first send
              * would otherwise wait about a second for their metadata */
-            const char *suffixes[2] = {n->t.topic_suffix_keys, n->t.topic_suffix_subs};
-            for (int j = 0; j < 2; j++) {
+            const char *suffixes[3] = {n->t.topic_suffix_keys, n->t.topic_suffix_subs,
+                                       n->t.topic_suffix_reqs};
+            for (int j = 0; j < 3; j++) {
                 char *w = concat(roots[i], suffixes[j]);
                 if (w)
                     kc_producer_prepare_topic(n->prod, w, METADATA_TIMEOUT_MS);

@@ -6,7 +6,12 @@
  * crypto_secretbox_easy (serialize) or crypto_secretbox_open_easy
  * (deserialize), no framing, no allocation. Rounds of ours and the bound
  * alternate; the best round of each is reported (least disturbed by other
- * load on the machine). */
+ * load on the machine).
+ *
+ * Then (bench_e2e.c) end-to-end throughput through the embedded broker,
+ * encrypted against plaintext, and (bench_kx.c) the key-exchange latency
+ * between two nodes. `kc-bench [datapath] [e2e] [kx]` runs only the parts
+ * named. */
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +19,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "kafkacrypto.h"
+#include "kc_broker.h"
 #include "kc_keygen.h"
 #include "kc_log.h"
 #include "kc_serde.h"
@@ -22,14 +29,14 @@
 #define ROUNDS 7
 #define ROUND_SECONDS 0.12
 
-static double now_s(void)
+double bench_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void die(const char *what, const kc_err *err)
+void bench_die(const char *what, const kc_err *err)
 {
     fprintf(stderr, "kc-bench: %s: %s\n", what, err ? err->msg : "failed");
     exit(1);
@@ -55,7 +62,7 @@ static void op_serialize(bench *b)
     kc_err err;
     if (kc_serde_serialize(b->prod, KC_KIND_VALUE, "bench.data", b->value, b->size, &b->out,
                            &err) != KC_OK)
-        die("serialize", &err);
+        bench_die("serialize", &err);
 }
 
 static void op_deserialize(bench *b)
@@ -64,7 +71,7 @@ static void op_deserialize(bench *b)
     if (kc_serde_deserialize(b->cons, KC_KIND_VALUE, "bench.data", b->wire.data, b->wire.len,
                              b->msg, &err) != KC_OK ||
         !kc_message_is_cleartext(b->msg, false))
-        die("deserialize", &err);
+        bench_die("deserialize", &err);
 }
 
 static void bound_serialize(bench *b)
@@ -79,26 +86,26 @@ static void bound_deserialize(bench *b)
     uint8_t key[32], nonce[24];
     kc_keygen_at(&b->bound_gen, b->bound_salt, 16, key, nonce, NULL);
     if (crypto_secretbox_open_easy(b->plain, b->box, b->size + 16, nonce, key) != 0)
-        die("bound open", NULL);
+        bench_die("bound open", NULL);
 }
 
 /* ns per call of the best round. */
 static double measure(bench *b, op_fn fn, long iters)
 {
-    double t0 = now_s();
+    double t0 = bench_now();
     for (long i = 0; i < iters; i++)
         fn(b);
-    return (now_s() - t0) * 1e9 / (double)iters;
+    return (bench_now() - t0) * 1e9 / (double)iters;
 }
 
 static long calibrate(bench *b, op_fn fn)
 {
     long iters = 16;
     for (;;) {
-        double t0 = now_s();
+        double t0 = bench_now();
         for (long i = 0; i < iters; i++)
             fn(b);
-        double dt = now_s() - t0;
+        double dt = bench_now() - t0;
         if (dt > ROUND_SECONDS / 4 || iters > (1L << 28))
             return (long)((double)iters * ROUND_SECONDS / (dt > 0 ? dt : 1e-9)) + 1;
         iters *= 4;
@@ -135,24 +142,39 @@ static void find_secret(void *ctx, const kc_keyidx *ki, const uint8_t secret[32]
         memcpy(b->secret, secret, 32);
         kc_err err;
         if (kc_serde_add_consumer_key(b->cons, "bench", ki, secret, &err) != KC_OK)
-            die("consumer key", &err);
+            bench_die("consumer key", &err);
     }
 }
 
-int main(void)
+/* No arguments: every part; otherwise the parts named. */
+static bool wants(int argc, char **argv, const char *part)
 {
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], part) == 0)
+            return true;
+    return argc < 2;
+}
+
+int main(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "datapath") != 0 && strcmp(argv[i], "e2e") != 0 &&
+            strcmp(argv[i], "kx") != 0) {
+            fprintf(stderr, "usage: kc-bench [datapath] [e2e] [kx]\n");
+            return 2;
+        }
     if (kc_init() != 0)
-        die("libsodium", NULL);
+        bench_die("libsodium", NULL);
     char dir[] = "/tmp/kc-bench.XXXXXX";
     if (!mkdtemp(dir))
-        die("mkdtemp", NULL);
+        bench_die("mkdtemp", NULL);
     char seed[sizeof dir + 16];
     snprintf(seed, sizeof seed, "%s/bench.seed", dir);
     kc_log_set_level(KC_LOG_ERROR);
     kc_ratchet *r;
     kc_err err;
     if (kc_ratchet_open_file(seed, NULL, &r, &err) != KC_OK)
-        die("ratchet", &err);
+        bench_die("ratchet", &err);
     uint8_t node[32];
     randombytes_buf(node, sizeof node);
     kc_serde_config pc, cc;
@@ -164,7 +186,7 @@ int main(void)
     bench b;
     memset(&b, 0, sizeof b);
     if (kc_serde_new(&pc, &b.prod, &err) != KC_OK || kc_serde_new(&cc, &b.cons, &err) != KC_OK)
-        die("serde", &err);
+        bench_die("serde", &err);
     b.msg = kc_message_new();
 
     static const size_t sizes[] = {64, 1024, 65536};
@@ -172,31 +194,39 @@ int main(void)
     b.box = malloc(65536 + 16);
     b.plain = malloc(65536);
     if (!value || !b.box || !b.plain || !b.msg)
-        die("malloc", NULL);
+        bench_die("malloc", NULL);
     randombytes_buf(value, 65536);
     b.value = value;
+    /* The producer's generation (created on first use) and its secret for
+     * the consumer and the bound. */
+    if (kc_serde_serialize(b.prod, KC_KIND_VALUE, "bench.data", value, 64, &b.wire, &err) != KC_OK)
+        bench_die("serialize", &err);
+    kc_serde_foreach_pgen(b.prod, "bench", find_secret, &b);
 
-    printf("kafkacrypto data path, one thread; best of %d rounds, bound = BLAKE2b + secretbox\n",
-           ROUNDS);
-    printf("%-12s %8s %12s %10s %12s %10s %7s\n", "operation", "bytes", "ours msg/s", "ours MB/s",
-           "bound msg/s", "bound MB/s", "ratio");
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
-        b.size = sizes[i];
-        /* The producer's generation (created on first use) and its secret
-         * for the consumer and the bound. */
-        if (kc_serde_serialize(b.prod, KC_KIND_VALUE, "bench.data", value, b.size, &b.wire,
-                               &err) != KC_OK)
-            die("serialize", &err);
-        if (i == 0)
-            kc_serde_foreach_pgen(b.prod, "bench", find_secret, &b);
-        kc_keygen_init(&b.bound_gen, b.secret, 32, kc_keygen_ctx_value, 16, NULL);
-        compare(&b, "serialize", op_serialize, bound_serialize);
-        /* The bound opens a box made under its own salt. */
-        uint8_t key[32], nonce[24];
-        kc_keygen_next(&b.bound_gen, b.bound_salt, key, nonce);
-        crypto_secretbox_easy(b.box, value, b.size, nonce, key);
-        compare(&b, "deserialize", op_deserialize, bound_deserialize);
+    if (wants(argc, argv, "datapath")) {
+        printf("kafkacrypto data path, one thread; best of %d rounds, "
+               "bound = BLAKE2b + secretbox\n", ROUNDS);
+        printf("%-12s %8s %12s %10s %12s %10s %7s\n", "operation", "bytes", "ours msg/s",
+               "ours MB/s", "bound msg/s", "bound MB/s", "ratio");
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+            b.size = sizes[i];
+            if (kc_serde_serialize(b.prod, KC_KIND_VALUE, "bench.data", value, b.size, &b.wire,
+                                   &err) != KC_OK)
+                bench_die("serialize", &err);
+            kc_keygen_init(&b.bound_gen, b.secret, 32, kc_keygen_ctx_value, 16, NULL);
+            compare(&b, "serialize", op_serialize, bound_serialize);
+            /* The bound opens a box made under its own salt. */
+            uint8_t key[32], nonce[24];
+            kc_keygen_next(&b.bound_gen, b.bound_salt, key, nonce);
+            crypto_secretbox_easy(b.box, value, b.size, nonce, key);
+            compare(&b, "deserialize", op_deserialize, bound_deserialize);
+        }
     }
+    if (wants(argc, argv, "e2e"))
+        bench_e2e(b.prod, b.cons, value);
+    if (wants(argc, argv, "kx"))
+        bench_key_exchange(dir);
+    kc_broker_embedded_stop();
     kc_message_free(b.msg);
     kc_buf_free(&b.out);
     kc_buf_free(&b.wire);
