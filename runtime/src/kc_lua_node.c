@@ -38,12 +38,37 @@ static void set_open(lua_State *L, int idx, bool open)
     lua_pop(L, 1);
 }
 
-static double opt_number_field(lua_State *L, int t, const char *name, double dflt)
+/* Errors name the function and the field: "provision: pathlen: expected a
+ * number, got string". */
+static double opt_number_field(lua_State *L, int t, const char *fn, const char *name,
+                               double dflt)
 {
     lua_getfield(L, t, name);
-    double v = lua_isnil(L, -1) ? dflt : luaL_checknumber(L, -1);
+    if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TNUMBER)
+        kc_lua_errorf(L, "%s: %s: expected a number, got %s", fn, name, luaL_typename(L, -1));
+    double v = lua_isnil(L, -1) ? dflt : lua_tonumber(L, -1);
     lua_pop(L, 1);
     return v;
+}
+
+/* The string field `name` of table t, left on the stack (it keeps the
+ * string alive; nil when absent); NULL when absent and not required. */
+static const char *string_field(lua_State *L, int t, const char *fn, const char *name,
+                                bool required)
+{
+    lua_getfield(L, t, name);
+    int type = lua_type(L, -1);
+    if (type == LUA_TNIL && !required)
+        return NULL;
+    if (type != LUA_TSTRING && type != LUA_TNUMBER)
+        kc_lua_errorf(L, "%s: %s: expected a string, got %s", fn, name, luaL_typename(L, -1));
+    return lua_tostring(L, -1);
+}
+
+static void check_table_arg(lua_State *L, int idx, const char *fn, const char *what)
+{
+    if (lua_type(L, idx) != LUA_TTABLE)
+        kc_lua_errorf(L, "%s: expected %s, got %s", fn, what, luaL_typename(L, idx));
 }
 
 static bool opt_bool_field(lua_State *L, int t, const char *name, bool dflt)
@@ -59,12 +84,11 @@ static bool opt_bool_field(lua_State *L, int t, const char *name, bool dflt)
  *                 denylist_topic=, trust_temporary_rot= } */
 static int l_node_open(lua_State *L)
 {
-    luaL_checktype(L, 1, LUA_TTABLE);
+    check_table_arg(L, 1, "new", "a table of options");
     lua_settop(L, 1);
     kc_node_options o;
     kc_node_options_init(&o);
-    lua_getfield(L, 1, "node_id");     /* 2 */
-    o.node_id = luaL_optstring(L, 2, NULL);
+    o.node_id = string_field(L, 1, "new", "node_id", false);   /* 2 */
     lua_getfield(L, 1, "config");      /* 3 */
     bool borrowed = false;
     if (lua_type(L, 3) == LUA_TSTRING)
@@ -76,8 +100,8 @@ static int l_node_open(lua_State *L)
                              luaL_typename(L, 3));
     if (!o.node_id && !o.config_path && !borrowed)
         return kc_lua_errorf(L, "new: expected a node ID or a config");
-    o.key_wait_interval = opt_number_field(L, 1, "key_wait_interval", 0);
-    o.max_key_wait_intervals = (int)opt_number_field(L, 1, "max_key_wait_intervals", 0);
+    o.key_wait_interval = opt_number_field(L, 1, "new", "key_wait_interval", 0);
+    o.max_key_wait_intervals = (int)opt_number_field(L, 1, "new", "max_key_wait_intervals", 0);
     o.allowlist_topic = opt_bool_field(L, 1, "allowlist_topic", true);
     o.denylist_topic = opt_bool_field(L, 1, "denylist_topic", true);
     o.trust_temporary_rot = opt_bool_field(L, 1, "trust_temporary_rot", false);
@@ -93,9 +117,9 @@ static int l_node_open(lua_State *L)
     lua_getfield(L, 1, "producer");    /* 4 */
     lua_getfield(L, 1, "consumer");    /* 5 */
     if (!lua_isnil(L, 4))
-        luaL_checktype(L, 4, LUA_TTABLE);
+        check_table_arg(L, 4, "new: producer", "Kafka options (a table or a kafkacrypto.producer)");
     if (!lua_isnil(L, 5))
-        luaL_checktype(L, 5, LUA_TTABLE);
+        check_table_arg(L, 5, "new: consumer", "Kafka options (a table or a kafkacrypto.consumer)");
     if (borrowed)
         kc_lua_check_store(L, 3);
 
@@ -199,15 +223,14 @@ static int l_tostring(lua_State *L)
  *                 topics={...}, pathlen=, lifetime=, dir= } */
 static int l_provision(lua_State *L)
 {
-    luaL_checktype(L, 1, LUA_TTABLE);
+    check_table_arg(L, 1, "provision", "a table {node_id=, role=, rot_password=, ...}");
     lua_settop(L, 1);
     kc_provision_request r;
     memset(&r, 0, sizeof r);
     const char *const names[] = {"node_id", "role", "rot_password", "provisioning_password", "dir"};
     const char *v[5];
     for (int i = 0; i < 5; i++) {
-        lua_getfield(L, 1, names[i]);
-        v[i] = i < 4 ? luaL_checkstring(L, -1) : luaL_optstring(L, -1, NULL);
+        v[i] = string_field(L, 1, "provision", names[i], i < 4);
         if (i < 4 && !*v[i])
             return kc_lua_errorf(L, "provision: %s must not be empty", names[i]);
     }
@@ -218,8 +241,8 @@ static int l_provision(lua_State *L)
     r.rot_password = v[2];
     r.prov_password = v[3];
     r.dir = v[4];
-    r.pathlen = (int)opt_number_field(L, 1, "pathlen", 1);
-    r.lifetime = opt_number_field(L, 1, "lifetime", 0);
+    r.pathlen = (int)opt_number_field(L, 1, "provision", "pathlen", 1);
+    r.lifetime = opt_number_field(L, 1, "provision", "lifetime", 0);
     lua_getfield(L, 1, "topics");
     int t = lua_gettop(L);
     size_t n = lua_istable(L, t) ? lua_objlen(L, t) : 0;
