@@ -1026,6 +1026,7 @@ void kc_node_close(kc_node *n)
         pthread_join(n->thread, NULL);
     if (n->serde && n->store && n->ck)
         kc_node_persist(n, NULL);
+    kc_serde_detach(n->serde); /* Lua serializers may outlive the node */
     kc_producer_close(n->prod, (int)(n->t.mgmt_flush_time * 1000));
     kc_consumer_close(n->cons);
     kc_serde_free(n->serde);

@@ -77,6 +77,7 @@ struct kc_serde {
     void *hook_ctx;
     kc_status (*persist_fn)(void *ctx, kc_err *err);
     void *persist_ctx;
+    bool detached;       /* kc_serde_detach: the owner is gone */
     pthread_mutex_t persist_lock;  /* one persist at a time; taken before `lock` */
     uint64_t created_gen, saved_gen; /* producer records created / known saved */
 
@@ -459,7 +460,10 @@ kc_status kc_serde_serialize(kc_serde *s, kc_kind kind, const char *topic,
     if (st == KC_OK) {
         pthread_mutex_lock(&s->lock);
         root_entry *r = root_get(s, root, root_len);
-        if (!r)
+        if (s->detached)
+            st = kc_err_set(err, KC_ERR_STATE, "topic %s: the node of this serializer is closed",
+                            topic);
+        else if (!r)
             st = kc_err_set(err, KC_ERR_NOMEM, "topic %s: out of memory", topic);
         else if (!r->cur)
             st = get_producer(s, r, err);
@@ -556,6 +560,8 @@ static cgen *cgen_find(root_entry *r, const kc_keyidx *ki)
 static cgen *wait_for_key(kc_serde *s, root_entry *r, const kc_keyidx *ki)
 {
     cgen *g = cgen_find(r, ki);
+    if (s->detached)
+        return g; /* nobody will bring the key */
     int i = 1, budget = s->max_wait;
     bool initial = false;
     while (!g && i > 0) {
@@ -741,6 +747,22 @@ kc_status kc_serde_ratchet_step(kc_serde *s, kc_err *err)
     return st;
 }
 
+void kc_serde_detach(kc_serde *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->persist_lock);
+    pthread_mutex_lock(&s->lock);
+    s->detached = true;
+    s->ratchet = NULL;
+    s->on_new_producer_key = s->on_missing_key = NULL;
+    s->hook_ctx = NULL;
+    s->persist_fn = NULL;
+    s->persist_ctx = NULL;
+    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&s->persist_lock);
+}
+
 kc_status kc_serde_persist(kc_serde *s, kc_err *err)
 {
     if (!s->persist_fn)
@@ -748,7 +770,7 @@ kc_status kc_serde_persist(kc_serde *s, kc_err *err)
     pthread_mutex_lock(&s->persist_lock);
     pthread_mutex_lock(&s->lock);
     uint64_t gen = s->created_gen;
-    bool needed = gen > s->saved_gen;
+    bool needed = s->persist_fn && gen > s->saved_gen; /* not detached meanwhile */
     pthread_mutex_unlock(&s->lock);
     kc_status st = needed ? s->persist_fn(s->persist_ctx, err) : KC_OK;
     if (st == KC_OK && needed) {

@@ -36,6 +36,13 @@
 kc_serde *kc_serde_ref(kc_serde *s);
 void kc_serde_unref(kc_serde *s);
 
+/* Cuts the serde from its owner (a closing node), whose ratchet, hooks and
+ * persist_fn it must not use any more: serializer objects may outlive the
+ * node. Afterwards serializing fails with KC_ERR_STATE ("the node of this
+ * serializer is closed"), and deserializing uses the keys already held
+ * without waiting for others. */
+void kc_serde_detach(kc_serde *s);
+
 /* The serializer on a dynamically typed input, as upstream: NONE gives
  * null (*is_null set), BYTES is encrypted, MESSAGE follows
  * kc_serde_serialize_message, anything else is refused with "Passed value

@@ -866,6 +866,64 @@ static void test_threads_share_no_salt(void **state)
     kc_ratchet_close(r);
 }
 
+static int persisted;
+static kc_status count_persist(void *ctx, kc_err *err)
+{
+    persisted++;
+    return KC_OK;
+}
+
+/* A closing node detaches its serde, which serializer objects may keep. */
+static void test_detached_serde_refuses_to_encrypt_and_never_waits(void **state)
+{
+    hooks h = {0};
+    kc_ratchet *r = open_seed();
+    kc_serde_config c = config(&h, r);
+    c.persist_fn = count_persist;
+    kc_serde *s;
+    assert_int_equal(kc_serde_new(&c, &s, NULL), KC_OK);
+    kc_buf wire = KC_BUF_INIT, other = KC_BUF_INIT;
+    assert_int_equal(kc_serde_serialize(s, KC_KIND_VALUE, "sensor", (const uint8_t *)"a", 1, &wire,
+                                        NULL), KC_OK);
+    assert_int_equal(kc_serde_serialize(s, KC_KIND_VALUE, "other", (const uint8_t *)"b", 1,
+                                        &other, NULL), KC_OK);
+    /* its own key for "sensor", as if received (not under foreach's lock) */
+    kc_keyidx ki;
+    uint8_t secret[32];
+    kc_serde_producer_state(s, "sensor", KC_KIND_VALUE, &ki, NULL);
+    kc_serde_foreach_pgen(s, "sensor", grab_secret, secret);
+    assert_int_equal(kc_serde_add_consumer_key(s, "sensor", &ki, secret, NULL), KC_OK);
+    persisted = h.new_keys = 0;
+    kc_serde_detach(s);
+    kc_ratchet_close(r); /* what the node closes next */
+
+    kc_err err = {0};
+    kc_buf out = KC_BUF_INIT;
+    assert_int_equal(kc_serde_serialize(s, KC_KIND_VALUE, "sensor", (const uint8_t *)"c", 1, &out,
+                                        &err), KC_ERR_STATE);
+    assert_non_null(strstr(err.msg, "the node of this serializer is closed"));
+    assert_int_equal(kc_serde_serialize(s, KC_KIND_KEY, "new", (const uint8_t *)"d", 1, &out,
+                                        &err), KC_ERR_STATE);
+    assert_int_equal(out.len, 0);
+    assert_int_equal(kc_serde_persist(s, NULL), KC_OK);
+    assert_int_equal(persisted + h.new_keys, 0);
+    /* keys held still decrypt; a missing one is neither awaited nor asked for */
+    kc_message *m = kc_message_new();
+    assert_int_equal(kc_serde_deserialize(s, KC_KIND_VALUE, "sensor", wire.data, wire.len, m,
+                                          NULL), KC_OK);
+    expect_clear(m, "a");
+    h.sleeps = h.missing = 0;
+    assert_int_equal(kc_serde_deserialize(s, KC_KIND_VALUE, "other", other.data, other.len, m,
+                                          NULL), KC_OK);
+    assert_false(kc_message_is_cleartext(m, true));
+    assert_int_equal(h.sleeps + h.missing, 0);
+    kc_serde_detach(s); /* twice is fine */
+    kc_message_free(m);
+    kc_buf_free(&wire);
+    kc_buf_free(&other);
+    kc_serde_free(s);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -886,6 +944,7 @@ int main(void)
         T(test_oldkeys_validation),
         T(test_root_rules),
         T(test_threads_share_no_salt),
+        T(test_detached_serde_refuses_to_encrypt_and_never_waits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
