@@ -91,6 +91,10 @@ void kc_lua_return_store(lua_State *L, int idx);
  * Raises a Lua error on a bad option. */
 void kc_lua_kafka_config(lua_State *L, int idx, kc_kafka_use use, kc_kafka_config *conf);
 
+/* ---- provisioning tools (kc_lua_tools.c) ---------------------------------- */
+
+void kc_lua_open_tools(lua_State *L);
+
 /* ---- nodes (kc_lua_node.c) ------------------------------------------------ */
 
 void kc_lua_open_node(lua_State *L);
