@@ -1,4 +1,4 @@
--- Provision a chain server whose certificate an offline root of trust signs (upstream's chain-server-provision)
+-- provision a chain server signed by an offline root of trust
 --
 -- As controller-provision, for a chain server: usages key-encrypt and
 -- key-encrypt-subscribe, default pathlen 2, and an empty chainkeys section

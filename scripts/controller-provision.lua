@@ -1,4 +1,4 @@
--- Provision a controller whose certificate an offline root of trust signs (upstream's controller-provision)
+-- provision a controller signed by an offline root of trust
 --
 -- Prints "New Controller ( PK ): HEX", the unsigned certificate (usages
 -- key-encrypt-request) for the root of trust to sign, reads back the "ROT

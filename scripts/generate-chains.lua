@@ -1,4 +1,4 @@
--- Print provisioner certificates for an offline root of trust to sign (upstream's generate-chains)
+-- print provisioner certificates for an offline root of trust to sign
 --
 -- From the root of trust's public key and a provisioning password, derives
 -- the producer, consumer and prodcon provisioner keys and prints for each:

@@ -1,4 +1,4 @@
--- Watch the key-exchange topics and print who requested keys and who answered (upstream's key-monitor)
+-- watch the key-exchange topics: who requested keys, who answered
 --
 --   kafkacrypto key-monitor --node NODE.config [--broker HOST:PORT] [--count N] [--timeout S]
 --

@@ -1,4 +1,4 @@
--- Show a node's keys, chains, allowlist and denylist in words (upstream's keyinfo, extended)
+-- show a node's keys, chains, allowlist and denylist in words
 --
 --   kafkacrypto keyinfo NODE.config
 --       the node's signing public keys (from its .crypto), each chain of

@@ -1,4 +1,4 @@
--- Provision a node with a pre-configured root of trust and pre-signed provisioners (upstream's provision)
+-- provision a node with a configured root and pre-signed provisioners (upstream's provision)
 --
 -- Upstream's tools/provision.py has the root of trust, the ROT-signed
 -- provisioner certificates and an optional escrow key pasted into the
@@ -34,7 +34,7 @@ local t = P.tool {
     { "--pathlen", "N", "maximum path length below the node (-1: no limit; default 1)" },
     { "--password-file", "FILE", "provisioning password (12+ characters)" },
     { "--dir", "DIR", "where to write the files (default: the current directory)" },
-    { "--yes", nil, "do not ask for confirmation" },
+    { "--yes", nil, "no confirmation; defaults for key type and pathlen" },
   },
 }
 local opts, rest = t:parse(arg)

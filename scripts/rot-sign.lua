@@ -1,4 +1,4 @@
--- Sign a certificate with a password-derived root of trust (for the offline-ROT tools)
+-- sign a certificate with a password-derived root of trust (offline flows)
 --
 -- The offline provisioning tools (generate-chains, controller-provision,
 -- chain-server-provision) print unsigned certificates for the root of trust

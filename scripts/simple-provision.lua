@@ -1,4 +1,4 @@
--- Provision a node from a root-of-trust password and a provisioning password (upstream's simple-provision)
+-- provision a node from a ROT password and a provisioning password (upstream's simple-provision)
 --
 -- Asks upstream's questions in upstream's order (spec §9.3); every answer can
 -- also come from an option, and passwords from files or the environment
@@ -30,7 +30,7 @@ local t = P.tool {
     { "--rot-password-file", "FILE", "root of trust password (12+ characters)" },
     { "--password-file", "FILE", "provisioning password (6+ characters)" },
     { "--dir", "DIR", "where to write the files (default: the current directory)" },
-    { "--yes", nil, "do not ask for confirmation" },
+    { "--yes", nil, "no confirmation; defaults for key type and pathlen" },
   },
 }
 local opts, rest = t:parse(arg)

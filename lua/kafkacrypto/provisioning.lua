@@ -174,6 +174,9 @@ function Tool:input(prompt)
   return line
 end
 
+-- Length in characters (UTF-8), as upstream counts them.
+local function chars(s) return #s:gsub("[\128-\191]", "") end
+
 -- A password: from the file given by option `file_opt`, the environment
 -- variable `env`, or the terminal (hidden), repeating until long enough.
 -- Passwords from files or the environment that are too short are errors.
@@ -189,7 +192,7 @@ function Tool:password(opts, file_opt, env, prompt, min)
     pw, source = os.getenv(env), env
   end
   if source then
-    if #pw < min then
+    if chars(pw) < min then
       self:usage_error("%s: the password needs %d or more characters", source, min)
     end
     return pw
@@ -197,7 +200,7 @@ function Tool:password(opts, file_opt, env, prompt, min)
   repeat
     pw = P.read_password(prompt)
     if pw == nil then self:fail("end of input at the prompt %q", prompt) end
-  until #pw >= min
+  until chars(pw) >= min
   return pw
 end
 
@@ -207,6 +210,7 @@ function P.ask_keytype(t, opts, invalid_is_one)
     if kt ~= 1 and kt ~= 4 then t:usage_error("--keytype %d: expected 1 or 4", kt) end
     return kt
   end
+  if opts.yes then return 1 end
   while true do
     local kt = t:input("Key type (1 = Ed25519 (default), 4 = Ed25519+SLH-DSA-SHAKE-128f)? ")
     local n = tonumber(kt)
@@ -287,6 +291,7 @@ end
 
 function P.ask_pathlen(t, opts, default)
   if opts.pathlen then return t:int_option(opts, "pathlen", default, -1) end
+  if opts.yes then return default end
   while true do
     local a = t:input(("Enter a maximum pathlength (-1 for no limit; default %d):"):format(default))
     if a == "" then return default end
@@ -297,6 +302,7 @@ end
 
 function P.ask_lifetime(t, opts, default)
   if opts.lifetime then return t:int_option(opts, "lifetime", default, -1) end
+  if opts.yes then return default end
   while true do
     local a = t:input(("Enter a maximum lifetime in seconds (-1 for no limit; default %d):"):format(default))
     if a == "" then return default end
@@ -517,7 +523,7 @@ P.OFFLINE_OPTIONS = {
   { "--lifetime", "SECONDS", "certificate lifetime (-1: never expires)" },
   { "--signed-file", "FILE", "read the ROT Signed Value (hex) from FILE instead of asking" },
   { "--dir", "DIR", "where to write the files (default: the current directory)" },
-  { "--yes", nil, "do not ask for confirmation" },
+  { "--yes", nil, "no confirmation; defaults for key type, pathlen, lifetime" },
 }
 
 -- Prints the node's files and its chain in words.

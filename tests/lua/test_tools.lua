@@ -7,8 +7,14 @@ local P = require "kafkacrypto.provisioning"
 local cjson = require "cjson"
 local h = require "helpers"
 
-local EXE = os.getenv("KC_BIN") or "build/kafkacrypto"
-local VECTORS = os.getenv("KC_VECTORS") or "../shared/vectors"
+local function absolute(path)
+  if path:sub(1, 1) == "/" then return path end
+  local pwd = io.popen("pwd"):read("*l")
+  return pwd .. "/" .. path
+end
+-- `make lua-test` runs from the repository root
+local EXE = absolute(os.getenv("KC_BIN") or "build/kafkacrypto")
+local VECTORS = absolute(os.getenv("KC_VECTORS") or "../shared/vectors")
 
 local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
