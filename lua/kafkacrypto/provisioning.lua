@@ -45,33 +45,19 @@ function P.unhex(text, what)
   local s = (text or ""):gsub("%s", ""):gsub("^0[xX]", "")
   if s == "" then return nil, what .. ": empty" end
   if #s % 2 == 1 then return nil, what .. ": odd number of hex digits (truncated?)" end
-  if s:find("[^%x]") then return nil, what .. ": not hex" end
-  return (s:gsub("..", function(x) return string.char(tonumber(x, 16)) end))
+  local bytes = core.unhex(s)
+  if not bytes then return nil, what .. ": not hex" end
+  return bytes
 end
-
-local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-local B64_VALUE = {}
-for i = 1, 64 do B64_VALUE[B64:sub(i, i)] = i - 1 end
 
 -- bytes of a standard base64 text with padding (spaces ignored), or nil, why
 function P.unbase64(text, what)
   local s = (text or ""):gsub("%s", "")
   if s == "" then return nil, what .. ": empty" end
   if #s % 4 ~= 0 then return nil, what .. ": truncated base64 (length not a multiple of 4)" end
-  local pad = #s:match("=*$")
-  if pad > 2 or s:sub(1, #s - pad):find("[^%w+/]") then return nil, what .. ": not base64" end
-  local out = {}
-  for i = 1, #s, 4 do
-    local n, k = 0, 0
-    for j = i, i + 3 do
-      local v = B64_VALUE[s:sub(j, j)]
-      n = n * 64 + (v or 0)
-      if v then k = k + 1 end
-    end
-    local bytes = string.char(math.floor(n / 65536) % 256, math.floor(n / 256) % 256, n % 256)
-    out[#out + 1] = bytes:sub(1, k - 1)
-  end
-  return table.concat(out)
+  local bytes = core.unbase64(s)
+  if not bytes then return nil, what .. ": not base64" end
+  return bytes
 end
 
 ---------------------------------------------------------------------------

@@ -347,6 +347,25 @@ static int l_role_usages(lua_State *L)
     return 2;
 }
 
+/* ---- text forms ---------------------------------------------------------------- */
+
+/* unhex(text) / unbase64(text) -> bytes | nil (strict: kc_hex.h) */
+static int decode_text(lua_State *L, kc_status (*decode)(const char *, size_t, kc_buf *))
+{
+    size_t n;
+    const char *text = luaL_checklstring(L, 1, &n);
+    kc_buf out = KC_BUF_INIT;
+    if (decode(text, n, &out) != KC_OK) {
+        kc_buf_free(&out);
+        lua_pushnil(L);
+        return 1;
+    }
+    push_buf(L, &out);
+    return 1;
+}
+static int l_unhex(lua_State *L) { return decode_text(L, kc_unhex); }
+static int l_unbase64(lua_State *L) { return decode_text(L, kc_base64_decode); }
+
 /* ---- the node's .crypto and .seed -------------------------------------------- */
 
 /* cryptokey_keys(path[, keytype]) -> {public key bytes, ...}
@@ -482,6 +501,8 @@ void kc_lua_open_tools(lua_State *L)
         {"rot_entry", l_rot_entry},
         {"cert_keys", l_cert_keys},
         {"role_usages", l_role_usages},
+        {"unhex", l_unhex},
+        {"unbase64", l_unbase64},
         {"cryptokey_keys", l_cryptokey_keys},
         {"seed_init", l_seed_init},
         {"seed_escrow", l_seed_escrow},
