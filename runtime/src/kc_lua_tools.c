@@ -6,8 +6,8 @@
  * Secret keys stay in C (wiped when the handle is closed or collected).
  * Passwords come back to Lua as strings, which Lua cannot wipe: the tools
  * drop them as soon as the keys are derived. */
-#include <errno.h>
 #include <lauxlib.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
@@ -30,6 +30,18 @@ static const char SIGNER[] = "kafkacrypto.signer";
 
 /* ---- hidden input ---------------------------------------------------------- */
 
+/* Echo must come back if the user interrupts the prompt. */
+static struct termios saved_termios;
+static struct sigaction saved_int, saved_term;
+
+static void restore_and_reraise(int sig)
+{
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_termios);
+    sigaction(SIGINT, &saved_int, NULL);
+    sigaction(SIGTERM, &saved_term, NULL);
+    raise(sig);
+}
+
 /* read_password(prompt) -> text | nil at end of input. The prompt goes to
  * stdout; on a terminal echo is off while the line is typed. The line is
  * read through C's stdin, which Lua's io.read shares. */
@@ -38,25 +50,29 @@ static int l_read_password(lua_State *L)
     const char *prompt = luaL_optstring(L, 1, "Password: ");
     fputs(prompt, stdout);
     fflush(stdout);
-    struct termios saved, quiet;
-    int tty = isatty(fileno(stdin)) && tcgetattr(fileno(stdin), &saved) == 0;
+    char *line = sodium_init() < 0 ? NULL : sodium_malloc(PASSWORD_MAX + 2);
+    if (!line)
+        return kc_lua_errorf(L, "read_password: out of memory");
+    int tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &saved_termios) == 0;
     if (tty) {
-        quiet = saved;
+        struct termios quiet = saved_termios;
         quiet.c_lflag &= ~(tcflag_t)ECHO;
         quiet.c_lflag |= ECHONL;
-        tcsetattr(fileno(stdin), TCSAFLUSH, &quiet);
-    }
-    char *line = sodium_init() < 0 ? NULL : sodium_malloc(PASSWORD_MAX + 2);
-    if (!line) {
-        if (tty)
-            tcsetattr(fileno(stdin), TCSAFLUSH, &saved);
-        return kc_lua_errorf(L, "read_password: out of memory");
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = restore_and_reraise;
+        sigaction(SIGINT, &sa, &saved_int);
+        sigaction(SIGTERM, &sa, &saved_term);
+        tcsetattr(STDIN_FILENO, TCSANOW, &quiet); /* keep what was typed ahead */
     }
     char *got = fgets(line, PASSWORD_MAX + 2, stdin);
-    if (tty)
-        tcsetattr(fileno(stdin), TCSAFLUSH, &saved);
-    else
+    if (tty) {
+        tcsetattr(STDIN_FILENO, TCSANOW, &saved_termios);
+        sigaction(SIGINT, &saved_int, NULL);
+        sigaction(SIGTERM, &saved_term, NULL);
+    } else {
         fputs("\n", stdout);
+    }
     size_t n = got ? strcspn(line, "\r\n") : 0;
     bool too_long = got && n > PASSWORD_MAX;
     if (too_long && !strchr(line, '\n')) /* drop the rest of the line */

@@ -101,6 +101,17 @@ grep -q '^temporary' node1.config && fail "temporary root kept"
 [ "$(stat -c %a node1.seed)" = 600 ] || fail "node1.seed is not private"
 pass "simple-provision: interactive, re-asks short passwords and bad choices"
 
+# on a terminal (script(1) gives one): passwords are not echoed, the node ID is
+if command -v script >/dev/null 2>&1; then
+    { sleep 2; printf '\n'; sleep 2; printf 'terminal root password\n'; sleep 2
+      printf 'terminal pw\n'; sleep 2; printf 'ttynode\n2\nex1\n\nyes\n'; sleep 4; } |
+        script -qec "'$K' simple-provision" /dev/null >tty.out 2>&1 || fail "on a terminal: $(tail -3 tty.out)"
+    grep -q "Congratulations! Provisioning is complete." tty.out || fail "on a terminal: $(tail -3 tty.out)"
+    grep -q "Node ID: ttynode" tty.out || fail "the node ID was not echoed"
+    ! grep -q "terminal root password\|terminal pw" tty.out || fail "a password was echoed"
+    pass "simple-provision on a terminal: passwords are read without echo"
+fi
+
 # end of input, "no" at the confirmation
 printf '\n%s\n' "$ROTPW" >in
 expect 1 "$K" simple-provision
