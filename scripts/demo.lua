@@ -1,5 +1,6 @@
--- kafkacrypto demo: encryption and key exchange on a Kafka broker inside
--- this process. Run with `kafkacrypto demo` (or `make run`).
+-- the demo: provisioning, key exchange and encryption on an embedded broker
+--
+-- Runs a Kafka broker inside this process. `kafkacrypto demo` or `make run`.
 --
 -- What it shows, step by step:
 --   1. provisioning nodes from one root-of-trust password
