@@ -28,6 +28,7 @@ local kafkacrypto = {
   errors = require "kafkacrypto.errors",
   store = require("kafkacrypto.store").open,   -- KafkaCryptoStore, see store.lua
   bytes = core.bytes,                          -- marks a string as bytes for store_value
+  crypto = require "kafkacrypto.crypto",       -- primitives over opaque handles, see crypto.lua
 }
 
 -- Message objects (upstream's KafkaCryptoMessage): what our deserializers

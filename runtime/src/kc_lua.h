@@ -9,6 +9,7 @@
 #define KC_LUA_H
 
 #include <lua.h>
+#include <stdbool.h>
 
 #include "kc_err.h"
 #include "kc_root.h"
@@ -94,6 +95,10 @@ void kc_lua_kafka_config(lua_State *L, int idx, kc_kafka_use use, kc_kafka_confi
 /* ---- nodes (kc_lua_node.c) ------------------------------------------------ */
 
 void kc_lua_open_node(lua_State *L);
+/* Whether the value at idx is a node object; the open node of one (raises
+ * if it is not one or is closed). */
+bool kc_lua_is_node(lua_State *L, int idx);
+struct kc_node *kc_lua_check_node(lua_State *L, int idx);
 /* Closes every node of the state (before os.exit). */
 void kc_lua_node_close_all(lua_State *L);
 

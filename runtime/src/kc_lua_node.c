@@ -25,6 +25,21 @@ static lua_node *check_node(lua_State *L, int idx)
     return ln;
 }
 
+bool kc_lua_is_node(lua_State *L, int idx)
+{
+    if (!lua_touserdata(L, idx) || !lua_getmetatable(L, idx))
+        return false;
+    luaL_getmetatable(L, NODE);
+    bool same = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    return same;
+}
+
+kc_node *kc_lua_check_node(lua_State *L, int idx)
+{
+    return check_node(L, idx)->n;
+}
+
 /* open nodes, weakly, so that os.exit can close them */
 static void set_open(lua_State *L, int idx, bool open)
 {

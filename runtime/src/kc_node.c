@@ -1058,6 +1058,7 @@ const char *kc_node_id(const kc_node *n) { return n->node_id; }
 kc_serde *kc_node_serde(kc_node *n) { return n->serde; }
 kc_exchange *kc_node_exchange(kc_node *n) { return n->x; }
 kc_store *kc_node_store(kc_node *n) { return n->store; }
+kc_cryptokey *kc_node_cryptokey(kc_node *n) { return n->ck; }
 const kc_tunables *kc_node_tunables(const kc_node *n) { return &n->t; }
 
 void kc_node_get_stats(kc_node *n, kc_node_stats *out)

@@ -73,6 +73,8 @@ const char *kc_node_id(const kc_node *n);
 kc_serde *kc_node_serde(kc_node *n);
 kc_exchange *kc_node_exchange(kc_node *n);
 kc_store *kc_node_store(kc_node *n);
+/* The node's identity keys (for handles to them: kc_lua_crypto.h). */
+kc_cryptokey *kc_node_cryptokey(kc_node *n);
 const kc_tunables *kc_node_tunables(const kc_node *n);
 
 /* Writes the producer keys now if new ones exist (serializers and the
