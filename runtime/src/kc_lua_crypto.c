@@ -529,7 +529,7 @@ kc_exchange_keys *kc_lua_test_keyset(lua_State *L, int idx)
     return ks ? &ks->keys : NULL;
 }
 
-static void push_keyidx(lua_State *L, const kc_keyidx *ki)
+void kc_lua_push_keyidx(lua_State *L, const kc_keyidx *ki)
 {
     if (ki->type == KC_KEYIDX_BYTES)
         lua_pushlstring(L, (const char *)ki->bytes, ki->len);
@@ -545,7 +545,7 @@ static int l_ks_indices(lua_State *L)
     keyset *ks = check_keyset(L, 1, "keyset:indices", "self");
     lua_createtable(L, (int)ks->keys.n, 0);
     for (size_t i = 0; i < ks->keys.n; i++) {
-        push_keyidx(L, &ks->keys.items[i].ki);
+        kc_lua_push_keyidx(L, &ks->keys.items[i].ki);
         lua_rawseti(L, -2, (int)i + 1);
     }
     return 1;

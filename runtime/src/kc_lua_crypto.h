@@ -31,6 +31,8 @@ void kc_lua_push_crypto(lua_State *L);
 void kc_lua_push_signing_key(lua_State *L, kc_cryptokey *ck, size_t idx);
 /* Pushes a keyset handle; it takes the pairs over (keys is emptied). */
 void kc_lua_push_keyset(lua_State *L, kc_exchange_keys *keys);
+/* A key index as Lua sees it: a number, or a string of its bytes. */
+void kc_lua_push_keyidx(lua_State *L, const kc_keyidx *ki);
 /* The pairs of the keyset handle at idx, or NULL if it is not one. */
 kc_exchange_keys *kc_lua_test_keyset(lua_State *L, int idx);
 

@@ -96,7 +96,7 @@ static bool opt_bool_field(lua_State *L, int t, const char *name, bool dflt)
 
 /* core.node_open{ node_id=, config=path|store, producer={...}, consumer={...},
  *                 key_wait_interval=, max_key_wait_intervals=, allowlist_topic=,
- *                 denylist_topic=, trust_temporary_rot= } */
+ *                 denylist_topic=, trust_temporary_rot=, exchange_variant= } */
 static int l_node_open(lua_State *L)
 {
     check_table_arg(L, 1, "new", "a table of options");
@@ -120,6 +120,12 @@ static int l_node_open(lua_State *L)
     o.allowlist_topic = opt_bool_field(L, 1, "allowlist_topic", true);
     o.denylist_topic = opt_bool_field(L, 1, "denylist_topic", true);
     o.trust_temporary_rot = opt_bool_field(L, 1, "trust_temporary_rot", false);
+    lua_getfield(L, 1, "exchange_variant");
+    if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
+        return kc_lua_errorf(L, "new: exchange_variant: expected a file name, got %s",
+                             luaL_typename(L, -1));
+    o.exchange_variant = lua_tostring(L, -1); /* stays referenced by the options table */
+    lua_pop(L, 1);
     o.tunables = &kc_lua_settings(L)->tunables;
     kc_serde_config rc;
     kc_serde_config_init(&rc);

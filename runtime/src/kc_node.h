@@ -58,6 +58,9 @@ typedef struct kc_node_options {
     bool trust_temporary_rot;  /* new config files trust upstream's temporary root */
     int max_key_wait_intervals; /* deserializer wait for later misses (B7) */
     double key_wait_interval;  /* s, default 1 */
+    /* A key-exchange variant file (kc_variant.h) composing requests and
+     * replies instead of the protocol of spec §7; NULL: the protocol. */
+    const char *exchange_variant;
     double (*now_fn)(void *ctx); /* tests: a pinned clock */
     void *now_ctx;
 } kc_node_options;
