@@ -880,9 +880,11 @@ static bool push_object(lua_State *L, const msgpack_object *o, const char **why)
         lua_createtable(L, 0, (int)o->via.map.size);
         for (uint32_t i = 0; i < o->via.map.size; i++) {
             const msgpack_object *k = &o->via.map.ptr[i].key;
-            if (k->type == MSGPACK_OBJECT_NIL || k->type == MSGPACK_OBJECT_ARRAY ||
-                k->type == MSGPACK_OBJECT_MAP) {
-                *why = "a map key that is nil, an array or a map";
+            bool nan = (k->type == MSGPACK_OBJECT_FLOAT32 || k->type == MSGPACK_OBJECT_FLOAT64) &&
+                       isnan(k->via.f64);
+            if (nan || k->type == MSGPACK_OBJECT_NIL || k->type == MSGPACK_OBJECT_ARRAY ||
+                k->type == MSGPACK_OBJECT_MAP) { /* a Lua table cannot hold them as keys */
+                *why = "a map key that is nil, NaN, an array or a map";
                 return false;
             }
             if (!push_object(L, k, why) || !push_object(L, &o->via.map.ptr[i].val, why))

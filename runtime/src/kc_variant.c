@@ -22,6 +22,14 @@ struct kc_variant {
 
 static const char *const hooks[] = {"make_request", "answer_request", "accept_reply"};
 
+/* Runs a hook. KC_ERR_DENIED is kept for refusals: a hook that raised or
+ * ran out of budget is KC_ERR_INVALID (err says which). */
+static kc_status call(kc_variant *v, const char *hook, int nargs, kc_err *err)
+{
+    kc_status st = kc_sandbox_call(v->sb, hook, nargs, 2, err);
+    return st == KC_OK ? KC_OK : st == KC_ERR_NOMEM ? st : KC_ERR_INVALID;
+}
+
 /* ---- ctx functions -------------------------------------------------------------------- */
 
 static kc_variant *upvalue_variant(lua_State *L)
@@ -195,7 +203,7 @@ kc_status kc_variant_make_request(kc_variant *v, const char *root, const kc_keyi
         lua_rawseti(L, -2, (int)i + 1);
     }
     lua_setfield(L, -2, "wanted");
-    kc_status st = kc_sandbox_call(v->sb, "make_request", 1, 2, err);
+    kc_status st = call(v, "make_request", 1, err);
     if (st == KC_OK)
         st = collect_msgs(v, "make_request", top + 1, out, err);
     if (st != KC_OK)
@@ -223,7 +231,7 @@ kc_status kc_variant_answer_request(kc_variant *v, const char *root, const kc_ex
     lua_setfield(L, -2, "value");
     lua_pushvalue(L, top + 1);
     lua_setfield(L, -2, "keys");
-    kc_status st = kc_sandbox_call(v->sb, "answer_request", 2, 2, err);
+    kc_status st = call(v, "answer_request", 2, err);
     if (st == KC_OK)
         st = collect_msgs(v, "answer_request", top + 2, out, err);
     if (st != KC_OK)
@@ -242,7 +250,7 @@ kc_status kc_variant_accept_reply(kc_variant *v, const char *root, const uint8_t
     lua_createtable(L, 0, 1);
     lua_pushlstring(L, (const char *)reply, n);
     lua_setfield(L, -2, "value");
-    kc_status st = kc_sandbox_call(v->sb, "accept_reply", 2, 2, err);
+    kc_status st = call(v, "accept_reply", 2, err);
     if (st == KC_OK && !lua_toboolean(L, top + 1)) {
         st = refusal(v, "accept_reply", top + 1, err);
     } else if (st == KC_OK) {

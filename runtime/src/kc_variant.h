@@ -14,9 +14,10 @@
  * installs. The node keeps the Kafka side as for the default exchange
  * (topics, message keys, partition 0, request rounds, statistics).
  *
- * A hook that answers nil refuses (logged at INFO by the node); one that
- * errors or exceeds its budget fails with the reason (logged at WARNING).
- * Neither stops the management loop. */
+ * A hook that answers nil refuses: KC_ERR_DENIED with its reason (the node
+ * logs it at INFO). One that errors, exceeds its budget or returns the
+ * wrong type: KC_ERR_INVALID with the reason (logged at WARNING). Neither
+ * stops the management loop. */
 #ifndef KC_VARIANT_H
 #define KC_VARIANT_H
 

@@ -244,7 +244,7 @@ function TestCrypto:test_msgpack_strict_and_upstream_typed()
   local bad = {
     { "\145\1\1", "unexpected bytes after" }, { "\146\1", nil }, { "\221\255\255\255\255", nil },
     { "\212\1\0", "ext" }, { "\207\255\255\255\255\255\255\255\255", "2^53" },
-    { "", nil }, { "\129\144\1", "map key" },
+    { "", nil }, { "\129\144\1", "map key" }, { "\129\203\127\248\0\0\0\0\0\0\1", "NaN" },
   }
   for _, b in ipairs(bad) do
     local r, why = crypto.unpack(b[1])
