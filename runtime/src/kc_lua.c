@@ -133,6 +133,7 @@ static int l_settings(lua_State *L)
     set_string(L, "lua_path", s->lua_path);
     set_string(L, "lua_cpath", s->lua_cpath);
     set_string(L, "scripts_dir", s->scripts_dir);
+    set_string(L, "exchange_variant", s->exchange_variant);
     lua_createtable(L, (int)s->npolicies, 0);
     for (size_t i = 0; i < s->npolicies; i++) {
         lua_pushstring(L, s->policies[i]);

@@ -124,7 +124,9 @@ static int l_node_open(lua_State *L)
     if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
         return kc_lua_errorf(L, "new: exchange_variant: expected a file name, got %s",
                              luaL_typename(L, -1));
-    o.exchange_variant = lua_tostring(L, -1); /* stays referenced by the options table */
+    /* the options table (or the settings) keeps the string alive */
+    o.exchange_variant = lua_isnil(L, -1) ? kc_lua_settings(L)->exchange_variant
+                                          : lua_tostring(L, -1);
     lua_pop(L, 1);
     o.tunables = &kc_lua_settings(L)->tunables;
     kc_serde_config rc;
