@@ -19,14 +19,20 @@
 --   x:shared(peer_public) -> key handle holding X25519(x, peer); x:wipe()
 -- Symmetric keys (32 bytes)
 --   crypto.key()       a fresh random key
---   k:derive(context)  key handle BLAKE2b-256(context, key = k); k:wipe()
+--   k:derive(context)  key handle BLAKE2b-256(context, key = k, personal "kc-derive"),
+--                      never equal to a crypto.blake2b output; k:wipe()
 --   crypto.secretbox_seal(k, plaintext) -> nonce(24) .. XSalsa20-Poly1305 box
 --   crypto.secretbox_open(k, sealed)    -> plaintext | nil, reason
 --   crypto.seal_key(k, other) / crypto.open_key(k, sealed) -> key handle | nil, reason
 -- Producer keys (keysets: (key index, secret) pairs; indices are visible)
---   crypto.seal_keys(k, keyset) -> nonce .. box of mp([ki, bin(S), ...]) (upstream's reply box)
+--   crypto.seal_keys(k, keyset) -> nonce .. box of mp([ki, bin(S), ...]) (the
+--                      content of upstream's reply box)
 --   crypto.open_keys(k, sealed) -> keyset | nil, reason
+--   crypto.keyset{ki, ...}      a keyset of fresh random keys (for tests, new keys)
 --   #keyset, keyset:indices(), keyset:wipe()
+--   Key material (seal_key, seal_keys) is sealed under a subkey of k, apart
+--   from data boxes: secretbox_open never opens it, and open_key/open_keys
+--   never accept a box a script filled with chosen bytes.
 -- Hashes, randomness, comparison
 --   crypto.sha256(data); crypto.blake2b(data[, size = 32][, key handle])
 --   crypto.random(n)   n random bytes (1..65536); crypto.equal(a, b) constant time

@@ -393,14 +393,27 @@ static int l_key(lua_State *L)
     return 1;
 }
 
-/* key:derive(context) -> key handle BLAKE2b-256(context, key) */
+/* BLAKE2b personalisations: a derived key or a key-material box key is never
+ * the output of crypto.blake2b (which uses none), so a script cannot compute
+ * the bytes of either. */
+static const uint8_t PERSONAL_DERIVE[16] = "kc-derive";
+static const uint8_t PERSONAL_KEYBOX[16] = "kc-keymaterial";
+
+static void personal_hash(uint8_t out[KEY_BYTES], const uint8_t *m, size_t n, const key *k,
+                          const uint8_t personal[16])
+{
+    crypto_generichash_blake2b_salt_personal(out, KEY_BYTES, m, n, k->k, KEY_BYTES, NULL,
+                                             personal);
+}
+
+/* key:derive(context) -> key handle BLAKE2b-256(context, key, personal "kc-derive") */
 static int l_key_derive(lua_State *L)
 {
     key *k = check_key(L, 1, "key:derive", "self");
     size_t n;
     const uint8_t *ctx = check_bytes(L, 2, "key:derive", "context", &n);
     key *d = new_key(L);
-    crypto_generichash(d->k, KEY_BYTES, ctx, n, k->k, KEY_BYTES);
+    personal_hash(d->k, ctx, n, k, PERSONAL_DERIVE);
     return 1;
 }
 
@@ -420,20 +433,47 @@ static int l_key_tostring(lua_State *L)
     return 1;
 }
 
-/* nonce || secretbox(p, nonce, key) */
-static void push_sealed(lua_State *L, const key *k, const uint8_t *p, size_t n)
+/* What a box holds. Key material is sealed under a subkey of the key
+ * (personal "kc-keymaterial"), so secretbox_open never opens a sealed key or
+ * keyset, and open_key/open_keys never accept content a script chose. */
+typedef enum box_kind { BOX_DATA, BOX_KEYS } box_kind;
+
+static void box_key(const key *k, box_kind kind, uint8_t out[KEY_BYTES])
 {
-    size_t len = NONCE_BYTES + crypto_secretbox_MACBYTES + n;
-    uint8_t *out = lua_newuserdata(L, len); /* scratch, collected */
+    if (kind == BOX_KEYS)
+        personal_hash(out, NULL, 0, k, PERSONAL_KEYBOX);
+    else
+        memcpy(out, k->k, KEY_BYTES);
+}
+
+/* Pushes nonce || secretbox(p). Nothing secret is held when the push may
+ * raise (out of memory): the caller wipes p first if it must. */
+static uint8_t *seal(const key *k, box_kind kind, const uint8_t *p, size_t n, size_t *len)
+{
+    *len = NONCE_BYTES + crypto_secretbox_MACBYTES + n;
+    uint8_t *out = malloc(*len), bk[KEY_BYTES];
+    if (!out)
+        return NULL;
+    box_key(k, kind, bk);
     randombytes_buf(out, NONCE_BYTES);
-    crypto_secretbox_easy(out + NONCE_BYTES, p, n, out, k->k);
-    lua_pushlstring(L, (const char *)out, len);
-    lua_remove(L, -2);
+    crypto_secretbox_easy(out + NONCE_BYTES, p, n, out, bk);
+    sodium_memzero(bk, sizeof bk);
+    return out;
+}
+
+static int push_sealed(lua_State *L, uint8_t *sealed, size_t len, const char *fn)
+{
+    if (!sealed)
+        return kc_lua_errorf(L, "crypto.%s: out of memory", fn);
+    lua_pushlstring(L, (const char *)sealed, len);
+    free(sealed); /* ciphertext only: a leak on a raise above would expose nothing */
+    return 1;
 }
 
 /* Opens nonce || box into sodium_malloc'd memory (*plain, *n); false if it
  * does not open. */
-static bool open_sealed(const key *k, const uint8_t *c, size_t cn, uint8_t **plain, size_t *n)
+static bool open_sealed(const key *k, box_kind kind, const uint8_t *c, size_t cn,
+                        uint8_t **plain, size_t *n)
 {
     *plain = NULL;
     *n = 0;
@@ -441,8 +481,12 @@ static bool open_sealed(const key *k, const uint8_t *c, size_t cn, uint8_t **pla
         return false;
     *n = cn - NONCE_BYTES - crypto_secretbox_MACBYTES;
     *plain = sodium_malloc(*n ? *n : 1);
-    if (*plain && crypto_secretbox_open_easy(*plain, c + NONCE_BYTES, cn - NONCE_BYTES, c,
-                                             k->k) == 0)
+    uint8_t bk[KEY_BYTES];
+    box_key(k, kind, bk);
+    bool ok = *plain && crypto_secretbox_open_easy(*plain, c + NONCE_BYTES, cn - NONCE_BYTES, c,
+                                                   bk) == 0;
+    sodium_memzero(bk, sizeof bk);
+    if (ok)
         return true;
     if (*plain)
         sodium_free(*plain);
@@ -467,8 +511,9 @@ static int l_seal(lua_State *L)
     key *k = check_key(L, 1, "secretbox_seal", "key");
     size_t n;
     const uint8_t *p = check_bytes(L, 2, "secretbox_seal", "plaintext", &n);
-    push_sealed(L, k, p, n);
-    return 1;
+    size_t len;
+    uint8_t *sealed = seal(k, BOX_DATA, p, n, &len);
+    return push_sealed(L, sealed, len, "secretbox_seal");
 }
 
 /* crypto.secretbox_open(key, sealed) -> plaintext, or nil and the reason */
@@ -478,9 +523,9 @@ static int l_open(lua_State *L)
     size_t cn, n;
     const uint8_t *c = check_bytes(L, 2, "secretbox_open", "sealed", &cn);
     uint8_t *plain;
-    if (!open_sealed(k, c, cn, &plain, &n))
+    if (!open_sealed(k, BOX_DATA, c, cn, &plain, &n))
         return push_open_failure(L, cn);
-    lua_pushlstring(L, (const char *)plain, n);
+    lua_pushlstring(L, (const char *)plain, n); /* data a script sealed: not secret here */
     sodium_free(plain);
     return 1;
 }
@@ -490,8 +535,9 @@ static int l_seal_key(lua_State *L)
 {
     key *k = check_key(L, 1, "seal_key", "key");
     key *o = check_key(L, 2, "seal_key", "sealed_key");
-    push_sealed(L, k, o->k, KEY_BYTES);
-    return 1;
+    size_t len;
+    uint8_t *sealed = seal(k, BOX_KEYS, o->k, KEY_BYTES, &len);
+    return push_sealed(L, sealed, len, "seal_key");
 }
 
 /* crypto.open_key(key, sealed) -> key handle, or nil and the reason */
@@ -502,7 +548,7 @@ static int l_open_key(lua_State *L)
     const uint8_t *c = check_bytes(L, 2, "open_key", "sealed", &cn);
     key *o = new_handle(L, KEY, sizeof *o); /* first: nothing may raise once plain is held */
     uint8_t *plain;
-    if (!open_sealed(k, c, cn, &plain, &n))
+    if (!open_sealed(k, BOX_KEYS, c, cn, &plain, &n))
         return push_open_failure(L, cn);
     if (n != KEY_BYTES) {
         sodium_free(plain);
@@ -551,6 +597,46 @@ static int l_ks_indices(lua_State *L)
     return 1;
 }
 
+/* crypto.keyset{ key index, ... } -> a keyset of fresh random keys */
+static int l_keyset(lua_State *L)
+{
+    if (!lua_istable(L, 1))
+        return arg_error(L, "keyset", 1, "indices", "a list of key indices");
+    size_t n = lua_objlen(L, 1);
+    if (n < 1 || n > KC_EXCHANGE_MAX_KEYS)
+        return kc_lua_errorf(L, "crypto.keyset: argument 1 (indices): expected 1 to %d key "
+                             "indices, got %d", KC_EXCHANGE_MAX_KEYS, (int)n);
+    keyset *ks = new_handle(L, KEYSET, sizeof *ks);
+    for (size_t i = 1; i <= n; i++) {
+        lua_rawgeti(L, 1, (int)i);
+        kc_keyidx ki;
+        lua_Number v = lua_tonumber(L, -1);
+        size_t len;
+        const char *p = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+        if (lua_type(L, -1) == LUA_TNUMBER && v == floor(v) && fabs(v) <= EXACT_INT_MAX)
+            kc_keyidx_from_int(&ki, (int64_t)v);
+        else if (p)
+            kc_keyidx_from_bytes(&ki, (const uint8_t *)p, len);
+        else
+            ki.type = KC_KEYIDX_OTHER;
+        lua_pop(L, 1);
+        bool dup = false;
+        for (size_t j = 0; j < ks->keys.n && !dup; j++)
+            dup = kc_keyidx_equal(&ks->keys.items[j].ki, &ki);
+        if (ki.type == KC_KEYIDX_OTHER || dup)
+            return kc_lua_errorf(L, "crypto.keyset: argument 1 (indices): entry %d: expected an "
+                                 "integer or a string of at most %d bytes, each once", (int)i,
+                                 KC_KEYIDX_MAX_BYTES);
+        uint8_t secret[KC_SECRET_BYTES];
+        randombytes_buf(secret, sizeof secret);
+        kc_status st = kc_exchange_keys_add(&ks->keys, &ki, secret);
+        sodium_memzero(secret, sizeof secret);
+        if (st != KC_OK)
+            return kc_lua_errorf(L, "crypto.keyset: out of memory");
+    }
+    return 1;
+}
+
 static int l_ks_len(lua_State *L)
 {
     lua_pushinteger(L, (lua_Integer)check_keyset(L, 1, "keyset:len", "self")->keys.n);
@@ -570,8 +656,9 @@ static int l_ks_tostring(lua_State *L)
     return 1;
 }
 
-/* crypto.seal_keys(key, keyset) -> nonce .. secretbox(mp([ki, bin(S), ...])):
- * the box of upstream's key replies (spec §7.4) */
+/* crypto.seal_keys(key, keyset) -> nonce .. secretbox(mp([ki, bin(S), ...])),
+ * the plaintext of upstream's reply box (spec §7.4), under the key-material
+ * subkey */
 static int l_seal_keys(lua_State *L)
 {
     key *k = check_key(L, 1, "seal_keys", "key");
@@ -585,13 +672,12 @@ static int l_seal_keys(lua_State *L)
         kc_keyidx_pack(&mo.pk, &ks->keys.items[i].ki);
         kc_mp_pack_bin(&mo.pk, ks->keys.items[i].secret, KC_SECRET_BYTES);
     }
-    if (kc_mp_out_status(&mo) != KC_OK) {
-        kc_mp_out_free(&mo);
-        return kc_lua_errorf(L, "crypto.seal_keys: out of memory");
-    }
-    push_sealed(L, k, mo.buf.data, mo.buf.len);
-    kc_mp_out_free(&mo); /* wipes */
-    return 1;
+    size_t len = 0;
+    uint8_t *sealed = kc_mp_out_status(&mo) == KC_OK ? seal(k, BOX_KEYS, mo.buf.data, mo.buf.len,
+                                                            &len)
+                                                     : NULL;
+    kc_mp_out_free(&mo); /* wipes, before anything can raise */
+    return push_sealed(L, sealed, len, "seal_keys");
 }
 
 /* The (ki, secret) pairs of an opened keyset box; false with a reason. */
@@ -633,7 +719,7 @@ static int l_open_keys(lua_State *L)
     const uint8_t *c = check_bytes(L, 2, "open_keys", "sealed", &cn);
     keyset *ks = new_handle(L, KEYSET, sizeof *ks); /* first: nothing may raise once plain is held */
     uint8_t *plain;
-    if (!open_sealed(k, c, cn, &plain, &n))
+    if (!open_sealed(k, BOX_KEYS, c, cn, &plain, &n))
         return push_open_failure(L, cn);
     const char *why;
     bool ok = parse_keys(plain, n, &ks->keys, &why);
@@ -1030,6 +1116,7 @@ void kc_lua_push_crypto(lua_State *L)
         {"secretbox_seal", l_seal},       {"secretbox_open", l_open},
         {"seal_key", l_seal_key},         {"open_key", l_open_key},
         {"seal_keys", l_seal_keys},       {"open_keys", l_open_keys},
+        {"keyset", l_keyset},
         {"sha256", l_sha256},             {"blake2b", l_blake2b},
         {"random", l_random},             {"pack", l_pack},
         {"unpack", l_unpack},             {"bin", l_bin},

@@ -1,5 +1,7 @@
--- kafkacrypto.crypto: primitives over opaque handles. Secrets go in only
--- through sealed boxes or files and never come back out.
+-- kafkacrypto.crypto: primitives over opaque handles. Secrets are made in C
+-- (or read from the node's files) and never come out; a script cannot put
+-- chosen bytes into a key either. (tests/unit/test_variant.c checks that
+-- producer keys with known bytes do not leak through a variant's hooks.)
 local lu = require "luaunit"
 local kafkacrypto = require "kafkacrypto"
 local crypto = require "kafkacrypto.crypto"
@@ -14,22 +16,6 @@ local function provisioned(dir, node, role)
   cap:stop()
   assert(ok, err)
   return dir .. "/" .. node
-end
-
--- A key handle whose bytes the test knows, made the only way Lua can: by
--- opening a box sealed with another key.
-local function known_key(bytes)
-  local outer = crypto.key()
-  return crypto.open_key(outer, crypto.secretbox_seal(outer, bytes))
-end
-
-local function known_keyset(pairs_)
-  local outer, items = crypto.key(), {}
-  for _, p in ipairs(pairs_) do
-    items[#items + 1] = p[1]
-    items[#items + 1] = crypto.bin(p[2])
-  end
-  return crypto.open_keys(outer, crypto.secretbox_seal(outer, crypto.pack(items)))
 end
 
 -- Every string reachable from the values (tables walked).
@@ -86,35 +72,44 @@ function TestCrypto:test_tampered_or_wrong_key_boxes_fail()
   local sk = crypto.seal_key(k, inner)
   lu.assertNil(crypto.open_key(k, sk:sub(1, -2) .. "x"))
   lu.assertNil(crypto.open_key(crypto.key(), sk))
-  local ks = known_keyset { { 7, ("s"):rep(32) } }
+  local ks = crypto.keyset { 7 }
   local sks = crypto.seal_keys(k, ks)
   lu.assertNil(crypto.open_keys(k, sks:sub(1, 30) .. "\0" .. sks:sub(32)))
-  -- a box that opens but holds no valid keyset
-  local none, why2 = crypto.open_keys(k, crypto.secretbox_seal(k, crypto.pack { 1, "short" }))
-  lu.assertNil(none)
-  lu.assertStrContains(why2, "opened, but")
-  lu.assertNil(crypto.open_keys(k, crypto.secretbox_seal(k, crypto.pack {
-    1, crypto.bin(("a"):rep(32)), 1, crypto.bin(("b"):rep(32)) })))
-  local short, why3 = crypto.open_key(k, crypto.secretbox_seal(k, "16 bytes only!!!"))
-  lu.assertNil(short)
-  lu.assertStrContains(why3, "not a 32-byte key")
+end
+
+function TestCrypto:test_key_material_boxes_are_apart_from_data_boxes()
+  -- sealed keys and keysets never open as data (their bytes would show) ...
+  local k, inner, ks = crypto.key(), crypto.key(), crypto.keyset { 1, 2 }
+  lu.assertNil(crypto.secretbox_open(k, crypto.seal_key(k, inner)))
+  lu.assertNil(crypto.secretbox_open(k, crypto.seal_keys(k, ks)))
+  lu.assertNil(crypto.secretbox_open(k:derive(""), crypto.seal_keys(k, ks)))
+  -- ... and data a script sealed never opens as key material (chosen bytes)
+  local pairs_ = crypto.pack { 1, crypto.bin(("a"):rep(32)) }
+  lu.assertNil(crypto.open_keys(k, crypto.secretbox_seal(k, pairs_)))
+  lu.assertNil(crypto.open_key(k, crypto.secretbox_seal(k, ("K"):rep(32))))
+  -- a key sealed as a key opens as a key, not as a keyset, and vice versa
+  local as_keyset, why = crypto.open_keys(k, crypto.seal_key(k, inner))
+  lu.assertNil(as_keyset)
+  lu.assertStrContains(why, "opened, but")
+  local as_key, why2 = crypto.open_key(k, crypto.seal_keys(k, ks))
+  lu.assertNil(as_key)
+  lu.assertStrContains(why2, "not a 32-byte key")
 end
 
 function TestCrypto:test_keys_and_keysets_travel_sealed()
   local k = crypto.key()
-  local inner = known_key(("K"):rep(32))
+  local inner = crypto.key()
   local reopened = crypto.open_key(k, crypto.seal_key(k, inner))
   -- same key: same MAC
   lu.assertEquals(crypto.blake2b("m", 32, reopened), crypto.blake2b("m", 32, inner))
-  local ks = known_keyset { { 5, ("a"):rep(32) }, { ("i"):rep(32), ("b"):rep(32) } }
-  lu.assertEquals(#ks, 2)
-  lu.assertEquals(ks:indices(), { 5, ("i"):rep(32) })
+  lu.assertNotEquals(crypto.blake2b("m", 32, crypto.key()), crypto.blake2b("m", 32, inner))
+  local ks = crypto.keyset { 5, ("i"):rep(32), -3 }
+  lu.assertEquals(#ks, 3)
+  lu.assertEquals(ks:indices(), { 5, ("i"):rep(32), -3 })
   local back = crypto.open_keys(k, crypto.seal_keys(k, ks))
   lu.assertEquals(back:indices(), ks:indices())
-  -- the box is upstream's reply box: nonce || secretbox(mp([ki, bin(S), ...]))
-  local opened = crypto.secretbox_open(k, crypto.seal_keys(k, ks))
-  lu.assertEquals(opened, crypto.pack { 5, crypto.bin(("a"):rep(32)), crypto.bin(("i"):rep(32)),
-                                        crypto.bin(("b"):rep(32)) })
+  -- the box holds nonce || secretbox(mp([ki, bin(S), ...])): 3 x (1 + 2 + 32) + indices
+  lu.assertEquals(#crypto.seal_keys(k, ks), 24 + 16 + 1 + 3 * 34 + 1 + 34 + 1)
   ks:wipe()
   lu.assertEquals(#ks, 0)
   lu.assertStrContains(h.error_of(crypto.seal_keys, k, ks), "argument 2 (keyset): it is empty")
@@ -161,10 +156,8 @@ function TestCrypto:test_no_function_returns_secret_bytes()
   end
   secrets["opaque-value key"] = file[3]
   lu.assertNotNil(secrets["seed 1"])
-  local K, S1, S2 = ("\1K"):rep(16), ("\2S"):rep(16), ("\3T"):rep(16)
-  secrets.K, secrets.S1, secrets.S2 = K, S1, S2
-  local k = known_key(K)
-  local ks = known_keyset { { 1, S1 }, { 2, S2 } }
+  local k = crypto.key()
+  local ks = crypto.keyset { 1, 2 }
   local cap = kafkacrypto.log.capture()
   local sk = crypto.signing_keys(base .. ".crypto")[1]
   cap:stop()
@@ -173,7 +166,7 @@ function TestCrypto:test_no_function_returns_secret_bytes()
     sk:public(), sk:sign("m"), sk:sign(""), tostring(sk),
     x:public(), tostring(x), tostring(x:shared(crypto.x25519():public())),
     tostring(k), tostring(k:derive("c")), crypto.seal_key(k, k), crypto.seal_key(k:derive("c"), k),
-    crypto.secretbox_seal(k, ""), crypto.blake2b("", 64, k), crypto.blake2b(K),
+    crypto.secretbox_seal(k, ""), crypto.blake2b("", 64, k),
     crypto.seal_keys(k, ks), tostring(ks), ks:indices(), #ks,
     crypto.pack { 1, "a" }, crypto.random(64),
   }
@@ -216,6 +209,10 @@ function TestCrypto:test_wrong_types_and_lengths_name_the_argument()
     { crypto.pack, { { f = print } }, "argument 1 (value.f: cannot pack function)" },
     { crypto.pack, { { k } }, "value[1]: cannot pack a key handle" },
     { crypto.unpack, { 5 }, "argument 1 (data): expected a string, got number" },
+    { crypto.keyset, { {} }, "argument 1 (indices): expected 1 to 256 key indices, got 0" },
+    { crypto.keyset, { { 1, 1 } }, "entry 2: expected an integer or a string of at most 64 bytes, each once" },
+    { crypto.keyset, { { 1.5 } }, "entry 1: expected an integer" },
+    { crypto.keyset, { "1" }, "argument 1 (indices): expected a list of key indices, got string" },
   }
   for i, c in ipairs(cases) do
     local msg = h.error_of(c[1], unpack(c[2], 1, 3))

@@ -296,6 +296,53 @@ static void test_misbehaving_hooks_fail_with_reasons(void **state)
     free(path);
 }
 
+/* A hook that tries every way to the producer keys it is given gets only
+ * ciphertext, indices and names. */
+static void test_hooks_cannot_read_producer_keys(void **state)
+{
+    char *path = write_variant(
+        "local kept\n"
+        "return {\n"
+        "  make_request = function(ctx) return 'r' end,\n"
+        "  answer_request = function(ctx, req)\n"
+        "    local k, ks, out = crypto.key(), req.keys, {}\n"
+        "    kept = ks\n"
+        "    for _, key in ipairs { k, k:derive(''), k:derive('kc-keymaterial') } do\n"
+        "      out[#out + 1] = crypto.secretbox_open(key, crypto.seal_keys(k, ks)) or 'closed'\n"
+        "    end\n"
+        "    out[#out + 1] = crypto.seal_keys(k, ks)\n"
+        "    out[#out + 1] = crypto.pack(ks:indices())\n"
+        "    out[#out + 1] = tostring(ks) .. tostring(#ks)\n"
+        "    return out\n"
+        "  end,\n"
+        "  accept_reply = function(ctx, reply) return nil, tostring(kept) .. ' ' .. #kept end,\n"
+        "}\n");
+    party a;
+    kc_err err;
+    assert_int_equal(party_open(&a, "a", false, path, &err), KC_OK);
+    kc_exchange_keys keys = {0}, got = {0};
+    key_of(&keys, 1, 0x5A);
+    key_of(&keys, 2, 0xA5);
+    kc_exchange_msgs m = {0};
+    assert_int_equal(kc_variant_answer_request(a.v, "sensor", &keys, (const uint8_t *)"r", 1, &m,
+                                               &err), KC_OK);
+    assert_int_equal(m.n, 6);
+    for (size_t i = 0; i < 3; i++)
+        assert_memory_equal(m.items[i].value.data, "closed", 6);
+    for (size_t i = 0; i < m.n; i++)
+        for (size_t j = 0; j < keys.n; j++)
+            assert_null(memmem(m.items[i].value.data, m.items[i].value.len,
+                               keys.items[j].secret, 8));
+    /* the keyset the hook kept was emptied when the call returned */
+    assert_int_equal(kc_variant_accept_reply(a.v, "sensor", (const uint8_t *)"x", 1, &got, &err),
+                     KC_ERR_DENIED);
+    assert_non_null(strstr(err.msg, "kafkacrypto keyset (0 keys) 0"));
+    kc_exchange_msgs_clear(&m);
+    kc_exchange_keys_clear(&keys);
+    party_close(&a);
+    free(path);
+}
+
 static int setup(void **state)
 {
     dir = tc_tmpdir();
@@ -321,6 +368,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_round_trip_and_replay, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals_change_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_misbehaving_hooks_fail_with_reasons, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hooks_cannot_read_producer_keys, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     kc_key *keys[] = {&rot_pk, &rot_sk, &prov_pk, &prov_sk, &rogue_pk, &rogue_sk};
