@@ -8,8 +8,9 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
+#include "kc_cryptokey_file.h"
+#include "kc_file.h"
 #include "kc_keyidx.h"
 #include "kc_lua.h"
 #include "kc_mp.h"
@@ -30,6 +31,7 @@ static const char REG_NULL[] = "kafkacrypto.crypto.null";
 #define PACK_MAX (16u << 20)
 #define UNPACK_DEFAULT_MAX (1u << 20)
 #define EXACT_INT_MAX 9007199254740992.0   /* 2^53 */
+#define CRYPTO_FILE_MAX (1u << 20)
 
 typedef enum owner_kind { OWNER_BORROWED, OWNER_NODE, OWNER_IDENTITY } owner_kind;
 
@@ -280,13 +282,16 @@ static int l_signing_keys(lua_State *L)
         owner = OWNER_NODE;
         lua_pushvalue(L, 1);
     } else if (lua_type(L, 1) == LUA_TSTRING) {
-        struct stat st;
-        if (stat(lua_tostring(L, 1), &st) != 0 || !S_ISREG(st.st_mode)) /* open would create it */
-            return kc_lua_errorf(L, "crypto.signing_keys: file %s: not found (or not a file)",
-                                 lua_tostring(L, 1));
+        /* read-only: never creates, upgrades or extends the file */
+        const char *path = lua_tostring(L, 1);
         identity *id = new_handle(L, IDENTITY, sizeof *id);
+        kc_buf data = KC_BUF_INIT;
         kc_err err;
-        if (kc_cryptokey_open(&id->ck, lua_tostring(L, 1), NULL, 0, &err) != KC_OK)
+        kc_status st = kc_file_read(path, CRYPTO_FILE_MAX, &data, &err);
+        if (st == KC_OK)
+            st = kc_cryptokey_open_bytes(&id->ck, data.data, data.len, path, NULL, 0, &err);
+        kc_buf_free(&data); /* wipes */
+        if (st != KC_OK)
             return raise_err(L, "signing_keys", &err);
         ck = id->ck;
         owner = OWNER_IDENTITY;

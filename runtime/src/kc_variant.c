@@ -297,6 +297,8 @@ kc_status kc_variant_open(kc_variant **out, const kc_variant_config *c, kc_err *
     if (st == KC_OK) {
         lua_State *L = kc_sandbox_state(v->sb);
         kc_lua_push_crypto(L);
+        lua_pushnil(L); /* no files from the sandbox: hooks get ctx.signing_keys */
+        lua_setfield(L, -2, "signing_keys");
         lua_setglobal(L, "crypto");
         st = kc_sandbox_load(v->sb, c->path, err);
     }

@@ -119,7 +119,9 @@ function TestCrypto:test_signing_keys_of_a_crypto_file_and_a_node()
   local dir = h.tmpdir()
   local base = provisioned(dir, "signer", "producer")
   local cap = kafkacrypto.log.capture()   -- the .crypto file's PQ entries draw warnings
+  local before = h.read_file(base .. ".crypto")
   local keys = crypto.signing_keys(base .. ".crypto")
+  lu.assertEquals(h.read_file(base .. ".crypto"), before)   -- only read
   lu.assertEquals(#keys, 1)
   local pk = keys[1]:public()
   lu.assertEquals(#pk, 32)
@@ -205,7 +207,7 @@ function TestCrypto:test_wrong_types_and_lengths_name_the_argument()
     { crypto.random, { 0 }, "argument 1 (n): expected an integer from 1 to 65536" },
     { crypto.random, { "8" }, "argument 1 (n): expected a number, got string" },
     { crypto.signing_keys, { 42 }, "argument 1 (source): expected a kafkacrypto node or a .crypto file name" },
-    { crypto.signing_keys, { "/nonexistent/dir/x.crypto" }, "crypto.signing_keys: file /nonexistent/dir/x.crypto: not found" },
+    { crypto.signing_keys, { "/nonexistent/dir/x.crypto" }, "crypto.signing_keys: file /nonexistent/dir/x.crypto: cannot open" },
     { crypto.pack, { { f = print } }, "argument 1 (value.f: cannot pack function)" },
     { crypto.pack, { { k } }, "value[1]: cannot pack a key handle" },
     { crypto.unpack, { 5 }, "argument 1 (data): expected a string, got number" },

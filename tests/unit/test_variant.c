@@ -303,7 +303,7 @@ static void test_hooks_cannot_read_producer_keys(void **state)
     char *path = write_variant(
         "local kept\n"
         "return {\n"
-        "  make_request = function(ctx) return 'r' end,\n"
+        "  make_request = function(ctx) return 'files: ' .. tostring(crypto.signing_keys) end,\n"
         "  answer_request = function(ctx, req)\n"
         "    local k, ks, out = crypto.key(), req.keys, {}\n"
         "    kept = ks\n"
@@ -324,6 +324,10 @@ static void test_hooks_cannot_read_producer_keys(void **state)
     key_of(&keys, 1, 0x5A);
     key_of(&keys, 2, 0xA5);
     kc_exchange_msgs m = {0};
+    /* no file access from the sandbox, not even read-only .crypto handles */
+    assert_int_equal(kc_variant_make_request(a.v, "sensor", NULL, 0, &m, &err), KC_OK);
+    assert_memory_equal(m.items[0].value.data, "files: nil", 10);
+    kc_exchange_msgs_clear(&m);
     assert_int_equal(kc_variant_answer_request(a.v, "sensor", &keys, (const uint8_t *)"r", 1, &m,
                                                &err), KC_OK);
     assert_int_equal(m.n, 6);
