@@ -63,11 +63,11 @@ kafkacrypto.is_message = core.is_message
 --                     (default "<node_id>.config")
 --   options.key_wait_interval       s a deserializer waits per try for a
 --                                   missing key (default 1)
---   options.max_key_wait_intervals  tries after the first message (default 0)
---   options.allowlist_topic / denylist_topic   apply those topics (default true)
 --   options.exchange_variant        a Lua file composing key requests and replies
 --                                   instead of the standard exchange (default: the
 --                                   settings' exchange_variant); scripts/variants/README.md
+--   options.max_key_wait_intervals  tries after the first message (default 0)
+--   options.allowlist_topic / denylist_topic   apply those topics (default true)
 -- kafkacrypto.new{ node_id = ..., config = ..., producer = ..., consumer = ... }
 -- is the same. Methods: :key_serializer(), :value_serializer(),
 -- :key_deserializer(), :value_deserializer()  (getKeySerializer, ...),

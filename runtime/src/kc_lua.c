@@ -11,7 +11,6 @@
 #include "kafkacrypto.h"
 #include "kc_broker.h"
 #include "kc_buf.h"
-#include "kc_lua_crypto.h"
 
 static const char REG_SETTINGS[] = "kafkacrypto.settings";
 static const char REG_TRACEBACK[] = "kafkacrypto.traceback";
@@ -181,8 +180,8 @@ int luaopen_kafkacrypto_core(lua_State *L)
     kc_lua_open_root(L);
     kc_lua_open_serde(L);
     kc_lua_open_store(L);
-    kc_lua_open_node(L);
     kc_lua_open_crypto(L);
+    kc_lua_open_node(L);
     return 1;
 }
 

@@ -59,6 +59,7 @@ void kc_lua_open_kafka(lua_State *L);
 void kc_lua_open_root(lua_State *L);
 void kc_lua_open_serde(lua_State *L);
 void kc_lua_open_store(lua_State *L);
+void kc_lua_open_crypto(lua_State *L);   /* kc_lua_crypto.h */
 /* Closes every Kafka client of the state (before os.exit). */
 void kc_lua_kafka_close_all(lua_State *L);
 
@@ -95,11 +96,11 @@ void kc_lua_kafka_config(lua_State *L, int idx, kc_kafka_use use, kc_kafka_confi
 /* ---- nodes (kc_lua_node.c) ------------------------------------------------ */
 
 void kc_lua_open_node(lua_State *L);
-/* Whether the value at idx is a node object; the open node of one (raises
- * if it is not one or is closed). */
-bool kc_lua_is_node(lua_State *L, int idx);
+/* The open node of the kafkacrypto.node object at idx (raises otherwise). */
 struct kc_node *kc_lua_check_node(lua_State *L, int idx);
 /* Closes every node of the state (before os.exit). */
 void kc_lua_node_close_all(lua_State *L);
+/* Whether the value at idx is a kafkacrypto.node object (open or closed). */
+bool kc_lua_is_node(lua_State *L, int idx);
 
 #endif

@@ -20,8 +20,7 @@
 #include "kc_cryptokey.h"
 #include "kc_exchange.h"
 
-/* Adds `crypto` to the core module table on top of the stack. */
-void kc_lua_open_crypto(lua_State *L);
+/* kc_lua_open_crypto (kc_lua.h) adds `crypto` to the core module table. */
 /* Pushes the module table (creating the metatables it needs): for states
  * without the core module, such as a sandbox. */
 void kc_lua_push_crypto(lua_State *L);

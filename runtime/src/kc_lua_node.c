@@ -25,16 +25,6 @@ static lua_node *check_node(lua_State *L, int idx)
     return ln;
 }
 
-bool kc_lua_is_node(lua_State *L, int idx)
-{
-    if (!lua_touserdata(L, idx) || !lua_getmetatable(L, idx))
-        return false;
-    luaL_getmetatable(L, NODE);
-    bool same = lua_rawequal(L, -1, -2);
-    lua_pop(L, 2);
-    return same;
-}
-
 kc_node *kc_lua_check_node(lua_State *L, int idx)
 {
     return check_node(L, idx)->n;
@@ -96,7 +86,7 @@ static bool opt_bool_field(lua_State *L, int t, const char *name, bool dflt)
 
 /* core.node_open{ node_id=, config=path|store, producer={...}, consumer={...},
  *                 key_wait_interval=, max_key_wait_intervals=, allowlist_topic=,
- *                 denylist_topic=, trust_temporary_rot=, exchange_variant= } */
+ *                 denylist_topic=, trust_temporary_rot= } */
 static int l_node_open(lua_State *L)
 {
     check_table_arg(L, 1, "new", "a table of options");
@@ -120,7 +110,7 @@ static int l_node_open(lua_State *L)
     o.allowlist_topic = opt_bool_field(L, 1, "allowlist_topic", true);
     o.denylist_topic = opt_bool_field(L, 1, "denylist_topic", true);
     o.trust_temporary_rot = opt_bool_field(L, 1, "trust_temporary_rot", false);
-    lua_getfield(L, 1, "exchange_variant");
+    lua_getfield(L, 1, "exchange_variant");   /* a file name; default: the settings' */
     if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
         return kc_lua_errorf(L, "new: exchange_variant: expected a file name, got %s",
                              luaL_typename(L, -1));
@@ -283,6 +273,16 @@ static int l_provision(lua_State *L)
     if (kc_provision_node(&r, &err) != KC_OK)
         return kc_lua_error(L, &err);
     return 0;
+}
+
+bool kc_lua_is_node(lua_State *L, int idx)
+{
+    if (!lua_touserdata(L, idx) || !lua_getmetatable(L, idx))
+        return false;
+    luaL_getmetatable(L, NODE);
+    bool same = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    return same;
 }
 
 void kc_lua_node_close_all(lua_State *L)

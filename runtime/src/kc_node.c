@@ -49,9 +49,9 @@ struct kc_node {
     kc_ratchet *ratchet;
     kc_serde *serde;
     kc_exchange *x;
-    kc_variant *variant;         /* NULL: the protocol of §7; used by the management thread */
     kc_producer *prod;
     kc_consumer *cons;
+    kc_variant *variant;         /* NULL: the protocol of §7; used by the management thread */
     bool embedded;               /* the management clients use the embedded broker */
     bool borrowed_store;         /* the caller's store: not closed here */
     double (*now_fn)(void *ctx);
@@ -1013,14 +1013,6 @@ kc_status kc_node_open(kc_node **out, const kc_node_options *o, kc_err *err)
         st = kc_store_migrate_legacy(n->store, err);
     if (st == KC_OK)
         st = open_exchange(n, o, err);
-    if (st == KC_OK && o->exchange_variant) {
-        kc_variant_config vc = {.path = o->exchange_variant, .node_id = n->node_id,
-                                .cryptokey = n->ck, .exchange = n->x, .now_fn = n->now_fn,
-                                .now_ctx = n->now_ctx};
-        st = kc_variant_open(&n->variant, &vc, err);
-        if (st == KC_OK)
-            kc_log(KC_LOG_INFO, LOGGER, "Using the key-exchange variant %s", o->exchange_variant);
-    }
     if (st == KC_OK)
         st = kc_store_file_option(n->store, "ratchet", ".seed", &path, err);
     if (st == KC_OK)
@@ -1030,6 +1022,14 @@ kc_status kc_node_open(kc_node **out, const kc_node_options *o, kc_err *err)
         st = open_serde(n, o, err);
     if (st == KC_OK)
         st = open_kafka(n, o, err);
+    if (st == KC_OK && o->exchange_variant) {
+        kc_variant_config vc = {.path = o->exchange_variant, .node_id = n->node_id,
+                                .cryptokey = n->ck, .exchange = n->x, .now_fn = n->now_fn,
+                                .now_ctx = n->now_ctx};
+        st = kc_variant_open(&n->variant, &vc, err);
+        if (st == KC_OK)
+            kc_log(KC_LOG_INFO, LOGGER, "Using the key-exchange variant %s", o->exchange_variant);
+    }
     if (st == KC_OK) {
         track(n, n->t.mgmt_topic_chains, NULL, TOPIC_MGMT);
         track(n, n->t.mgmt_topic_allowlist, NULL, TOPIC_MGMT);

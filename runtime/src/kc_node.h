@@ -53,14 +53,14 @@ typedef struct kc_node_options {
     kc_root_fn root_fn;
     void *root_ctx;
     const uint8_t *escrow_pk;  /* opt-in ratchet escrow (spec §3.4) */
+    /* A key-exchange variant file (kc_variant.h) composing requests and
+     * replies instead of the protocol of spec §7; NULL: the protocol. */
+    const char *exchange_variant;
     bool allowlist_topic;      /* apply allowlist topic messages (B3) */
     bool denylist_topic;
     bool trust_temporary_rot;  /* new config files trust upstream's temporary root */
     int max_key_wait_intervals; /* deserializer wait for later misses (B7) */
     double key_wait_interval;  /* s, default 1 */
-    /* A key-exchange variant file (kc_variant.h) composing requests and
-     * replies instead of the protocol of spec §7; NULL: the protocol. */
-    const char *exchange_variant;
     double (*now_fn)(void *ctx); /* tests: a pinned clock */
     void *now_ctx;
 } kc_node_options;
