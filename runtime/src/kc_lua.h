@@ -9,7 +9,6 @@
 #define KC_LUA_H
 
 #include <lua.h>
-#include <stdbool.h>
 
 #include "kc_err.h"
 #include "kc_root.h"
@@ -100,7 +99,5 @@ void kc_lua_open_node(lua_State *L);
 struct kc_node *kc_lua_check_node(lua_State *L, int idx);
 /* Closes every node of the state (before os.exit). */
 void kc_lua_node_close_all(lua_State *L);
-/* Whether the value at idx is a kafkacrypto.node object (open or closed). */
-bool kc_lua_is_node(lua_State *L, int idx);
 
 #endif

@@ -277,7 +277,7 @@ static int l_signing_keys(lua_State *L)
 {
     kc_cryptokey *ck;
     owner_kind owner;
-    if (kc_lua_is_node(L, 1)) {
+    if (lua_type(L, 1) == LUA_TUSERDATA) { /* a node (kc_lua_check_node says if not) */
         ck = kc_node_cryptokey(kc_lua_check_node(L, 1));
         owner = OWNER_NODE;
         lua_pushvalue(L, 1);

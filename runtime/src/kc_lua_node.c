@@ -275,16 +275,6 @@ static int l_provision(lua_State *L)
     return 0;
 }
 
-bool kc_lua_is_node(lua_State *L, int idx)
-{
-    if (!lua_touserdata(L, idx) || !lua_getmetatable(L, idx))
-        return false;
-    luaL_getmetatable(L, NODE);
-    bool same = lua_rawequal(L, -1, -2);
-    lua_pop(L, 2);
-    return same;
-}
-
 void kc_lua_node_close_all(lua_State *L)
 {
     lua_getfield(L, LUA_REGISTRYINDEX, REG_NODES);
