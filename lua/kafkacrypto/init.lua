@@ -28,6 +28,7 @@ local kafkacrypto = {
   errors = require "kafkacrypto.errors",
   store = require("kafkacrypto.store").open,   -- KafkaCryptoStore, see store.lua
   bytes = core.bytes,                          -- marks a string as bytes for store_value
+  crypto = require "kafkacrypto.crypto",       -- primitives over opaque handles, see crypto.lua
 }
 
 -- Message objects (upstream's KafkaCryptoMessage): what our deserializers
@@ -62,6 +63,9 @@ kafkacrypto.is_message = core.is_message
 --                     (default "<node_id>.config")
 --   options.key_wait_interval       s a deserializer waits per try for a
 --                                   missing key (default 1)
+--   options.exchange_variant        a Lua file composing key requests and replies
+--                                   instead of the standard exchange (default: the
+--                                   settings' exchange_variant); scripts/variants/README.md
 --   options.max_key_wait_intervals  tries after the first message (default 0)
 --   options.allowlist_topic / denylist_topic   apply those topics (default true)
 -- kafkacrypto.new{ node_id = ..., config = ..., producer = ..., consumer = ... }

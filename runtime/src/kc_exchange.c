@@ -696,6 +696,17 @@ kc_status kc_exchange_reencrypt_request(kc_exchange *x, const char *root,
     return st;
 }
 
+kc_status kc_exchange_check_chain(kc_exchange *x, const char *root, const char *usage,
+                                  const uint8_t *chain, size_t n, kc_chain_result *out,
+                                  kc_err *err)
+{
+    pthread_mutex_lock(&x->mu);
+    kc_chain_list allow = view(&x->list[KC_LIST_ALLOW]), deny = view(&x->list[KC_LIST_DENY]);
+    kc_status st = kc_chain_process(chain, n, root, usage, &allow, &deny, now(x), out, err);
+    pthread_mutex_unlock(&x->mu);
+    return st;
+}
+
 /* ---- own chains ------------------------------------------------------------------------- */
 
 kc_status kc_exchange_update_own_chain(kc_exchange *x, const uint8_t *chain, size_t n,

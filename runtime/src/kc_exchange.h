@@ -126,6 +126,12 @@ kc_status kc_exchange_reencrypt_request(kc_exchange *x, const char *root,
                                         const kc_chain_list *denylist, const uint8_t *request,
                                         size_t n, kc_buf *out, kc_err *err);
 
+/* Checks a chain against the exchange's allowlist and denylist for root and
+ * usage, as kc_chain_process does (for key-exchange variants, kc_variant.h). */
+kc_status kc_exchange_check_chain(kc_exchange *x, const char *root, const char *usage,
+                                  const uint8_t *chain, size_t n, kc_chain_result *out,
+                                  kc_err *err);
+
 /* ---- the node's own chains (§6.12) ------------------------------------------- */
 
 /* Considers a chain for one of our signing keys. KC_OK: adopted, *idx says

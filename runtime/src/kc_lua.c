@@ -133,6 +133,7 @@ static int l_settings(lua_State *L)
     set_string(L, "lua_path", s->lua_path);
     set_string(L, "lua_cpath", s->lua_cpath);
     set_string(L, "scripts_dir", s->scripts_dir);
+    set_string(L, "exchange_variant", s->exchange_variant);
     lua_createtable(L, (int)s->npolicies, 0);
     for (size_t i = 0; i < s->npolicies; i++) {
         lua_pushstring(L, s->policies[i]);
@@ -181,6 +182,7 @@ int luaopen_kafkacrypto_core(lua_State *L)
     kc_lua_open_root(L);
     kc_lua_open_serde(L);
     kc_lua_open_store(L);
+    kc_lua_open_crypto(L);
     kc_lua_open_node(L);
     kc_lua_open_chain(L);
     return 1;

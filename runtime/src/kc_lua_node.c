@@ -25,6 +25,11 @@ static lua_node *check_node(lua_State *L, int idx)
     return ln;
 }
 
+kc_node *kc_lua_check_node(lua_State *L, int idx)
+{
+    return check_node(L, idx)->n;
+}
+
 /* open nodes, weakly, so that os.exit can close them */
 static void set_open(lua_State *L, int idx, bool open)
 {
@@ -105,6 +110,14 @@ static int l_node_open(lua_State *L)
     o.allowlist_topic = opt_bool_field(L, 1, "allowlist_topic", true);
     o.denylist_topic = opt_bool_field(L, 1, "denylist_topic", true);
     o.trust_temporary_rot = opt_bool_field(L, 1, "trust_temporary_rot", false);
+    lua_getfield(L, 1, "exchange_variant");   /* a file name; default: the settings' */
+    if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
+        return kc_lua_errorf(L, "new: exchange_variant: expected a file name, got %s",
+                             luaL_typename(L, -1));
+    /* the options table (or the settings) keeps the string alive */
+    o.exchange_variant = lua_isnil(L, -1) ? kc_lua_settings(L)->exchange_variant
+                                          : lua_tostring(L, -1);
+    lua_pop(L, 1);
     o.tunables = &kc_lua_settings(L)->tunables;
     kc_serde_config rc;
     kc_serde_config_init(&rc);

@@ -16,6 +16,7 @@
 #include "kc_keyidx.h"
 #include "kc_log.h"
 #include "kc_store.h"
+#include "kc_variant.h"
 
 #define LOGGER KC_NODE_LOGGER
 #define METADATA_TIMEOUT_MS 2000
@@ -50,6 +51,7 @@ struct kc_node {
     kc_exchange *x;
     kc_producer *prod;
     kc_consumer *cons;
+    kc_variant *variant;         /* NULL: the protocol of §7; used by the management thread */
     bool embedded;               /* the management clients use the embedded broker */
     bool borrowed_store;         /* the caller's store: not closed here */
     double (*now_fn)(void *ctx);
@@ -286,6 +288,12 @@ static void count_refused(kc_node *n)
     pthread_mutex_unlock(&n->mu);
 }
 
+/* A variant's refusal is routine (INFO); its failure is not (WARNING). */
+static void log_variant(kc_status st, const kc_err *err)
+{
+    kc_log(st == KC_ERR_DENIED ? KC_LOG_INFO : KC_LOG_WARNING, LOGGER, "%s", err->msg);
+}
+
 /* §7.4.2: a key request on <root>.reqs */
 static void handle_request(kc_node *n, const char *root, const kc_record *m)
 {
@@ -313,8 +321,13 @@ static void handle_request(kc_node *n, const char *root, const kc_record *m)
     for (size_t i = 0; i < sel.n; i++)
         kis[i] = sel.items[i].ki;
     kc_exchange_msgkey_build(kis, sel.n, &msgkey);
-    if (kc_exchange_encrypt_keys(n->x, root, &sel, m->value, m->value_len, &replies, &err) !=
-        KC_OK) {
+    kc_status st = n->variant ? kc_variant_answer_request(n->variant, root, &sel, m->value,
+                                                          m->value_len, &replies, &err)
+                              : kc_exchange_encrypt_keys(n->x, root, &sel, m->value, m->value_len,
+                                                         &replies, &err);
+    if (st != KC_OK) {
+        if (n->variant)
+            log_variant(st, &err);
         kc_log(KC_LOG_INFO, LOGGER, "Failed sending current encryption keys for root=%s to new "
                "receiver.", root);
         count_refused(n);
@@ -344,9 +357,15 @@ static void handle_reply(kc_node *n, const char *root, const kc_record *m)
     kc_exchange_keys got = {0};
     kc_err err;
     char d[140], k[2 * 32 + 4];
-    if (!m->value || kc_exchange_decrypt_keys(n->x, root, m->value, m->value_len, &got, &err) !=
-                         KC_OK) {
+    kc_status st = !m->value ? KC_ERR_INVALID
+                   : n->variant ? kc_variant_accept_reply(n->variant, root, m->value, m->value_len,
+                                                          &got, &err)
+                   : kc_exchange_decrypt_keys(n->x, root, m->value, m->value_len, &got, &err);
+    if (st != KC_OK) {
+        if (n->variant && m->value)
+            log_variant(st, &err);
         count_refused(n);
+        kc_exchange_keys_clear(&got);
         return;
     }
     kc_hex(m->key ? m->key : (const uint8_t *)"", m->key ? (m->key_len < 32 ? m->key_len : 32) : 0, k);
@@ -623,7 +642,11 @@ static void request_step(kc_node *n)
         kc_err err;
         char d[512];
         kc_exchange_msgkey_build(w.kis, w.n, &msgkey);
-        if (kc_exchange_signed_epks(n->x, root, &reqs, &err) != KC_OK) {
+        kc_status st = n->variant ? kc_variant_make_request(n->variant, root, w.kis, w.n, &reqs, &err)
+                                  : kc_exchange_signed_epks(n->x, root, &reqs, &err);
+        if (st != KC_OK) {
+            if (n->variant)
+                log_variant(st, &err);
             kc_log(KC_LOG_INFO, LOGGER, "Failed to send new subscribe request for root=%s", root);
             pthread_mutex_lock(&n->mu);
             need_subscription(n, root);
@@ -999,6 +1022,14 @@ kc_status kc_node_open(kc_node **out, const kc_node_options *o, kc_err *err)
         st = open_serde(n, o, err);
     if (st == KC_OK)
         st = open_kafka(n, o, err);
+    if (st == KC_OK && o->exchange_variant) {
+        kc_variant_config vc = {.path = o->exchange_variant, .node_id = n->node_id,
+                                .cryptokey = n->ck, .exchange = n->x, .now_fn = n->now_fn,
+                                .now_ctx = n->now_ctx};
+        st = kc_variant_open(&n->variant, &vc, err);
+        if (st == KC_OK)
+            kc_log(KC_LOG_INFO, LOGGER, "Using the key-exchange variant %s", o->exchange_variant);
+    }
     if (st == KC_OK) {
         track(n, n->t.mgmt_topic_chains, NULL, TOPIC_MGMT);
         track(n, n->t.mgmt_topic_allowlist, NULL, TOPIC_MGMT);
@@ -1030,6 +1061,7 @@ void kc_node_close(kc_node *n)
     kc_producer_close(n->prod, (int)(n->t.mgmt_flush_time * 1000));
     kc_consumer_close(n->cons);
     kc_serde_free(n->serde);
+    kc_variant_free(n->variant); /* its handles borrow the exchange and the cryptokey */
     kc_exchange_free(n->x);
     kc_ratchet_close(n->ratchet);
     kc_cryptokey_close(n->ck);
@@ -1058,6 +1090,7 @@ const char *kc_node_id(const kc_node *n) { return n->node_id; }
 kc_serde *kc_node_serde(kc_node *n) { return n->serde; }
 kc_exchange *kc_node_exchange(kc_node *n) { return n->x; }
 kc_store *kc_node_store(kc_node *n) { return n->store; }
+kc_cryptokey *kc_node_cryptokey(kc_node *n) { return n->ck; }
 const kc_tunables *kc_node_tunables(const kc_node *n) { return &n->t; }
 
 void kc_node_get_stats(kc_node *n, kc_node_stats *out)

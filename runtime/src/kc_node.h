@@ -53,6 +53,9 @@ typedef struct kc_node_options {
     kc_root_fn root_fn;
     void *root_ctx;
     const uint8_t *escrow_pk;  /* opt-in ratchet escrow (spec §3.4) */
+    /* A key-exchange variant file (kc_variant.h) composing requests and
+     * replies instead of the protocol of spec §7; NULL: the protocol. */
+    const char *exchange_variant;
     bool allowlist_topic;      /* apply allowlist topic messages (B3) */
     bool denylist_topic;
     bool trust_temporary_rot;  /* new config files trust upstream's temporary root */
@@ -73,6 +76,8 @@ const char *kc_node_id(const kc_node *n);
 kc_serde *kc_node_serde(kc_node *n);
 kc_exchange *kc_node_exchange(kc_node *n);
 kc_store *kc_node_store(kc_node *n);
+/* The node's identity keys (for handles to them: kc_lua_crypto.h). */
+kc_cryptokey *kc_node_cryptokey(kc_node *n);
 const kc_tunables *kc_node_tunables(const kc_node *n);
 
 /* Writes the producer keys now if new ones exist (serializers and the

@@ -9,7 +9,7 @@
 
 const char *const kc_settings_names[] = {
     "broker", "node_config", "node_id", "log_level", "lua_path", "lua_cpath",
-    "scripts_dir", "policies", "kafka", "rdkafka", "tunables", NULL,
+    "scripts_dir", "policies", "exchange_variant", "kafka", "rdkafka", "tunables", NULL,
 };
 
 void kc_settings_init(kc_settings *s)
@@ -44,6 +44,7 @@ void kc_settings_free(kc_settings *s)
     free(s->lua_path);
     free(s->lua_cpath);
     free(s->scripts_dir);
+    free(s->exchange_variant);
     free_list(s->policies, s->npolicies);
     for (size_t i = 0; i < s->nkafka; i++)
         free_kafka(&s->kafka[i]);
@@ -265,6 +266,8 @@ static kc_status set_text(kc_settings *s, const char *name, const char *value, c
         return replace_string(&s->node_config, resolve(dir, value), origin, err);
     if (strcmp(name, "scripts_dir") == 0)
         return replace_string(&s->scripts_dir, resolve(dir, value), origin, err);
+    if (strcmp(name, "exchange_variant") == 0)
+        return replace_string(&s->exchange_variant, resolve(dir, value), origin, err);
     if (strcmp(name, "lua_path") == 0)
         return replace_string(&s->lua_path, kc_settings_lua_search_path(dir, value, 0), origin,
                               err);

@@ -40,6 +40,7 @@ typedef struct kc_settings {
     char *scripts_dir;     /* where `kafkacrypto TOOL` finds TOOL.lua */
     char **policies;       /* policy files, in order */
     size_t npolicies;
+    char *exchange_variant;  /* key-exchange variant file for nodes (kc_variant.h); NULL: none */
     kc_settings_kafka *kafka;  /* Kafka options for every client, in order */
     size_t nkafka;
     kc_tunables tunables;

@@ -1,0 +1,48 @@
+-- kafkacrypto.crypto: cryptographic primitives over opaque handles, so that
+-- scripts (key-exchange variants, tools) can compose them without ever
+-- holding a secret. Secret keys, seeds and derived keys stay in C memory
+-- behind handles; no function returns their bytes and tostring(handle)
+-- names only the kind. Wrong types or lengths raise errors that name the
+-- function and the argument; a box or signature that does not check
+-- returns nil and the reason.
+--
+--   local crypto = require "kafkacrypto.crypto"
+--
+-- Signing keys (a node's identity, spec §5.6)
+--   crypto.signing_keys(node | "NODE.crypto")  -> { handle, ... } (enabled keys;
+--                      the file is only read. Not in variant sandboxes: ctx has them)
+--   sk:public()        public key bytes (32 for Ed25519, upstream's bytes() form)
+--   sk:sign(msg)       signature(64) .. msg  (upstream's combined form)
+--   sk:index()         1-based position among the node's keys
+--   crypto.verify(public_key, signed) -> msg | nil, reason
+-- Ephemeral X25519
+--   crypto.x25519()    a fresh key pair;  x:public() -> 32 bytes
+--   x:shared(peer_public) -> key handle holding X25519(x, peer); x:wipe()
+-- Symmetric keys (32 bytes)
+--   crypto.key()       a fresh random key
+--   k:derive(context)  key handle BLAKE2b-256(context, key = k, personal "kc-derive"),
+--                      never equal to a crypto.blake2b output; k:wipe()
+--   crypto.secretbox_seal(k, plaintext) -> nonce(24) .. XSalsa20-Poly1305 box
+--   crypto.secretbox_open(k, sealed)    -> plaintext | nil, reason
+--   crypto.seal_key(k, other) / crypto.open_key(k, sealed) -> key handle | nil, reason
+-- Producer keys (keysets: (key index, secret) pairs; indices are visible)
+--   crypto.seal_keys(k, keyset) -> nonce .. box of mp([ki, bin(S), ...]) (the
+--                      content of upstream's reply box)
+--   crypto.open_keys(k, sealed) -> keyset | nil, reason
+--   crypto.keyset{ki, ...}      a keyset of fresh random keys (for tests, new keys)
+--   #keyset, keyset:indices(), keyset:wipe()
+--   Key material (seal_key, seal_keys) is sealed under a subkey of k, apart
+--   from data boxes: secretbox_open never opens it, and open_key/open_keys
+--   never accept a box a script filled with chosen bytes.
+-- Hashes, randomness, comparison
+--   crypto.sha256(data); crypto.blake2b(data[, size = 32][, key handle])
+--   crypto.random(n)   n random bytes (1..65536); crypto.equal(a, b) constant time
+-- msgpack (upstream's conventions)
+--   crypto.pack(value) strings pack as str, crypto.bin(s) (= kafkacrypto.bytes(s))
+--                      as bin, crypto.null as nil; sequences as arrays, other
+--                      tables as maps (key order unspecified: sign arrays)
+--   crypto.unpack(bytes[, max_bytes = 1 MiB]) -> value | nil, reason: exactly
+--                      one object; str and bin both become strings (raw=True);
+--                      nil becomes crypto.null; ext types and integers beyond
+--                      2^53 are refused
+return require("kafkacrypto.core").crypto
