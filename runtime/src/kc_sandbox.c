@@ -1,0 +1,473 @@
+#include "kc_sandbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <lauxlib.h>
+#include <lualib.h>
+#include <luajit.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kc_log.h"
+
+/* Instructions between two checks of the budgets. */
+#define HOOK_STEP 1000
+
+struct kc_sandbox {
+    lua_State *L;
+    kc_sandbox_limits lim;
+    size_t used;           /* bytes held by the state */
+    bool enforcing;        /* inside a budgeted call: the cap and budgets apply */
+    uint64_t executed;     /* instructions of the current call (in HOOK_STEPs) */
+    int step;
+    struct timespec deadline;
+    char stop[128];        /* why the current call was stopped; "" = not stopped */
+    int hooks_ref;         /* registry ref of the loaded table; LUA_NOREF before */
+    char *path;
+    char *dir;
+    const char *name;      /* basename of path, for log lines */
+};
+
+static kc_sandbox *sandbox_of(lua_State *L)
+{
+    void *ud;
+    lua_getallocf(L, &ud);
+    return ud;
+}
+
+/* Frees and shrinks always succeed; growth fails past the cap during a
+ * budgeted call (LuaJIT then raises "not enough memory" in that call). */
+static void *sandbox_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    kc_sandbox *s = ud;
+    if (nsize == 0) {
+        free(ptr);
+        s->used -= osize;
+        return NULL;
+    }
+    if (nsize > osize && s->enforcing && s->used - osize + nsize > s->lim.memory) {
+        if (!s->stop[0])
+            snprintf(s->stop, sizeof s->stop, "memory limit of %zu bytes exceeded",
+                     s->lim.memory);
+        return NULL;
+    }
+    void *p = realloc(ptr, nsize);
+    if (!p)
+        return NULL;
+    s->used = s->used - osize + nsize;
+    return p;
+}
+
+static bool past(const struct timespec *t)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
+}
+
+static void budget_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    kc_sandbox *s = sandbox_of(L);
+    if (!s->enforcing)
+        return;
+    s->executed += (uint64_t)s->step;
+    if (!s->stop[0]) {
+        if (s->executed > s->lim.instructions)
+            snprintf(s->stop, sizeof s->stop, "instruction budget of %llu exceeded",
+                     (unsigned long long)s->lim.instructions);
+        else if (past(&s->deadline))
+            snprintf(s->stop, sizeof s->stop, "time budget of %g s exceeded", s->lim.seconds);
+        else if (s->used > s->lim.memory / 4 * 3)
+            lua_gc(L, LUA_GCCOLLECT, 0);   /* garbage must not count against the cap */
+    }
+    if (s->stop[0])
+        luaL_error(L, "%s", s->stop);
+}
+
+/* ---- the environment ------------------------------------------------------- */
+
+/* pcall/xpcall that re-raise once the call is stopped, so a hook cannot
+ * swallow its own budget error and keep going. */
+static int finish_pcall(lua_State *L, int status, int base)
+{
+    if (status != 0 && sandbox_of(L)->stop[0])
+        return lua_error(L);
+    lua_pushboolean(L, status == 0);
+    lua_insert(L, base);
+    return lua_gettop(L) - base + 1;
+}
+
+static int sandbox_pcall(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    return finish_pcall(L, lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0), 1);
+}
+
+static int sandbox_xpcall(lua_State *L)
+{
+    luaL_checkany(L, 2);
+    lua_pushvalue(L, 1);               /* f h args... f */
+    lua_pushvalue(L, 2);               /* f h args... f h */
+    lua_replace(L, 1);                 /* h h args... f */
+    lua_replace(L, 2);                 /* h f args... */
+    int status = lua_pcall(L, lua_gettop(L) - 2, LUA_MULTRET, 1);
+    return finish_pcall(L, status, 2);
+}
+
+/* Concatenates tostring() of arguments first.. with spaces. */
+static const char *join_args(lua_State *L, int first)
+{
+    int n = lua_gettop(L);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int i = first; i <= n; i++) {
+        lua_getglobal(L, "tostring");
+        lua_pushvalue(L, i);
+        lua_call(L, 1, 1);
+        if (!lua_isstring(L, -1))
+            luaL_error(L, "'tostring' must return a string");
+        if (i > first)
+            luaL_addchar(&b, ' ');
+        luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+    return lua_tostring(L, -1);
+}
+
+static int log_at(lua_State *L, kc_log_level level, int first)
+{
+    const char *msg = join_args(L, first);
+    kc_log(level, "kafkacrypto.policy", "%s: %s", sandbox_of(L)->name, msg);
+    return 0;
+}
+
+static int log_call(lua_State *L) { return log_at(L, KC_LOG_INFO, 2); }  /* arg 1: the table */
+static int log_debug(lua_State *L) { return log_at(L, KC_LOG_DEBUG, 1); }
+static int log_info(lua_State *L) { return log_at(L, KC_LOG_INFO, 1); }
+static int log_warning(lua_State *L) { return log_at(L, KC_LOG_WARNING, 1); }
+static int log_error(lua_State *L) { return log_at(L, KC_LOG_ERROR, 1); }
+
+static bool has_suffix(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+static bool safe_data_name(const char *name)
+{
+    if (!name[0] || name[0] == '/' || has_suffix(name, ".crypto") || has_suffix(name, ".seed"))
+        return false;
+    for (const char *p = name; *p;) {
+        size_t n = strcspn(p, "/");
+        if (n == 2 && p[0] == '.' && p[1] == '.')
+            return false;
+        p += n + (p[n] == '/');
+    }
+    return true;
+}
+
+static int fail_read(lua_State *L, const char *name, const char *why)
+{
+    lua_pushnil(L);
+    lua_pushfstring(L, "read_file %s: %s", name, why);
+    return 2;
+}
+
+static int sandbox_read_file(lua_State *L)
+{
+    kc_sandbox *s = sandbox_of(L);
+    const char *name = luaL_checkstring(L, 1);
+    if (!s->dir)
+        return fail_read(L, name, "no policy file loaded");
+    if (!safe_data_name(name))
+        return fail_read(L, name, "expected a relative name inside the policy's directory, "
+                                  "without '..', not a .crypto or .seed file");
+    const char *path = lua_pushfstring(L, "%s/%s", s->dir, name);
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return fail_read(L, name, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return fail_read(L, name, "not a regular file");
+    if ((uint64_t)st.st_size > KC_SANDBOX_DATA_MAX)
+        return fail_read(L, name, "larger than the data file limit");
+    /* The buffer is allocated before the file is opened, so an allocation
+     * error cannot leak the descriptor. */
+    size_t cap = (size_t)st.st_size + 1;
+    char *buf = lua_newuserdata(L, cap);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return fail_read(L, name, strerror(errno));
+    size_t got = 0;
+    ssize_t r = 0;
+    while (got < cap && ((r = read(fd, buf + got, cap - got)) > 0 || (r < 0 && errno == EINTR)))
+        if (r > 0)
+            got += (size_t)r;
+    int saved = errno;
+    close(fd);
+    if (r < 0)
+        return fail_read(L, name, strerror(saved));
+    if (got == cap)
+        return fail_read(L, name, "grew while being read");
+    lua_pushlstring(L, buf, got);
+    return 1;
+}
+
+static void open_lib(lua_State *L, lua_CFunction open)
+{
+    lua_pushcfunction(L, open);
+    lua_call(L, 0, 0);
+}
+
+static void set_nil(lua_State *L, int table, const char *name)
+{
+    if (table < 0)
+        table = lua_gettop(L) + table + 1;
+    lua_pushnil(L);
+    lua_setfield(L, table, name);
+}
+
+static void build_environment(lua_State *L)
+{
+    open_lib(L, luaopen_base);
+    open_lib(L, luaopen_string);
+    open_lib(L, luaopen_table);
+    open_lib(L, luaopen_math);
+    open_lib(L, luaopen_bit);
+    open_lib(L, luaopen_os);
+
+    lua_pushvalue(L, LUA_GLOBALSINDEX);
+    int g = lua_gettop(L);
+    static const char *const removed[] = {
+        "dofile", "loadfile", "load", "loadstring", "require", "module", "collectgarbage",
+        "getfenv", "setfenv", "newproxy", "gcinfo", "coroutine", "package", NULL};
+    for (const char *const *r = removed; *r; r++)
+        set_nil(L, g, *r);
+
+    lua_getfield(L, g, "string");
+    set_nil(L, -1, "dump");
+    lua_pop(L, 1);
+
+    lua_getfield(L, g, "os");
+    lua_createtable(L, 0, 4);
+    static const char *const os_kept[] = {"time", "clock", "date", "difftime", NULL};
+    for (const char *const *k = os_kept; *k; k++) {
+        lua_getfield(L, -2, *k);
+        lua_setfield(L, -2, *k);
+    }
+    lua_setfield(L, g, "os");
+    lua_pop(L, 1);
+
+    lua_pushcfunction(L, sandbox_pcall);
+    lua_setfield(L, g, "pcall");
+    lua_pushcfunction(L, sandbox_xpcall);
+    lua_setfield(L, g, "xpcall");
+    lua_pushcfunction(L, sandbox_read_file);
+    lua_setfield(L, g, "read_file");
+    lua_pushcfunction(L, log_info);
+    lua_setfield(L, g, "print");
+
+    static const luaL_Reg log_fns[] = {{"debug", log_debug}, {"info", log_info},
+                                       {"warning", log_warning}, {"error", log_error},
+                                       {NULL, NULL}};
+    lua_newtable(L);
+    for (const luaL_Reg *f = log_fns; f->name; f++) {
+        lua_pushcfunction(L, f->func);
+        lua_setfield(L, -2, f->name);
+    }
+    lua_newtable(L);
+    lua_pushcfunction(L, log_call);
+    lua_setfield(L, -2, "__call");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, g, "log");
+    lua_pop(L, 1);
+}
+
+/* ---- life cycle -------------------------------------------------------------- */
+
+kc_status kc_sandbox_new(kc_sandbox **out, const kc_sandbox_limits *lim, kc_err *err)
+{
+    *out = NULL;
+    kc_sandbox *s = calloc(1, sizeof *s);
+    if (!s)
+        return kc_err_set(err, KC_ERR_NOMEM, "sandbox: out of memory");
+    if (lim)
+        s->lim = *lim;
+    if (!s->lim.instructions)
+        s->lim.instructions = KC_SANDBOX_DEFAULT_INSTRUCTIONS;
+    if (!(s->lim.seconds > 0))
+        s->lim.seconds = KC_SANDBOX_DEFAULT_SECONDS;
+    if (!s->lim.memory)
+        s->lim.memory = KC_SANDBOX_DEFAULT_MEMORY;
+    s->step = s->lim.instructions < HOOK_STEP ? (int)s->lim.instructions : HOOK_STEP;
+    s->hooks_ref = LUA_NOREF;
+    s->name = "";
+    s->L = lua_newstate(sandbox_alloc, s);
+    if (!s->L) {
+        free(s);
+        return kc_err_set(err, KC_ERR_NOMEM, "sandbox: cannot create a Lua state");
+    }
+    /* Count hooks do not run inside JIT traces: interpret only. */
+    luaJIT_setmode(s->L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
+    build_environment(s->L);
+    *out = s;
+    return KC_OK;
+}
+
+lua_State *kc_sandbox_state(kc_sandbox *s)
+{
+    return s->L;
+}
+
+const char *kc_sandbox_path(const kc_sandbox *s)
+{
+    return s->path ? s->path : "";
+}
+
+size_t kc_sandbox_memory(const kc_sandbox *s)
+{
+    return s->used;
+}
+
+void kc_sandbox_free(kc_sandbox *s)
+{
+    if (!s)
+        return;
+    lua_close(s->L);
+    free(s->path);
+    free(s->dir);
+    free(s);
+}
+
+/* Runs the function below nargs arguments under the budgets. On failure
+ * the stack is back to where the function was and err says why. */
+static kc_status run_budgeted(kc_sandbox *s, const char *hook, int nargs, int nresults,
+                              kc_err *err)
+{
+    lua_State *L = s->L;
+    if (s->used > s->lim.memory / 2)
+        lua_gc(L, LUA_GCCOLLECT, 0);
+    s->stop[0] = 0;
+    s->executed = 0;
+    clock_gettime(CLOCK_MONOTONIC, &s->deadline);
+    double whole = (double)(time_t)s->lim.seconds;
+    s->deadline.tv_sec += (time_t)whole;
+    s->deadline.tv_nsec += (long)((s->lim.seconds - whole) * 1e9);
+    if (s->deadline.tv_nsec >= 1000000000L) {
+        s->deadline.tv_sec++;
+        s->deadline.tv_nsec -= 1000000000L;
+    }
+    lua_sethook(L, budget_hook, LUA_MASKCOUNT, s->step);
+    s->enforcing = true;
+    int status = lua_pcall(L, nargs, nresults, 0);
+    s->enforcing = false;
+    lua_sethook(L, NULL, 0, 0);
+    if (status == 0)
+        return KC_OK;
+    kc_status code = s->stop[0] ? KC_ERR_DENIED : KC_ERR_INVALID;
+    const char *why = s->stop[0] ? s->stop : lua_tostring(L, -1);
+    if (!why)
+        why = "error object is not a string";
+    kc_err_set(err, code, "policy file %s: %s %s: %s", kc_sandbox_path(s),
+               hook ? "hook" : "loading", hook ? hook : "the file", why);
+    lua_pop(L, 1);
+    return code;
+}
+
+kc_status kc_sandbox_load(kc_sandbox *s, const char *path, kc_err *err)
+{
+    if (s->path)
+        return kc_err_set(err, KC_ERR_STATE, "policy file %s: sandbox already holds %s",
+                          path, s->path);
+    s->path = strdup(path);
+    const char *slash = strrchr(path, '/');
+    s->dir = slash ? strndup(path, (size_t)(slash - path == 0 ? 1 : slash - path))
+                   : strdup(".");
+    if (!s->path || !s->dir)
+        return kc_err_set(err, KC_ERR_NOMEM, "policy file %s: out of memory", path);
+    s->name = slash ? s->path + (slash - path) + 1 : s->path;
+
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return kc_err_set(err, errno == ENOENT ? KC_ERR_NOTFOUND : KC_ERR_IO,
+                          "policy file %s: cannot open: %s", path, strerror(errno));
+    luaL_Buffer b;
+    lua_State *L = s->L;
+    int top = lua_gettop(L);
+    luaL_buffinit(L, &b);
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        luaL_addlstring(&b, chunk, n);
+    int failed = ferror(f);
+    fclose(f);
+    luaL_pushresult(&b);
+    if (failed) {
+        lua_settop(L, top);
+        return kc_err_set(err, KC_ERR_IO, "policy file %s: read error", path);
+    }
+    size_t len;
+    const char *text = lua_tolstring(L, -1, &len);
+    lua_pushfstring(L, "@%s", path);
+    int rc = luaL_loadbufferx(L, text, len, lua_tostring(L, -1), "t");
+    lua_remove(L, top + 1);
+    lua_remove(L, top + 1);
+    if (rc != 0) {
+        kc_err_set(err, KC_ERR_INVALID, "policy file %s: %s", path, lua_tostring(L, -1));
+        lua_settop(L, top);
+        return KC_ERR_INVALID;
+    }
+    kc_status st = run_budgeted(s, NULL, 0, 1, err);
+    if (st != KC_OK)
+        return st;
+    if (!lua_istable(L, -1)) {
+        kc_err_set(err, KC_ERR_INVALID,
+                   "policy file %s: expected the file to return a table of hooks, got %s",
+                   path, luaL_typename(L, -1));
+        lua_settop(L, top);
+        return KC_ERR_INVALID;
+    }
+    s->hooks_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return KC_OK;
+}
+
+/* Pushes the hook function or nil. */
+static void push_hook(kc_sandbox *s, const char *hook)
+{
+    lua_State *L = s->L;
+    if (s->hooks_ref == LUA_NOREF) {
+        lua_pushnil(L);
+        return;
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, s->hooks_ref);
+    lua_pushstring(L, hook);
+    lua_rawget(L, -2);   /* raw: no metamethod of the policy runs unbudgeted */
+    lua_remove(L, -2);
+}
+
+bool kc_sandbox_has(kc_sandbox *s, const char *hook)
+{
+    push_hook(s, hook);
+    bool yes = lua_isfunction(s->L, -1);
+    lua_pop(s->L, 1);
+    return yes;
+}
+
+kc_status kc_sandbox_call(kc_sandbox *s, const char *hook, int nargs, int nresults,
+                          kc_err *err)
+{
+    lua_State *L = s->L;
+    int base = lua_gettop(L) - nargs;
+    push_hook(s, hook);
+    if (!lua_isfunction(L, -1)) {
+        lua_settop(L, base);
+        return kc_err_set(err, KC_ERR_NOTFOUND, "policy file %s: no hook %s",
+                          kc_sandbox_path(s), hook);
+    }
+    lua_insert(L, base + 1);
+    return run_budgeted(s, hook, nargs, nresults, err);
+}

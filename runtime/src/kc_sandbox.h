@@ -1,0 +1,87 @@
+/* kc_sandbox.h — a bounded Lua state for policy and exchange-variant code.
+ *
+ * One sandbox holds one Lua file that returns a table of hook functions.
+ * Each call of a hook (and the loading of the file) runs under pcall with an
+ * instruction budget, a wall-time budget and a memory cap; a hook that
+ * errors, loops or allocates too much is stopped and the caller gets a
+ * kc_err naming the file, the hook and the reason. The JIT is off in
+ * sandbox states: LuaJIT does not run count hooks inside compiled traces, so
+ * with it on a loop could escape the budget.
+ *
+ * The environment is small and has no way out of the process: base functions
+ * without file loading, `require`, `load*`, `collectgarbage` or fenv access;
+ * string (without string.dump), table, math, bit; os.time, os.clock,
+ * os.date, os.difftime; `log(msg)` / `log.warning(msg)` (and .debug, .info,
+ * .error) on logger "kafkacrypto.policy", `print` as log.info; and
+ * `read_file(name)` for data files next to the policy (see below). No io,
+ * no ffi, no jit, no coroutines, no debug. pcall/xpcall are wrapped so that
+ * a stopped call cannot be caught by the hook itself.
+ *
+ * read_file(name): a relative name without ".." components, resolved in the
+ * loaded file's directory; regular files only, at most
+ * KC_SANDBOX_DATA_MAX bytes; names ending in ".crypto" or ".seed" are
+ * refused (node secrets must never reach Lua). Returns the content, or nil
+ * and a message.
+ *
+ * Budgets do not interrupt a single long C call (a pathological
+ * string.find, say); the memory cap bounds what such a call can build.
+ *
+ * A sandbox belongs to the thread that uses it; it is not thread-safe. */
+#ifndef KC_SANDBOX_H
+#define KC_SANDBOX_H
+
+#include <lua.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kc_err.h"
+
+#define KC_SANDBOX_DEFAULT_INSTRUCTIONS 10000000u  /* per call */
+#define KC_SANDBOX_DEFAULT_SECONDS 1.0              /* per call, wall time */
+#define KC_SANDBOX_DEFAULT_MEMORY (32u << 20)       /* whole state, bytes */
+#define KC_SANDBOX_DATA_MAX (4u << 20)              /* one read_file */
+
+/* Zero fields take the defaults above. */
+typedef struct kc_sandbox_limits {
+    uint64_t instructions;
+    double seconds;
+    size_t memory;
+} kc_sandbox_limits;
+
+typedef struct kc_sandbox kc_sandbox;
+
+/* lim may be NULL (defaults). */
+kc_status kc_sandbox_new(kc_sandbox **out, const kc_sandbox_limits *lim, kc_err *err);
+
+/* Runs the Lua text file at path (bytecode is refused) under the budget;
+ * it must return a table whose function fields are the hooks. Once only
+ * per sandbox. Functions registered on the state before this are visible
+ * to the file as globals. */
+kc_status kc_sandbox_load(kc_sandbox *s, const char *path, kc_err *err);
+
+/* The state, for pushing arguments, reading results and registering extra
+ * globals (before kc_sandbox_load). Do not change its hook or allocator. */
+lua_State *kc_sandbox_state(kc_sandbox *s);
+
+/* The loaded file's path ("" before kc_sandbox_load). */
+const char *kc_sandbox_path(const kc_sandbox *s);
+
+/* true if the loaded table has a function field `hook`. */
+bool kc_sandbox_has(kc_sandbox *s, const char *hook);
+
+/* Calls hook with the nargs values on top of the state's stack (which it
+ * pops). On KC_OK the nresults results (LUA_MULTRET: all) are left on the
+ * stack for the caller to read and pop. On failure nothing is left and err
+ * says "policy file F: hook H: <reason>"; the status is KC_ERR_NOTFOUND
+ * (no such hook), KC_ERR_DENIED (instruction, time or memory budget
+ * exceeded) or KC_ERR_INVALID (the hook raised an error). */
+kc_status kc_sandbox_call(kc_sandbox *s, const char *hook, int nargs, int nresults,
+                          kc_err *err);
+
+/* Bytes the state holds now. */
+size_t kc_sandbox_memory(const kc_sandbox *s);
+
+void kc_sandbox_free(kc_sandbox *s);
+
+#endif
