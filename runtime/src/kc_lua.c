@@ -11,6 +11,7 @@
 #include "kafkacrypto.h"
 #include "kc_broker.h"
 #include "kc_buf.h"
+#include "kc_lua_chain.h"
 
 static const char REG_SETTINGS[] = "kafkacrypto.settings";
 static const char REG_TRACEBACK[] = "kafkacrypto.traceback";
@@ -180,6 +181,7 @@ int luaopen_kafkacrypto_core(lua_State *L)
     kc_lua_open_serde(L);
     kc_lua_open_store(L);
     kc_lua_open_node(L);
+    kc_lua_open_chain(L);
     return 1;
 }
 
