@@ -79,9 +79,38 @@ static bool opt_bool_field(lua_State *L, int t, const char *name, bool dflt)
     return v;
 }
 
+/* The settings' policy files, then those of the option `policies` (a list
+ * of file names), into o; the array is a userdata pushed on the stack and
+ * the names stay owned by the settings and the options table. */
+static void push_policies(lua_State *L, int opts, kc_node_options *o)
+{
+    const kc_settings *s = kc_lua_settings(L);
+    lua_getfield(L, opts, "policies");
+    int t = lua_gettop(L);
+    if (!lua_isnil(L, t) && !lua_istable(L, t))
+        kc_lua_errorf(L, "new: policies: expected a list of file names, got %s",
+                      luaL_typename(L, t));
+    size_t extra = lua_istable(L, t) ? lua_objlen(L, t) : 0;
+    size_t n = s->npolicies + extra;
+    char **files = lua_newuserdata(L, (n ? n : 1) * sizeof *files);
+    lua_remove(L, t);
+    for (size_t i = 0; i < s->npolicies; i++)
+        files[i] = s->policies[i];
+    for (size_t i = 0; i < extra; i++) {
+        lua_getfield(L, opts, "policies");
+        lua_rawgeti(L, -1, (int)i + 1);
+        if (lua_type(L, -1) != LUA_TSTRING)
+            kc_lua_errorf(L, "new: policies[%d]: expected a file name", (int)i + 1);
+        files[s->npolicies + i] = (char *)lua_tostring(L, -1);
+        lua_pop(L, 2);
+    }
+    o->policies = files;
+    o->npolicies = n;
+}
+
 /* core.node_open{ node_id=, config=path|store, producer={...}, consumer={...},
  *                 key_wait_interval=, max_key_wait_intervals=, allowlist_topic=,
- *                 denylist_topic=, trust_temporary_rot= } */
+ *                 denylist_topic=, trust_temporary_rot=, policies={file...} } */
 static int l_node_open(lua_State *L)
 {
     check_table_arg(L, 1, "new", "a table of options");
@@ -122,15 +151,16 @@ static int l_node_open(lua_State *L)
         check_table_arg(L, 5, "new: consumer", "Kafka options (a table or a kafkacrypto.consumer)");
     if (borrowed)
         kc_lua_check_store(L, 3);
+    push_policies(L, 1, &o);           /* 6 */
 
-    lua_node *ln = lua_newuserdata(L, sizeof *ln);   /* 6 */
+    lua_node *ln = lua_newuserdata(L, sizeof *ln);   /* 7 */
     memset(ln, 0, sizeof *ln);
     luaL_getmetatable(L, NODE);
     lua_setmetatable(L, -2);
     lua_createtable(L, 1, 0);
     lua_pushvalue(L, 3);
     lua_rawseti(L, -2, 1);
-    lua_setfenv(L, 6);
+    lua_setfenv(L, 7);
 
     kc_kafka_config pc, cc;
     kc_lua_kafka_config(L, 4, KC_KAFKA_PRODUCER, &pc);
@@ -151,7 +181,7 @@ static int l_node_open(lua_State *L)
         ln->borrowed_store = false;
         return kc_lua_error(L, &err);
     }
-    set_open(L, 6, true);
+    set_open(L, 7, true);
     return 1;
 }
 

@@ -15,6 +15,7 @@
 #include "kc_hex.h"
 #include "kc_keyidx.h"
 #include "kc_log.h"
+#include "kc_policy.h"
 #include "kc_store.h"
 
 #define LOGGER KC_NODE_LOGGER
@@ -48,6 +49,7 @@ struct kc_node {
     kc_ratchet *ratchet;
     kc_serde *serde;
     kc_exchange *x;
+    kc_policy *policy;
     kc_producer *prod;
     kc_consumer *cons;
     bool embedded;               /* the management clients use the embedded broker */
@@ -990,6 +992,9 @@ kc_status kc_node_open(kc_node **out, const kc_node_options *o, kc_err *err)
         st = kc_store_migrate_legacy(n->store, err);
     if (st == KC_OK)
         st = open_exchange(n, o, err);
+    if (st == KC_OK && o->npolicies &&
+        (st = kc_policy_open(&n->policy, o->policies, o->npolicies, NULL, err)) == KC_OK)
+        kc_exchange_set_check(n->x, kc_policy_exchange_check, n->policy);
     if (st == KC_OK)
         st = kc_store_file_option(n->store, "ratchet", ".seed", &path, err);
     if (st == KC_OK)
@@ -1031,6 +1036,7 @@ void kc_node_close(kc_node *n)
     kc_consumer_close(n->cons);
     kc_serde_free(n->serde);
     kc_exchange_free(n->x);
+    kc_policy_free(n->policy);
     kc_ratchet_close(n->ratchet);
     kc_cryptokey_close(n->ck);
     if (!n->borrowed_store)
