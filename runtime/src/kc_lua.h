@@ -94,6 +94,10 @@ void kc_lua_kafka_config(lua_State *L, int idx, kc_kafka_use use, kc_kafka_confi
 /* ---- nodes (kc_lua_node.c) ------------------------------------------------ */
 
 void kc_lua_open_node(lua_State *L);
+/* The open node of the kafkacrypto.node object at idx (raises otherwise). */
+struct kc_node *kc_lua_check_node(lua_State *L, int idx);
+/* Authorities (kc_lua_authority.c): controller re-signing, chain server. */
+void kc_lua_open_authority(lua_State *L);
 /* Closes every node of the state (before os.exit). */
 void kc_lua_node_close_all(lua_State *L);
 

@@ -25,6 +25,11 @@ static lua_node *check_node(lua_State *L, int idx)
     return ln;
 }
 
+kc_node *kc_lua_check_node(lua_State *L, int idx)
+{
+    return check_node(L, idx)->n;
+}
+
 /* open nodes, weakly, so that os.exit can close them */
 static void set_open(lua_State *L, int idx, bool open)
 {
