@@ -89,13 +89,11 @@ static void set_strings(lua_State *L, const char *name, char *const *v, size_t n
     lua_setfield(L, -2, name);
 }
 
-/* The requester: the key that signed the chain's leaf (the last signer). */
-static void set_requester(lua_State *L, const kc_chain_result *r)
+/* fingerprint = hex(SHA-256(bytes(k))) and <raw_name> = hex(bytes(k)). */
+static void set_requester(lua_State *L, const kc_key *k, const char *raw_name)
 {
-    if (r->spks.n == 0)
-        return;
     kc_buf b = KC_BUF_INIT;
-    if (kc_key_bytes(&r->spks.keys[r->spks.n - 1], &b) != KC_OK) {
+    if (kc_key_bytes(k, &b) != KC_OK) {
         kc_buf_free(&b);
         luaL_error(L, "out of memory");
     }
@@ -107,7 +105,7 @@ static void set_requester(lua_State *L, const kc_chain_result *r)
     char *key = malloc(2 * b.len + 1);
     if (key) {
         lua_pushstring(L, kc_hex(b.data, b.len, key));
-        lua_setfield(L, -2, "signer");
+        lua_setfield(L, -2, raw_name);
     }
     free(key);
     kc_buf_free(&b);
@@ -138,8 +136,12 @@ static int build_request(lua_State *L)
             lua_setfield(L, -3, *f);
         }
         lua_setfield(L, -2, "chain");
-        set_requester(L, r->chain);
+        /* the requester: the key that signed the leaf (the last signer) */
+        if (r->chain->spks.n > 0)
+            set_requester(L, &r->chain->spks.keys[r->chain->spks.n - 1], "signer");
     }
+    if (r->subject)
+        set_requester(L, r->subject, "key");
     if (c->grant) {
         const kc_policy_grant *g = c->grant;
         lua_createtable(L, 0, 4);
@@ -346,6 +348,6 @@ kc_status kc_policy_exchange_check(void *ctx, const char *root, const char *usag
                                                                      : NULL;
     if (!hook)
         return KC_OK;
-    kc_policy_request r = {root, root, usage, now, chain, NULL};
+    kc_policy_request r = {root, root, usage, now, chain, NULL, NULL};
     return kc_policy_decide(ctx, hook, &r, err);
 }

@@ -41,6 +41,7 @@ typedef struct kc_policy_request {
     double now;                    /* the deciding node's clock */
     const kc_chain_result *chain;  /* verified by the core */
     const char *node_id;           /* the requester's, when known; else NULL */
+    const kc_key *subject;         /* issue_chain: the key a chain is issued for */
 } kc_policy_request;
 
 /* Rights a chain server issues. NULL lists / pathlen < 0: unrestricted. */

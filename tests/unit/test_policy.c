@@ -540,7 +540,7 @@ static void test_issue_chain_grants(void **state)
     kc_policy *p;
     kc_err err;
     kc_policy_grant g;
-    kc_policy_request r = {NULL, NULL, NULL, T0, NULL, "node-1"};
+    kc_policy_request r = {NULL, NULL, NULL, T0, NULL, "node-1", NULL};
 
     const char *files1[] = {def, shorter, deny};
     assert_int_equal(kc_policy_open(&p, (char *const *)files1, 3, NULL, &err), KC_OK);
