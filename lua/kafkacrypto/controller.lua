@@ -105,18 +105,16 @@ function controller.new(o)
     self.producer = kafkacrypto.producer(pconf)
     self.pattern = "^.*" .. pattern_escape(self.topics.subs) .. "$"
     self.poll_records = o.poll_records or 100
-    self:_subscribe()
+    -- Subscribed once: librdkafka re-evaluates the pattern at each metadata
+    -- refresh (upstream re-subscribes every MGMT_SUBSCRIBE_INTERVAL, which
+    -- with librdkafka would force a rebalance each time).
+    self.consumer:subscribe{ self.pattern }
   end)
   if not ok then
     self:close()
     error(err, 0)
   end
   return self
-end
-
-function Controller:_subscribe()
-  self.consumer:subscribe{ self.pattern }
-  self.subscribed_at = os.time()
 end
 
 -- Handles one message of a *.subs topic.
@@ -155,9 +153,6 @@ end
 -- up to poll_records, flushes the forwarded requests and commits. Returns
 -- the number of messages handled.
 function Controller:step(timeout)
-  if os.time() - self.subscribed_at >= self.topics.subscribe_interval then
-    self:_subscribe()   -- picks up *.subs topics created since
-  end
   local n = 0
   local msg = self.consumer:poll(timeout or 1)
   while msg do

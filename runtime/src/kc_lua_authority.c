@@ -39,7 +39,7 @@ static int l_controller_reencrypt(lua_State *L)
 }
 
 /* core.node_topics(node) -> {separator=, subs=, reqs=, keys=, chains=,
- * allowlist=, denylist=} as that node uses them (tunables). */
+ * allowlist=, denylist=, flush_time=} as that node uses them (tunables). */
 static int l_node_topics(lua_State *L)
 {
     const kc_tunables *t = kc_node_tunables(kc_lua_check_node(L, 1));
@@ -56,8 +56,6 @@ static int l_node_topics(lua_State *L)
     }
     lua_pushnumber(L, t->mgmt_flush_time);
     lua_setfield(L, -2, "flush_time");
-    lua_pushnumber(L, t->mgmt_subscribe_interval);
-    lua_setfield(L, -2, "subscribe_interval");
     return 1;
 }
 

@@ -195,9 +195,10 @@ static kc_status call_failed(const kc_policy_request *r, kc_err *err)
     return KC_ERR_DENIED;
 }
 
-/* Reads (false|nil, reason) at the top two slots into a refusal. */
+/* Reads (false|nil, reason) at the top two slots into a refusal; `wanted`
+ * names the other accepted answer. */
 static kc_status refusal_of(kc_sandbox *s, const char *hook, const kc_policy_request *r,
-                            kc_err *err)
+                            const char *wanted, kc_err *err)
 {
     lua_State *L = kc_sandbox_state(s);
     char why[300];
@@ -206,8 +207,8 @@ static kc_status refusal_of(kc_sandbox *s, const char *hook, const kc_policy_req
         snprintf(why, sizeof why, "denied: %s",
                  lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "no reason given");
     else
-        snprintf(why, sizeof why, "returned a %s; expected true, or false and a reason "
-                 "(refused)", lua_typename(L, first));
+        snprintf(why, sizeof why, "returned a %s; expected %s, or false and a reason "
+                 "(refused)", lua_typename(L, first), wanted);
     lua_pop(L, 2);
     return refuse(s, hook, r, err, why);
 }
@@ -233,7 +234,7 @@ kc_status kc_policy_decide(kc_policy *p, const char *hook, const kc_policy_reque
             lua_pop(L, 2);
             continue;
         }
-        return refusal_of(s, hook, req, err);
+        return refusal_of(s, hook, req, "true", err);
     }
     return KC_OK;
 }
@@ -320,7 +321,7 @@ kc_status kc_policy_issue(kc_policy *p, const kc_policy_request *req, kc_policy_
             return call_failed(req, err);
         lua_State *L = kc_sandbox_state(s);
         if (!lua_istable(L, -2))
-            return refusal_of(s, hook, req, err);
+            return refusal_of(s, hook, req, "a grant table", err);
         lua_pop(L, 1);
         kc_policy_grant g;
         memset(&g, 0, sizeof g);

@@ -53,7 +53,7 @@ pass "a limited consumer gets its key through the controller"
 "$KC_BIN" --broker "$B" run "$NODES" adopt "$WORK/nodes" 30 >"$WORK/adopt.out" 2>/dev/null &
 ADOPT=$!
 PIDS="$PIDS $ADOPT"
-wait_for 30 grep -q listening "$WORK/adopt.out" || fail "node did not start"
+wait_for 30 grep -qs listening "$WORK/adopt.out" || fail "node did not start"
 sleep 1
 "$KC_BIN" --broker "$B" --log-level INFO chainserver --node "$WORK/nodes/cs.config" \
     --policy "$POLICIES/short-chains.lua" --once 2>"$WORK/cs.err" ||
