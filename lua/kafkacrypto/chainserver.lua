@@ -66,7 +66,12 @@ function ChainServer:check(now)
   local s = self.settings
   local renewed, refused = 0, 0
   logger:info("Checking Key Lifetimes")
-  for _, e in ipairs(self.cs:entries()) do
+  local ok, entries = pcall(self.cs.entries, self.cs)
+  if not ok then   -- upstream's loop dies here; ours says why and carries on
+    logger:warning("%s", tostring(entries))
+    entries = {}
+  end
+  for _, e in ipairs(entries) do
     logger:info("Checking Key: %s", e.key)
     if e.max_age < now + s.lifetime * s.refresh_fraction then
       logger:warning("Key expires soon, renewing %s (%s)", e.name, e.key)

@@ -5,6 +5,7 @@
 --                            ROOT.subs exist; chainkeys entry for node
 --   exchange DIR SECONDS     prod encrypts, lim must decrypt (key via the
 --                            controller): prints the plaintext or "no key"
+--   poke                     one message that is not a request on ROOT.subs
 --   adopt DIR SECONDS        opens node, prints "adopted" once a chain
 --                            arrives on `chains`, else "not adopted"
 local kafkacrypto = require "kafkacrypto"
@@ -28,6 +29,13 @@ if cmd == "setup" then
     s:store_value("crypto_sub_interval", 5)
     s:store_value("bootstrap_servers", bootstrap, "kafka")
     s:store_value("security_protocol", "PLAINTEXT", "kafka")
+    if n[1] == "ctl" then
+      -- the embedded broker holds a group rebalance for up to the rebalance
+      -- timeout (max.poll.interval.ms, 300 s by default) when a controller
+      -- restarts; the controller's group consumer reads this section
+      s:store_value("session_timeout_ms", 6000, "kafka-consumer")
+      s:store_value("max_poll_interval_ms", 7000, "kafka-consumer")
+    end
     s:close()
   end
   local s = kafkacrypto.store(path("node"))
@@ -44,6 +52,11 @@ if cmd == "setup" then
   p:flush(30)
   p:close()
   print("set up")
+elseif cmd == "poke" then
+  local p = kafkacrypto.producer{}
+  p:send(ROOT .. ".subs", "x", "not a request either", 0)
+  p:flush(30)
+  p:close()
 elseif cmd == "exchange" then
   local function node(n) return kafkacrypto.new { config = path(n), key_wait_interval = 0.2 } end
   local prod, lim = node("prod"), node("lim")

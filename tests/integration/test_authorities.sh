@@ -39,6 +39,14 @@ grep -qF "hook reencrypt: denied: closed for maintenance" "$WORK/ctl-deny.err" |
     fail "no refusal logged: $(tail -5 "$WORK/ctl-deny.err")"
 pass "a controller policy refusal: the limited consumer gets no key"
 
+# offsets were committed: the same group reads only what came since
+"$KC_BIN" --broker "$B" run "$NODES" poke >/dev/null 2>&1 || fail "poke"
+"$KC_BIN" --broker "$B" --log-level INFO controller --node "$WORK/nodes/ctl.config" --policy "$WORK/deny.lua" \
+    --group-id deny-group --seconds 12 2>"$WORK/ctl-again.err" || fail "controller exited $?"
+grep -qF "forwarded 0, refused 1" "$WORK/ctl-again.err" ||
+    fail "restarted controller: $(grep -v cryptokey "$WORK/ctl-again.err" | cut -c1-250 | tail -25)"
+pass "a restarted controller resumes from the committed offsets"
+
 "$KC_BIN" --broker "$B" --log-level INFO controller --node "$WORK/nodes/ctl.config" \
     --policy "$POLICIES/default.lua" --group-id allow-group --seconds 40 2>"$WORK/ctl.err" &
 CTL=$!
