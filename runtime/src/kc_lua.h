@@ -94,6 +94,11 @@ void kc_lua_kafka_config(lua_State *L, int idx, kc_kafka_use use, kc_kafka_confi
 /* ---- nodes (kc_lua_node.c) ------------------------------------------------ */
 
 void kc_lua_open_node(lua_State *L);
+/* kafkacrypto.cfg's policy files followed by those of the list at index
+ * `list` (nil: none), as an array in a userdata pushed on the stack; the
+ * names are owned by the settings and the list, which must stay alive.
+ * `what` prefixes errors ("new: policies[2]: expected a file name"). */
+char **kc_lua_policy_files(lua_State *L, int list, const char *what, size_t *n);
 /* The open node of the kafkacrypto.node object at idx (raises otherwise). */
 struct kc_node *kc_lua_check_node(lua_State *L, int idx);
 /* Authorities (kc_lua_authority.c): controller re-signing, chain server. */

@@ -78,20 +78,8 @@ static kc_chainserver *check_chainserver(lua_State *L)
 static int l_chainserver_open(lua_State *L)
 {
     const char *config = luaL_checkstring(L, 1);
-    const kc_settings *s = kc_lua_settings(L);
-    size_t extra = lua_istable(L, 2) ? lua_objlen(L, 2) : 0;
-    size_t n = s->npolicies + extra;
-    char **files = lua_newuserdata(L, (n ? n : 1) * sizeof *files);
-    for (size_t i = 0; i < s->npolicies; i++)
-        files[i] = s->policies[i];
-    for (size_t i = 0; i < extra; i++) {
-        lua_rawgeti(L, 2, (int)i + 1);
-        if (lua_type(L, -1) != LUA_TSTRING)
-            return kc_lua_errorf(L, "chainserver: policies[%d]: expected a file name",
-                                 (int)i + 1);
-        files[s->npolicies + i] = (char *)lua_tostring(L, -1);   /* kept by the table */
-        lua_pop(L, 1);
-    }
+    size_t n;
+    char **files = kc_lua_policy_files(L, 2, "chainserver", &n);
     lua_chainserver *lc = lua_newuserdata(L, sizeof *lc);
     lc->cs = NULL;
     luaL_getmetatable(L, CHAINSERVER);

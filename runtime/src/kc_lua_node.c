@@ -84,33 +84,26 @@ static bool opt_bool_field(lua_State *L, int t, const char *name, bool dflt)
     return v;
 }
 
-/* The settings' policy files, then those of the option `policies` (a list
- * of file names), into o; the array is a userdata pushed on the stack and
- * the names stay owned by the settings and the options table. */
-static void push_policies(lua_State *L, int opts, kc_node_options *o)
+char **kc_lua_policy_files(lua_State *L, int list, const char *what, size_t *n)
 {
     const kc_settings *s = kc_lua_settings(L);
-    lua_getfield(L, opts, "policies");
-    int t = lua_gettop(L);
-    if (!lua_isnil(L, t) && !lua_istable(L, t))
-        kc_lua_errorf(L, "new: policies: expected a list of file names, got %s",
-                      luaL_typename(L, t));
-    size_t extra = lua_istable(L, t) ? lua_objlen(L, t) : 0;
-    size_t n = s->npolicies + extra;
-    char **files = lua_newuserdata(L, (n ? n : 1) * sizeof *files);
-    lua_remove(L, t);
+    list = list < 0 ? lua_gettop(L) + list + 1 : list;
+    if (!lua_isnil(L, list) && !lua_istable(L, list))
+        kc_lua_errorf(L, "%s: policies: expected a list of file names, got %s", what,
+                      luaL_typename(L, list));
+    size_t extra = lua_istable(L, list) ? lua_objlen(L, list) : 0;
+    *n = s->npolicies + extra;
+    char **files = lua_newuserdata(L, (*n ? *n : 1) * sizeof *files);
     for (size_t i = 0; i < s->npolicies; i++)
         files[i] = s->policies[i];
     for (size_t i = 0; i < extra; i++) {
-        lua_getfield(L, opts, "policies");
-        lua_rawgeti(L, -1, (int)i + 1);
+        lua_rawgeti(L, list, (int)i + 1);
         if (lua_type(L, -1) != LUA_TSTRING)
-            kc_lua_errorf(L, "new: policies[%d]: expected a file name", (int)i + 1);
-        files[s->npolicies + i] = (char *)lua_tostring(L, -1);
-        lua_pop(L, 2);
+            kc_lua_errorf(L, "%s: policies[%d]: expected a file name", what, (int)i + 1);
+        files[s->npolicies + i] = (char *)lua_tostring(L, -1);   /* kept by the list */
+        lua_pop(L, 1);
     }
-    o->policies = files;
-    o->npolicies = n;
+    return files;
 }
 
 /* core.node_open{ node_id=, config=path|store, producer={...}, consumer={...},
@@ -156,7 +149,9 @@ static int l_node_open(lua_State *L)
         check_table_arg(L, 5, "new: consumer", "Kafka options (a table or a kafkacrypto.consumer)");
     if (borrowed)
         kc_lua_check_store(L, 3);
-    push_policies(L, 1, &o);           /* 6 */
+    lua_getfield(L, 1, "policies");
+    o.policies = kc_lua_policy_files(L, -1, "new", &o.npolicies);
+    lua_replace(L, -2);                /* 6: the array; the list stays in the options */
 
     lua_node *ln = lua_newuserdata(L, sizeof *ln);   /* 7 */
     memset(ln, 0, sizeof *ln);
