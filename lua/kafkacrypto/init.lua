@@ -68,6 +68,9 @@ kafkacrypto.is_message = core.is_message
 --                                   settings' exchange_variant); scripts/variants/README.md
 --   options.max_key_wait_intervals  tries after the first message (default 0)
 --   options.allowlist_topic / denylist_topic   apply those topics (default true)
+--   options.policies  policy files asked before answering key requests and
+--                     using key replies, after kafkacrypto.cfg's (they can
+--                     only refuse; policies/README.md)
 -- kafkacrypto.new{ node_id = ..., config = ..., producer = ..., consumer = ... }
 -- is the same. Methods: :key_serializer(), :value_serializer(),
 -- :key_deserializer(), :value_deserializer()  (getKeySerializer, ...),

@@ -208,6 +208,12 @@ function Consumer:messages(timeout)
   end
 end
 
+-- Commits the offsets of the messages polled so far, synchronously (for a
+-- consumer with group_id and enable_auto_commit = false).
+function Consumer:commit()
+  self._handle:commit()
+end
+
 -- Leaves the group and closes.
 function Consumer:close()
   if self._closed then return end

@@ -49,9 +49,25 @@ struct kc_exchange {
     double maxage;
     double (*now_fn)(void *ctx);
     void *now_ctx;
+    kc_exchange_check_fn check;
+    void *check_ctx;
 };
 
 /* ---- small helpers ------------------------------------------------------------------ */
+
+void kc_exchange_set_check(kc_exchange *x, kc_exchange_check_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&x->mu);
+    x->check = fn;
+    x->check_ctx = ctx;
+    pthread_mutex_unlock(&x->mu);
+}
+
+static kc_status policy_check(kc_exchange *x, const char *root, const char *usage, double t,
+                              const kc_chain_result *res, kc_err *err)
+{
+    return x->check ? x->check(x->check_ctx, root, usage, t, res, err) : KC_OK;
+}
 
 static double wall_clock(void *ctx)
 {
@@ -457,6 +473,8 @@ kc_status kc_exchange_encrypt_keys(kc_exchange *x, const char *root,
         kc_log(KC_LOG_INFO, LOGGER, "%s", err->msg);
         goto done;
     }
+    if ((st = policy_check(x, root, "key-encrypt-request", t, &res, err)) != KC_OK)
+        goto done;
     const kc_key *matchpk = matching_type(x, &res);
     st = kc_cryptokey_get_epks(x->ck, root, "encrypt_keys", &epks, err);
     if (st == KC_OK)
@@ -632,6 +650,10 @@ kc_status kc_exchange_decrypt_keys(kc_exchange *x, const char *root, const uint8
                         "request of ours", root);
         goto done;
     }
+    /* Only replies to our own requests reach the policy (every consumer
+     * sees every reply of the root). */
+    if ((st = policy_check(x, root, "key-encrypt", now(x), &res, err)) != KC_OK)
+        goto done;
     st = kc_cryptokey_use_epks(x->ck, root, "decrypt_keys", res.key.keys, res.key.n, false,
                                &cands, err);
     if (st != KC_OK)
@@ -678,8 +700,10 @@ kc_status kc_exchange_reencrypt_request(kc_exchange *x, const char *root,
                         "is not a 32-byte random0", root);
         kc_log(KC_LOG_INFO, LOGGER, "%s", err->msg);
     } else {
-        st = sign_requests(x, root, &res.key, 1, random0, random0_len, matching_type(x, &res),
-                           &msgs, err);
+        st = policy_check(x, root, "key-encrypt-subscribe", now(x), &res, err);
+        if (st == KC_OK)
+            st = sign_requests(x, root, &res.key, 1, random0, random0_len,
+                               matching_type(x, &res), &msgs, err);
         if (st == KC_OK && msgs.n == 0)
             st = sign_requests(x, root, &res.key, 1, random0, random0_len, NULL, &msgs, err);
         if (st == KC_OK && msgs.n == 0)
@@ -702,7 +726,10 @@ kc_status kc_exchange_check_chain(kc_exchange *x, const char *root, const char *
 {
     pthread_mutex_lock(&x->mu);
     kc_chain_list allow = view(&x->list[KC_LIST_ALLOW]), deny = view(&x->list[KC_LIST_DENY]);
-    kc_status st = kc_chain_process(chain, n, root, usage, &allow, &deny, now(x), out, err);
+    double t = now(x);
+    kc_status st = kc_chain_process(chain, n, root, usage, &allow, &deny, t, out, err);
+    if (st == KC_OK)   /* variants are refused by the same policies as the default exchange */
+        st = policy_check(x, root, usage, t, out, err);
     pthread_mutex_unlock(&x->mu);
     return st;
 }

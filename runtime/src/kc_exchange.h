@@ -58,8 +58,19 @@ typedef struct kc_exchange_config {
 } kc_exchange_config;
 
 void kc_exchange_config_init(kc_exchange_config *c);
+
+/* A policy's say on a message whose chain the core has verified for
+ * `usage` (key-encrypt-request: encrypt_keys, key-encrypt: decrypt_keys,
+ * key-encrypt-subscribe: reencrypt_request). Called with the exchange's
+ * lock held, so calls never overlap. Any status but KC_OK refuses the
+ * message (nothing is sent, consumed or changed); err says why. */
+typedef kc_status (*kc_exchange_check_fn)(void *ctx, const char *root, const char *usage,
+                                          double now, const kc_chain_result *chain,
+                                          kc_err *err);
 kc_status kc_exchange_new(const kc_exchange_config *c, kc_exchange **out, kc_err *err);
 void kc_exchange_free(kc_exchange *x);
+/* Installs (fn NULL: removes) the policy check. */
+void kc_exchange_set_check(kc_exchange *x, kc_exchange_check_fn fn, void *ctx);
 
 /* ---- messages ------------------------------------------------------------- */
 

@@ -467,6 +467,14 @@ kc_status kc_consumer_partition_count(kc_consumer *c, const char *topic, int tim
     return KC_OK;
 }
 
+kc_status kc_consumer_commit(kc_consumer *c, kc_err *err)
+{
+    rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, NULL, 0);
+    if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        return kc_err_set(err, KC_ERR_IO, "commit: %s", rd_kafka_err2str(e));
+    return KC_OK;
+}
+
 void kc_consumer_wake(kc_consumer *c)
 {
     atomic_store(&c->woken, true);

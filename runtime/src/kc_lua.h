@@ -99,6 +99,15 @@ void kc_lua_open_tools(lua_State *L);
 /* ---- nodes (kc_lua_node.c) ------------------------------------------------ */
 
 void kc_lua_open_node(lua_State *L);
+/* kafkacrypto.cfg's policy files followed by those of the list at index
+ * `list` (nil: none), as an array in a userdata pushed on the stack; the
+ * names are owned by the settings and the list, which must stay alive.
+ * `what` prefixes errors ("new: policies[2]: expected a file name"). */
+char **kc_lua_policy_files(lua_State *L, int list, const char *what, size_t *n);
+/* The open node of the kafkacrypto.node object at idx (raises otherwise). */
+struct kc_node *kc_lua_check_node(lua_State *L, int idx);
+/* Authorities (kc_lua_authority.c): controller re-signing, chain server. */
+void kc_lua_open_authority(lua_State *L);
 /* Closes every node of the state (before os.exit). */
 void kc_lua_node_close_all(lua_State *L);
 

@@ -22,9 +22,6 @@
 
 /* kc_lua_open_crypto (kc_lua.h) adds `crypto` to the core module table. */
 
-/* The open node of the kafkacrypto.node object at idx (raises otherwise);
- * kc_lua_node.c. (h13-policy declares the same in kc_lua.h.) */
-struct kc_node *kc_lua_check_node(lua_State *L, int idx);
 /* Pushes the module table (creating the metatables it needs): for states
  * without the core module, such as a sandbox. */
 void kc_lua_push_crypto(lua_State *L);

@@ -320,6 +320,16 @@ static int l_subscribe(lua_State *L)
     return 0;
 }
 
+/* c:commit(): synchronous commit of what was polled */
+static int l_commit(lua_State *L)
+{
+    lua_consumer *lc = check_consumer(L);
+    kc_err err;
+    if (kc_consumer_commit(lc->c, &err) != KC_OK)
+        return kc_lua_error(L, &err);
+    return 0;
+}
+
 static int64_t check_offset(lua_State *L, int idx, int entry)
 {
     if (lua_isnil(L, idx))
@@ -572,7 +582,7 @@ void kc_lua_open_kafka(lua_State *L)
     };
     static const luaL_Reg consumer[] = {
         {"subscribe", l_subscribe}, {"assign", l_assign}, {"poll", l_consumer_poll},
-        {"close", l_consumer_close}, {NULL, NULL},
+        {"commit", l_commit}, {"close", l_consumer_close}, {NULL, NULL},
     };
     static const luaL_Reg broker[] = {
         {"bootstrap", l_bootstrap}, {"create_topic", l_create_topic},

@@ -84,9 +84,31 @@ static bool opt_bool_field(lua_State *L, int t, const char *name, bool dflt)
     return v;
 }
 
+char **kc_lua_policy_files(lua_State *L, int list, const char *what, size_t *n)
+{
+    const kc_settings *s = kc_lua_settings(L);
+    list = list < 0 ? lua_gettop(L) + list + 1 : list;
+    if (!lua_isnil(L, list) && !lua_istable(L, list))
+        kc_lua_errorf(L, "%s: policies: expected a list of file names, got %s", what,
+                      luaL_typename(L, list));
+    size_t extra = lua_istable(L, list) ? lua_objlen(L, list) : 0;
+    *n = s->npolicies + extra;
+    char **files = lua_newuserdata(L, (*n ? *n : 1) * sizeof *files);
+    for (size_t i = 0; i < s->npolicies; i++)
+        files[i] = s->policies[i];
+    for (size_t i = 0; i < extra; i++) {
+        lua_rawgeti(L, list, (int)i + 1);
+        if (lua_type(L, -1) != LUA_TSTRING)
+            kc_lua_errorf(L, "%s: policies[%d]: expected a file name", what, (int)i + 1);
+        files[s->npolicies + i] = (char *)lua_tostring(L, -1);   /* kept by the list */
+        lua_pop(L, 1);
+    }
+    return files;
+}
+
 /* core.node_open{ node_id=, config=path|store, producer={...}, consumer={...},
  *                 key_wait_interval=, max_key_wait_intervals=, allowlist_topic=,
- *                 denylist_topic=, trust_temporary_rot= } */
+ *                 denylist_topic=, trust_temporary_rot=, policies={file...} } */
 static int l_node_open(lua_State *L)
 {
     check_table_arg(L, 1, "new", "a table of options");
@@ -135,15 +157,18 @@ static int l_node_open(lua_State *L)
         check_table_arg(L, 5, "new: consumer", "Kafka options (a table or a kafkacrypto.consumer)");
     if (borrowed)
         kc_lua_check_store(L, 3);
+    lua_getfield(L, 1, "policies");
+    o.policies = kc_lua_policy_files(L, -1, "new", &o.npolicies);
+    lua_replace(L, -2);                /* 6: the array; the list stays in the options */
 
-    lua_node *ln = lua_newuserdata(L, sizeof *ln);   /* 6 */
+    lua_node *ln = lua_newuserdata(L, sizeof *ln);   /* 7 */
     memset(ln, 0, sizeof *ln);
     luaL_getmetatable(L, NODE);
     lua_setmetatable(L, -2);
     lua_createtable(L, 1, 0);
     lua_pushvalue(L, 3);
     lua_rawseti(L, -2, 1);
-    lua_setfenv(L, 6);
+    lua_setfenv(L, 7);
 
     kc_kafka_config pc, cc;
     kc_lua_kafka_config(L, 4, KC_KAFKA_PRODUCER, &pc);
@@ -164,7 +189,7 @@ static int l_node_open(lua_State *L)
         ln->borrowed_store = false;
         return kc_lua_error(L, &err);
     }
-    set_open(L, 6, true);
+    set_open(L, 7, true);
     return 1;
 }
 

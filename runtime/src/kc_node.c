@@ -15,6 +15,7 @@
 #include "kc_hex.h"
 #include "kc_keyidx.h"
 #include "kc_log.h"
+#include "kc_policy.h"
 #include "kc_store.h"
 #include "kc_variant.h"
 
@@ -49,6 +50,7 @@ struct kc_node {
     kc_ratchet *ratchet;
     kc_serde *serde;
     kc_exchange *x;
+    kc_policy *policy;
     kc_producer *prod;
     kc_consumer *cons;
     kc_variant *variant;         /* NULL: the protocol of §7; used by the management thread */
@@ -1013,6 +1015,9 @@ kc_status kc_node_open(kc_node **out, const kc_node_options *o, kc_err *err)
         st = kc_store_migrate_legacy(n->store, err);
     if (st == KC_OK)
         st = open_exchange(n, o, err);
+    if (st == KC_OK && o->npolicies &&
+        (st = kc_policy_open(&n->policy, o->policies, o->npolicies, NULL, err)) == KC_OK)
+        kc_exchange_set_check(n->x, kc_policy_exchange_check, n->policy);
     if (st == KC_OK)
         st = kc_store_file_option(n->store, "ratchet", ".seed", &path, err);
     if (st == KC_OK)
@@ -1063,6 +1068,7 @@ void kc_node_close(kc_node *n)
     kc_serde_free(n->serde);
     kc_variant_free(n->variant); /* its handles borrow the exchange and the cryptokey */
     kc_exchange_free(n->x);
+    kc_policy_free(n->policy);
     kc_ratchet_close(n->ratchet);
     kc_cryptokey_close(n->ck);
     if (!n->borrowed_store)

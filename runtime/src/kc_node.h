@@ -61,6 +61,10 @@ typedef struct kc_node_options {
     bool trust_temporary_rot;  /* new config files trust upstream's temporary root */
     int max_key_wait_intervals; /* deserializer wait for later misses (B7) */
     double key_wait_interval;  /* s, default 1 */
+    /* Policy files (kc_policy.h) asked before answering a key request and
+     * before using a key reply; they can only refuse. */
+    char *const *policies;
+    size_t npolicies;
     double (*now_fn)(void *ctx); /* tests: a pinned clock */
     void *now_ctx;
 } kc_node_options;
