@@ -33,3 +33,12 @@ pass "README stacking: JSON with encryption"
 "$KC_BIN" run universal.lua my-node-ID.config >out 2>err || fail "universal.lua: $(cat err)"
 grep -q '^value1 : value-of-value1$' my-node-ID.config || fail "universal.lua did not store value1"
 pass "README universal configuration file"
+
+# The policy shown in the README is the tested file, verbatim.
+awk '/^```lua$/ { inblock = 1; first = 1; next }
+     /^```$/ { inblock = 0; keep = 0; next }
+     inblock && first { first = 0; keep = ($0 ~ /^-- policies\/allow-fingerprints.lua/) }
+     inblock && keep' "$README" >shown.lua
+cmp -s shown.lua "$HERE/../../policies/allow-fingerprints.lua" \
+    || fail "README's policy differs from policies/allow-fingerprints.lua"
+pass "README policy example is policies/allow-fingerprints.lua"
