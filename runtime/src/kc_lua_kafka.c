@@ -64,8 +64,10 @@ static const char *option_text(lua_State *L, int idx, const char *name)
     switch (lua_type(L, idx)) {
     case LUA_TSTRING:
         return lua_tostring(L, idx);
-    case LUA_TBOOLEAN:
-        return lua_toboolean(L, idx) ? "true" : "false";
+    case LUA_TBOOLEAN:   /* stored as text: the caller reads the slot back */
+        lua_pushstring(L, lua_toboolean(L, idx) ? "true" : "false");
+        lua_replace(L, idx);
+        return lua_tostring(L, idx);
     case LUA_TNUMBER: {
         double v = lua_tonumber(L, idx);
         char buf[64];

@@ -174,6 +174,20 @@ function TestKafka:test_subscribe_list_with_group()
   producer:close()
 end
 
+function TestKafka:test_boolean_options()
+  -- kafka-python style booleans (enable_auto_commit=False) reach librdkafka as text
+  local t = h.topic("bool")
+  local producer = h.producer{ ["enable.idempotence"] = true }
+  producer:send(t, "k", "v", 0)
+  producer:flush()
+  local consumer = h.consumer{ t, group_id = h.topic("group"), auto_offset_reset = "earliest",
+                               enable_auto_commit = false }
+  local got = h.collect(consumer, 1)
+  lu.assertEquals(got[1].value, "v")
+  consumer:close()
+  producer:close()
+end
+
 function TestKafka:test_subscribe_regex_and_iterator()
   local prefix = h.topic("rx")
   local producer = h.producer()
