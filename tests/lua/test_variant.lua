@@ -33,10 +33,10 @@ local function provision(node)
   store:close()
 end
 
-local function node(name, variant)
+local function node(name, variant, policies)
   provision(name)
   return kafkacrypto.new { config = dir .. "/" .. name .. ".config", key_wait_interval = 0.1,
-                           exchange_variant = variant }
+                           exchange_variant = variant, policies = policies }
 end
 
 local function send(n, topic, value)
@@ -140,6 +140,26 @@ function TestVariant:test_broken_variant_files_are_errors_that_name_them()
   end
   lu.assertStrContains(h.error_of(kafkacrypto.new, { config = config, exchange_variant = 7 }),
                        "exchange_variant: expected a file name, got number")
+end
+
+function TestVariant:test_policies_refuse_in_a_variant_exchange_too()
+  -- the variant checks chains through the core, which asks the node's policies
+  local deny = dir .. "/deny.lua"
+  h.write_file(deny, [[return { key_request = function(req) return false, "closed for tests" end }]])
+  local broker = kafkacrypto.broker.embedded()
+  local r = h.topic("vp")
+  broker:create_topic(r .. ".data", 1)
+  local producer = node("gina", BOUND_REPLY, { deny })
+  local consumer = node("hugo", BOUND_REPLY)
+  send(producer, r .. ".data", "guarded")
+  local m = read(consumer, r .. ".data", 0)
+  lu.assertTrue(wait_for(function() return cap:find("closed for tests") ~= nil end),
+                "the producer's policy was not asked")
+  lu.assertFalse(m.value:is_cleartext(false))
+  lu.assertEquals(producer:stats().replies_sent, 0)
+  lu.assertEquals(consumer:stats().keys_received, 0)
+  producer:close()
+  consumer:close()
 end
 
 function TestVariant:test_hooks_that_fail_or_loop_never_stop_the_loop()
