@@ -121,6 +121,22 @@ function kafkacrypto.set_root_rule(rule)
   core.set_root_rule(rule)
 end
 
+-- Serving until told to stop:
+--   kafkacrypto.wait_for_signal([seconds]) -> "SIGINT", "SIGTERM" or nil
+--       Waits (no limit when seconds is nil) for SIGINT or SIGTERM and
+--       returns its name, or nil when the time is up. From its first call
+--       on, these signals no longer end the process: each is remembered
+--       until a call returns it (wait_for_signal(0) only checks).
+--   kafkacrypto.catch_signals(true|false)
+--       Starts catching them without waiting, or gives them back their
+--       default effect (ending the process) and forgets those caught.
+--   kafkacrypto.clock() -> seconds from an arbitrary start, monotonic and
+--       sub-second (for deadlines: os.clock is CPU time, os.time whole seconds)
+-- Catching is process-wide; Kafka clients and nodes keep running meanwhile.
+kafkacrypto.wait_for_signal = core.wait_for_signal
+kafkacrypto.catch_signals = core.catch_signals
+kafkacrypto.clock = core.clock
+
 -- The runtime settings (kafkacrypto.cfg and command line), read-only copy.
 function kafkacrypto.settings()
   return core.settings()

@@ -167,6 +167,12 @@ function Consumer:assign(partitions)
   self._handle:assign(partitions)
 end
 
+-- The number of partitions of `topic` in the cluster's metadata, 0 when it
+-- does not exist (yet). Waits at most `timeout` seconds (default 5).
+function Consumer:partition_count(topic, timeout)
+  return self._handle:partition_count(topic, timeout)
+end
+
 -- A failing deserializer's error names the record; an error object
 -- (kafkacrypto.errors) stays one, with the raw record as err.record.
 function Consumer:_deserialize(msg)

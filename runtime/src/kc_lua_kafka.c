@@ -386,6 +386,19 @@ static int l_assign(lua_State *L)
     return 0;
 }
 
+/* c:partition_count(topic, timeout_s = 5) -> n, 0 if the topic does not exist */
+static int l_partition_count(lua_State *L)
+{
+    lua_consumer *lc = check_consumer(L);
+    const char *topic = luaL_checkstring(L, 2);
+    int count;
+    kc_err err;
+    if (kc_consumer_partition_count(lc->c, topic, opt_ms(L, 3, 5000), &count, &err) != KC_OK)
+        return kc_lua_error(L, &err);
+    lua_pushinteger(L, count);
+    return 1;
+}
+
 static void set_bytes(lua_State *L, const char *field, const uint8_t *p, size_t n)
 {
     if (!p)
@@ -584,7 +597,8 @@ void kc_lua_open_kafka(lua_State *L)
     };
     static const luaL_Reg consumer[] = {
         {"subscribe", l_subscribe}, {"assign", l_assign}, {"poll", l_consumer_poll},
-        {"commit", l_commit}, {"close", l_consumer_close}, {NULL, NULL},
+        {"commit", l_commit}, {"partition_count", l_partition_count},
+        {"close", l_consumer_close}, {NULL, NULL},
     };
     static const luaL_Reg broker[] = {
         {"bootstrap", l_bootstrap}, {"create_topic", l_create_topic},

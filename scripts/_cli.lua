@@ -1,0 +1,131 @@
+-- What `kafkacrypto produce` and `kafkacrypto consume` share: argument
+-- parsing, the choice of broker and Kafka options, opening the node.
+-- (A name starting with "_" is not a tool of its own.)
+
+local kafkacrypto = require "kafkacrypto"
+
+local cli = {}
+
+-- A tool: name, usage text, option specs.
+--   spec[name] = { value = true|false, many = true, check = function(text) -> value | nil, why }
+function cli.tool(name, usage, specs)
+  return { name = name, usage = usage, specs = specs }
+end
+
+function cli.usage_error(tool, fmt, ...)
+  io.stderr:write(("kafkacrypto %s: %s\n"):format(tool.name, fmt:format(...)), tool.usage)
+  io.stderr:flush()
+  os.exit(2)
+end
+
+-- Exits 1 with `message` (an error of ours is located in this script:
+-- that location is no news to the user).
+function cli.fail(tool, message)
+  message = tostring(message):gsub("^[^\n]-%.lua:%d+: ", "")
+  io.stderr:write(("kafkacrypto %s: %s\n"):format(tool.name, message))
+  io.stderr:flush()
+  os.exit(1)
+end
+
+-- Parses `args`: options "--name VALUE", "--name=VALUE", "-X VALUE" or
+-- "-XVALUE". Returns a table by option name (lists for `many` options).
+function cli.parse(tool, args)
+  local opts = {}
+  for name, spec in pairs(tool.specs) do
+    if spec.many then opts[name] = {} end
+  end
+  local i = 1
+  while i <= #args do
+    local a = args[i]
+    if a == "-h" or a == "--help" then
+      io.stdout:write(tool.usage)
+      os.exit(0)
+    end
+    local name, value = a:match("^(%-%-[%w-]+)=(.*)$")
+    if not name then
+      name = a:match("^%-X") and "-X" or a
+      value = a:match("^%-X(.+)$")
+    end
+    local spec = tool.specs[name]
+    if not spec then cli.usage_error(tool, "unknown argument '%s'", a) end
+    if spec.value and value == nil then
+      i = i + 1
+      value = args[i]
+      if value == nil then cli.usage_error(tool, "%s needs a value", name) end
+    elseif not spec.value and value ~= nil then
+      cli.usage_error(tool, "%s takes no value", name)
+    end
+    if spec.value then
+      local checked, why = value, nil
+      if spec.check then checked, why = spec.check(value) end
+      if checked == nil then cli.usage_error(tool, "%s %s: %s", name, value, why) end
+      value = checked
+    else
+      value = true
+    end
+    if spec.many then
+      table.insert(opts[name], value)
+    elseif opts[name] ~= nil then
+      cli.usage_error(tool, "%s given twice", name)
+    else
+      opts[name] = value
+    end
+    i = i + 1
+  end
+  return opts
+end
+
+-- Value checks for option specs.
+function cli.number_at_least(low, what)
+  return function(text)
+    local n = tonumber(text)
+    if n and n == n and n >= low and n < math.huge then return n end
+    return nil, what
+  end
+end
+
+function cli.property(text)
+  local name, value = text:match("^([^=]+)=(.*)$")
+  if not name then return nil, "expected NAME=VALUE (a librdkafka property)" end
+  return { name = name, value = value }
+end
+
+function cli.require(tool, opts, ...)
+  for _, name in ipairs{ ... } do
+    if opts[name] == nil then cli.usage_error(tool, "%s is required", name) end
+  end
+end
+
+-- Opens the node of --node and works out the Kafka options, most specific
+-- first: --broker, then -X (in order, the last wins), then the global
+-- `kafkacrypto --broker` / kafkacrypto.cfg broker, then the node config.
+-- Returns the node, the options of the data client of kind `kind`
+-- ("producer" or "consumer") and those to lay over the node's key-exchange
+-- clients. options.node = kafkacrypto.new options.
+function cli.open(tool, opts, kind, node_options)
+  local ok, store = pcall(kafkacrypto.store, opts["--node"])
+  if not ok then cli.fail(tool, tostring(store)) end
+  local data = store:get_kafka_config(kind)
+  local over = {}
+  for _, x in ipairs(opts["-X"]) do over[x.name] = x.value end
+  local broker = opts["--broker"] or over["bootstrap.servers"] or over.bootstrap_servers
+                 or kafkacrypto.settings().broker or data["bootstrap.servers"]
+  if broker == nil or broker == "" then
+    store:close()
+    cli.usage_error(tool, "no Kafka broker: give --broker HOST:PORT (the node config %s names "
+                    .. "none; `kafkacrypto broker` runs one for tests)", opts["--node"])
+  end
+  over.bootstrap_servers, over["bootstrap.servers"] = nil, broker
+  for k, v in pairs(over) do data[k] = v end
+  local o = { config = store, producer = over, consumer = over }
+  for k, v in pairs(node_options or {}) do o[k] = v end
+  local node
+  ok, node = pcall(kafkacrypto.new, o)
+  if not ok then
+    store:close()
+    cli.fail(tool, tostring(node))
+  end
+  return node, data, store
+end
+
+return cli

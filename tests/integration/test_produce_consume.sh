@@ -1,0 +1,165 @@
+#!/bin/sh
+# `kafkacrypto produce` and `kafkacrypto consume`, each in its own process,
+# on a standalone broker: key exchange in both directions, two roots, key
+# topics with several partitions, a producer restart, an unauthorised
+# consumer, retries, node files written by upstream's simple-provision, and
+# stopping by signal.
+. "$(dirname "$0")/lib.sh"
+
+# Consumers ask again for a missing key after 1 s (upstream: 60 s).
+kc() { "$KC_BIN" --set tunables.crypto_sub_interval=1 "$@"; }
+
+start_broker "$WORK/bootstrap" --topic sensor.reqs:3 --topic sensor.keys:3 --topic sensor.subs:3 \
+    --topic sensor.temp:1 --topic metrics.cpu:1
+B=$(cat "$WORK/bootstrap")
+# Node configs are written for a TLS cluster, as upstream's simple-provision
+# writes them; the test broker speaks plaintext.
+X="-X security.protocol=PLAINTEXT"
+# produce|consume NODE [--info] ARGS...: --info logs the key exchange (INFO).
+# In the background, run `(tool produce ...) &`: $! is then the tool itself.
+produce() { (tool produce "$@"); }
+consume() { (tool consume "$@"); }
+tool() {
+    cmd=$1 node=$2 level=WARNING; shift 2
+    [ "${1:-}" != --info ] || { level=INFO; shift; }
+    exec "$KC_BIN" --set tunables.crypto_sub_interval=1 --log-level $level \
+        $cmd --node "$WORK/$node.config" --broker "$B" $X "$@"
+}
+
+# serve NAME NODE TOPIC LINES [ARGS...]: a producer sending LINES and then
+# serving keys in the background, until it says so on stderr.
+serve() {
+    name=$1 node=$2 topic=$3 lines=$4; shift 4
+    printf "$lines" >"$WORK/$name.in"
+    (tool produce $node --topic "$topic" --serve forever "$@") \
+        <"$WORK/$name.in" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+    eval "PID_$name=$!"
+    PIDS="$PIDS $!"
+    wait_for 20 grep -q "serving keys" "$WORK/$name.err" ||
+        fail "$name did not start serving: $(cat "$WORK/$name.err")"
+}
+# stop NAME SIGNAL: the producer ends cleanly, status 0.
+stop() {
+    eval "pid=\$PID_$1"
+    kill -"$2" "$pid"
+    status=0
+    wait "$pid" || status=$?
+    PIDS=$(echo "$PIDS" | sed "s/ $pid//")
+    [ "$status" = 0 ] || fail "$1 exited $status on SIG$2: $(cat "$WORK/$1.err")"
+    grep -q "SIG$2: stopping" "$WORK/$1.err" || fail "$1: no stop message"
+}
+# same FILE EXPECTED: FILE holds the lines of EXPECTED (printf text) in any order.
+same() {
+    printf "$2" | sort >"$WORK/expected"
+    sort "$1" | cmp -s - "$WORK/expected" || fail "$1: got '$(cat "$1")', expected '$(cat "$WORK/expected")'"
+}
+no_marks() { ! grep '^!' "$1" || fail "$1 has undecryptable messages"; }
+
+cat >"$WORK/provision.lua" <<'LUA'
+-- provision.lua DIR ROOT_PASSWORD NODE:ROLE...
+local kafkacrypto = require "kafkacrypto"
+local dir, password = arg[1], arg[2]
+for i = 3, #arg do
+  local node, role = arg[i]:match("^(.-):(.*)$")
+  kafkacrypto.provision{ node_id = node, role = role, dir = dir, rot_password = password,
+                         provisioning_password = "provisioning password" }
+end
+LUA
+kc run "$WORK/provision.lua" "$WORK" "root of trust password" thermo:producer cpumon:producer \
+    restarts:producer dash:consumer early:consumer late:consumer 2>"$WORK/provision.err" ||
+    fail "provisioning: $(cat "$WORK/provision.err")"
+kc run "$WORK/provision.lua" "$WORK" "ANOTHER root password" intruder:consumer \
+    2>>"$WORK/provision.err" || fail "provisioning: $(cat "$WORK/provision.err")"
+
+# 1. Producers first, then a consumer of both roots.
+serve thermo "thermo --info" sensor.temp \
+    'kitchen\t21.5 C\ngarage\t14.0 C\nhall\tsplit\tat the first tab\n'
+serve cpumon cpumon metrics.cpu 'host-1\tload 0.42\nhost-2\tload 1.07\n'
+grep -q "sent 3 messages to sensor.temp" "$WORK/thermo.err" || fail "thermo: $(cat "$WORK/thermo.err")"
+consume dash --topic sensor.temp --topic metrics.cpu --from-beginning --count 5 --timeout 20 \
+    >"$WORK/dash.out" 2>"$WORK/dash.err" || fail "dash: $(cat "$WORK/dash.err")"
+same "$WORK/dash.out" 'kitchen\t21.5 C\ngarage\t14.0 C\nhall\tsplit\tat the first tab\nhost-1\tload 0.42\nhost-2\tload 1.07\n'
+no_marks "$WORK/dash.err"
+pass "producers in their own processes serve keys of two roots to a consumer (key topics with 3 partitions)"
+
+# 2. A consumer provisioned under another root never gets a key.
+status=0
+consume intruder --topic sensor.temp --from-beginning --count 3 --timeout 4 \
+    >"$WORK/intruder.out" 2>"$WORK/intruder.err" || status=$?
+[ "$status" = 1 ] || fail "intruder exited $status: $(cat "$WORK/intruder.err")"
+[ ! -s "$WORK/intruder.out" ] || fail "intruder printed: $(cat "$WORK/intruder.out")"
+[ "$(grep -c '^! undecryptable sensor.temp partition 0 offset [012]: no key received$' \
+    "$WORK/intruder.err")" = 3 ] || fail "intruder: $(cat "$WORK/intruder.err")"
+grep -q "Refused key request for root=sensor" "$WORK/thermo.err" || fail "no refusal logged"
+pass "an unauthorised consumer prints only marked lines (stderr), exit 1; the producer refuses it"
+
+stop thermo TERM
+stop cpumon INT
+pass "a serving producer stops cleanly on SIGTERM and SIGINT"
+
+# 3. A consumer first: messages of a producer that is not serving stay
+# undecryptable and are retried; the producer restarts (new key), answers
+# the request made before it ran and serves the old key too.
+printf 'r1\tfirst run\nr2\tfirst run\n' | produce restarts --topic sensor.restart \
+    2>"$WORK/run1.err" || fail "first run: $(cat "$WORK/run1.err")"
+(tool consume early --info --topic sensor.restart --from-beginning --count 4 --timeout 25 \
+    >"$WORK/early.out" 2>"$WORK/early.err") &
+early=$!
+PIDS="$PIDS $early"
+wait_for 15 grep -q "Sending new subscribe request(s) for root=sensor" "$WORK/early.err" ||
+    fail "early consumer asked for no key: $(cat "$WORK/early.err")"
+[ ! -s "$WORK/early.out" ] || fail "decrypted without a serving producer: $(cat "$WORK/early.out")"
+serve run2 restarts sensor.restart 'r3\tsecond run\nr4\tsecond run\n'
+status=0
+wait "$early" || status=$?
+[ "$status" = 0 ] || fail "early consumer exited $status: $(cat "$WORK/early.err")"
+same "$WORK/early.out" 'r1\tfirst run\nr2\tfirst run\nr3\tsecond run\nr4\tsecond run\n'
+no_marks "$WORK/early.err"
+[ "$(grep -o 'Received new encryption key for root=sensor, key index=[0-9a-f]*' "$WORK/early.err" |
+    sort -u | wc -l)" = 2 ] || fail "expected two key indices: $(cat "$WORK/early.err")"
+pass "a consumer started first retries undecryptable messages once a restarted producer serves"
+consume late --topic sensor.restart --from-beginning --count 4 --timeout 20 \
+    >"$WORK/late.out" 2>"$WORK/late.err" || fail "late: $(cat "$WORK/late.err")"
+same "$WORK/late.out" 'r1\tfirst run\nr2\tfirst run\nr3\tsecond run\nr4\tsecond run\n'
+pass "a late consumer gets the keys of both runs (old keys are kept and served)"
+stop run2 TERM
+
+# 4. Node files written by upstream's simple-provision (shared vectors),
+# unchanged; their file# paths are relative to the current directory.
+VECTORS=${VECTORS:-$KC_SOURCE_DIR/../shared/vectors}
+if [ -r "$VECTORS/store.json" ]; then
+    mkdir "$WORK/up"
+    cat >"$WORK/upstream_files.lua" <<'LUA'
+-- upstream_files.lua STORE.JSON DIR: writes the simple-provision nodes' files
+local cjson = require "cjson"
+local f = assert(io.open(arg[1]))
+local doc = cjson.decode(f:read("*a"))
+f:close()
+local function unhex(s) return (s:gsub("%x%x", function(h) return string.char(tonumber(h, 16)) end)) end
+local function write(name, bytes)
+  local out = assert(io.open(arg[2] .. "/" .. name, "wb"))
+  out:write(bytes)
+  out:close()
+end
+for _, v in ipairs(doc.vectors) do
+  if v.source == "simple-provision.py" then
+    write(v.node_id .. ".config", v.config_text)
+    write(v.node_id .. ".crypto", unhex(v.crypto_file))
+    write(v.node_id .. ".seed", unhex(v.seed_file))
+  end
+end
+LUA
+    kc run "$WORK/upstream_files.lua" "$VECTORS/store.json" "$WORK/up" ||
+        fail "cannot write upstream's node files"
+    [ -s "$WORK/up/producer1.config" ] && [ -s "$WORK/up/consumer1.config" ] ||
+        fail "store.json has no simple-provision producer1/consumer1"
+    cd "$WORK/up"
+    serve upstream up/producer1 sensor.upstream 'from\tupstream files\n'
+    consume up/consumer1 --topic sensor.upstream --from-beginning --count 1 --timeout 20 \
+        >"$WORK/consumer1.out" 2>"$WORK/consumer1.err" || fail "consumer1: $(cat "$WORK/consumer1.err")"
+    same "$WORK/consumer1.out" 'from\tupstream files\n'
+    stop upstream TERM
+    pass "nodes provisioned by upstream's simple-provision, files unchanged"
+else
+    echo "skip - upstream node files: no $VECTORS/store.json"
+fi
