@@ -142,18 +142,25 @@ end
 -- again, and read from its beginning once it appears.
 local waiting = {}
 for _, t in ipairs(opts["--topic"]) do waiting[#waiting + 1] = t end
-local assigned, last_lookup = {}, -math.huge
+local assigned, last_lookup, first_lookup, told_missing = {}, -math.huge, true, {}
+local log = kafkacrypto.log.logger("kafkacrypto.consume")
 local function assign_new_topics()
   if #waiting == 0 or clock() - last_lookup < 0.5 then return end
   last_lookup = clock()
+  local from = (opts["--from-beginning"] or not first_lookup) and "beginning" or "end"
+  first_lookup = false
   local still, changed = {}, false
   for _, t in ipairs(waiting) do
     local n = consumer:partition_count(t, math.max(0.1, math.min(2, left())))
     if n > 0 then
-      local from = (opts["--from-beginning"] or last_lookup > started) and "beginning" or "end"
+      log:info("reading %s from the %s (%d partition(s))", t, from, n)
       for p = 0, n - 1 do assigned[#assigned + 1] = { topic = t, partition = p, offset = from } end
       changed = true
     else
+      if not told_missing[t] then
+        log:info("topic %s does not exist yet: looking again every 0.5 s", t)
+        told_missing[t] = true
+      end
       still[#still + 1] = t
     end
   end

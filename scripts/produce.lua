@@ -78,8 +78,7 @@ if not ok then bad = tostring(bad) end
 local flushed, why = pcall(producer.flush, producer)
 producer:close()
 if bad or not flushed then
-  stop(bad and (sent > 0 and ("%s (the %d lines before it were sent)"):format(bad, sent) or bad)
-       or tostring(why))
+  stop(bad and ("%s; %d line(s) before it were sent"):format(bad, sent) or tostring(why))
 end
 
 local serve = opts["--serve"] or 0
