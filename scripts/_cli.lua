@@ -84,6 +84,13 @@ function cli.number_at_least(low, what)
   end
 end
 
+function cli.nonempty(what)
+  return function(text)
+    if text ~= "" then return text end
+    return nil, what
+  end
+end
+
 function cli.property(text)
   local name, value = text:match("^([^=]+)=(.*)$")
   if not name then return nil, "expected NAME=VALUE (a librdkafka property)" end

@@ -36,9 +36,9 @@ local PENDING_MAX = 10000
 local RETRY_EVERY = 0.25   -- s between retries of messages still waiting for a key
 
 local tool = cli.tool("consume", USAGE, {
-  ["--node"] = { value = true },
+  ["--node"] = { value = true, check = cli.nonempty("expected a file name") },
   ["--topic"] = { value = true, many = true },
-  ["--broker"] = { value = true },
+  ["--broker"] = { value = true, check = cli.nonempty("expected HOST:PORT[,HOST:PORT...]") },
   ["--from-beginning"] = { value = false },
   ["--count"] = { value = true, check = function(text)
     local n = tonumber(text)

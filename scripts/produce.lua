@@ -29,9 +29,9 @@ usage: kafkacrypto produce --node NODE.config --topic TOPIC [--broker HOST:PORT]
 ]]
 
 local tool = cli.tool("produce", USAGE, {
-  ["--node"] = { value = true },
+  ["--node"] = { value = true, check = cli.nonempty("expected a file name") },
   ["--topic"] = { value = true },
-  ["--broker"] = { value = true },
+  ["--broker"] = { value = true, check = cli.nonempty("expected HOST:PORT[,HOST:PORT...]") },
   ["--no-key"] = { value = false },
   ["--serve"] = { value = true, check = function(text)
     if text == "forever" then return math.huge end

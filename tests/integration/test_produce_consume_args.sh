@@ -45,6 +45,7 @@ bad produce "--node is required" --topic t
 bad produce "--topic is required" --node "$NODE"
 bad produce "unknown argument '--bogus'" --node "$NODE" --bogus
 bad produce "--node needs a value" --topic t --node
+bad produce "--broker : expected HOST:PORT[,HOST:PORT...]" --node "$NODE" --topic t --broker ""
 bad produce "--topic given twice" --node "$NODE" --topic a --topic b
 bad produce "--no-key takes no value" --node "$NODE" --topic t --no-key=yes
 bad produce "--serve soon: expected seconds >= 0 or \"forever\"" --node "$NODE" --topic t --serve soon
