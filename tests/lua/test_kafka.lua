@@ -285,7 +285,7 @@ function TestKafka:test_bootstrap_list_and_fixed_port()
   -- a list of servers is joined as kafka-python accepts it
   local producer = kafkacrypto.producer{ bootstrap_servers = { broker.bootstrap_servers } }
   producer:send("fixed", "k", "via the relayed port")
-  producer:flush()
+  producer:flush(20)   -- fails rather than hanging if the relay is unreachable
   producer:close()
   local consumer = kafkacrypto.consumer{ bootstrap_servers = broker.bootstrap_servers }
   consumer:assign{ topic = "fixed", partition = 0, offset = "beginning" }
