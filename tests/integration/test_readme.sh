@@ -42,3 +42,26 @@ awk '/^```lua$/ { inblock = 1; first = 1; next }
 cmp -s shown.lua "$HERE/../../policies/allow-fingerprints.lua" \
     || fail "README's policy differs from policies/allow-fingerprints.lua"
 pass "README policy example is policies/allow-fingerprints.lua"
+
+# The command-line example, as printed, with `kafkacrypto` on the PATH.
+mkdir cli bin
+ln -s "$KC_BIN" bin/kafkacrypto
+awk '/^```sh$/ { inblock = 1; first = 1; next }
+     /^```$/ { inblock = 0; keep = 0; next }
+     inblock && first { first = 0; keep = ($0 ~ /^export KAFKACRYPTO_ROT_PASSWORD/) }
+     inblock && keep' "$README" >cli/example.sh
+[ -s cli/example.sh ] || fail "README has no command-line example"
+cd cli
+PATH="$WORK/bin:$PATH" setsid sh example.sh >out 2>err &
+EXAMPLE=$!   # setsid: the example's broker and producer share this process group
+PIDS="$PIDS $EXAMPLE"
+cd ..
+wait "$EXAMPLE" || fail "the command-line example failed: $(cat cli/err)"
+# the serving producer first, while its broker is still up, then the broker
+pkill -TERM -g "$EXAMPLE" -f "kafkacrypto produce" || true
+wait_for 20 sh -c "! pgrep -g $EXAMPLE -f 'kafkacrypto produce' >/dev/null" \
+    || fail "the example's producer did not stop on SIGTERM"
+kill -TERM "-$EXAMPLE" 2>/dev/null || true
+[ "$(grep -c "$(printf '^\\(kitchen\t21.5 C\\|garage\t14.0 C\\)$')" cli/out)" = 2 ] \
+    || fail "the command-line example printed: $(cat cli/out)"
+pass "README command-line producer and consumer"
