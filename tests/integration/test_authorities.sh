@@ -53,10 +53,14 @@ CTL=$!
 PIDS="$PIDS $CTL"
 got=$("$KC_BIN" --broker "$B" --log-level INFO run "$NODES" exchange "$WORK/nodes" 35 2>"$WORK/ex.err")
 [ "$got" = "via the controller" ] || fail "consumer got $got: $(grep -v cryptokey "$WORK/ex.err" | cut -c1-200 | tail -30)"
-kill "$CTL" 2>/dev/null || true
+kill -TERM "$CTL"
+status=0
+wait "$CTL" || status=$?
+[ "$status" = 0 ] || fail "controller exited $status on SIGTERM"
 grep -qF "Valid consumer key request on topic=itest.subs" "$WORK/ctl.err" ||
     fail "controller did not log the forwarded request"
-pass "a limited consumer gets its key through the controller"
+grep -qE "forwarded [1-9][0-9]*, refused [0-9]+$" "$WORK/ctl.err" || fail "controller summary: $(grep -v "^INFO\|^WARNING" "$WORK/ctl.err" | tail -3)"
+pass "a limited consumer gets its key through the controller, which stops cleanly on SIGTERM"
 
 "$KC_BIN" --broker "$B" run "$NODES" adopt "$WORK/nodes" 30 >"$WORK/adopt.out" 2>/dev/null &
 ADOPT=$!
