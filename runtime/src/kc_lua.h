@@ -88,6 +88,11 @@ kc_store *kc_lua_check_store(lua_State *L, int idx);
 kc_store *kc_lua_borrow_store(lua_State *L, int idx);
 void kc_lua_return_store(lua_State *L, int idx);
 
+/* kafkacrypto.bytes(s) marks a string as bytes (kc_lua_store.c). The metatable's
+ * registry name, and the string inside the wrapper at idx (NULL if it is not one). */
+#define KC_LUA_BYTES "kafkacrypto.bytes"
+const char *kc_lua_wrapped_bytes(lua_State *L, int idx, size_t *n);
+
 /* librdkafka properties for a client of kind `use`: the settings' Kafka
  * options, then those of the Lua table at idx (nil: none), which win.
  * Raises a Lua error on a bad option. */

@@ -21,7 +21,7 @@ static const char X25519[] = "kafkacrypto.crypto.x25519";
 static const char KEY[] = "kafkacrypto.crypto.key";
 static const char KEYSET[] = "kafkacrypto.crypto.keyset";
 static const char IDENTITY[] = "kafkacrypto.crypto.identity";
-static const char BYTES[] = "kafkacrypto.bytes";    /* shared with kc_lua_store.c */
+static const char BYTES[] = KC_LUA_BYTES;
 static const char REG_NULL[] = "kafkacrypto.crypto.null";
 
 #define KEY_BYTES 32
@@ -103,17 +103,7 @@ static const char *test_bytes(lua_State *L, int idx, size_t *n)
 {
     if (lua_type(L, idx) == LUA_TSTRING)
         return lua_tolstring(L, idx, n);
-    if (!lua_istable(L, idx) || !lua_getmetatable(L, idx))
-        return NULL;
-    luaL_getmetatable(L, BYTES);
-    int same = lua_rawequal(L, -1, -2);
-    lua_pop(L, 2);
-    if (!same)
-        return NULL;
-    lua_getfield(L, idx, "data");
-    const char *p = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, n) : NULL;
-    lua_pop(L, 1); /* the wrapper keeps it alive */
-    return p;
+    return kc_lua_wrapped_bytes(L, idx, n);
 }
 
 static const uint8_t *check_bytes(lua_State *L, int idx, const char *fn, const char *arg,

@@ -16,7 +16,7 @@
 #include "kc_value.h"
 
 static const char STORE[] = "kafkacrypto.store";
-static const char BYTES[] = "kafkacrypto.bytes";
+static const char BYTES[] = KC_LUA_BYTES;
 
 typedef struct lua_store {
     kc_store *s;
@@ -43,8 +43,7 @@ static int l_bytes(lua_State *L)
     return 1;
 }
 
-/* The string inside a bytes wrapper at idx, or NULL. */
-static const char *test_bytes(lua_State *L, int idx, size_t *n)
+const char *kc_lua_wrapped_bytes(lua_State *L, int idx, size_t *n)
 {
     if (!lua_istable(L, idx) || !lua_getmetatable(L, idx))
         return NULL;
@@ -62,7 +61,7 @@ static const char *test_bytes(lua_State *L, int idx, size_t *n)
 static int l_bytes_tostring(lua_State *L)
 {
     size_t n;
-    const char *p = test_bytes(L, 1, &n);
+    const char *p = kc_lua_wrapped_bytes(L, 1, &n);
     lua_pushlstring(L, p ? p : "", p ? n : 0);
     return 1;
 }
@@ -122,7 +121,7 @@ static kc_value to_value(lua_State *L, int idx, const char *what)
         p = lua_tolstring(L, idx, &n);
         return kc_value_textn(p, n);
     default:
-        if ((p = test_bytes(L, idx, &n)))
+        if ((p = kc_lua_wrapped_bytes(L, idx, &n)))
             return kc_value_bytes(p, n);
         kc_lua_errorf(L, "%s: expected a string, number, boolean, kafkacrypto.bytes(...) or "
                       "nil, got %s", what, luaL_typename(L, idx));
@@ -134,7 +133,7 @@ static kc_value to_value(lua_State *L, int idx, const char *what)
 static kc_value to_name(lua_State *L, int idx)
 {
     size_t n;
-    const char *p = test_bytes(L, idx, &n);
+    const char *p = kc_lua_wrapped_bytes(L, idx, &n);
     if (p)
         return kc_value_bytes(p, n);
     if (lua_type(L, idx) != LUA_TSTRING)
