@@ -12,7 +12,7 @@
 
 local kafkacrypto = require "kafkacrypto"
 local chainserver = require "kafkacrypto.chainserver"
-local cli = require "_cli"
+local cli = require "kafkacrypto.cli"
 
 local tool = cli.tool("chainserver", "usage: kafkacrypto chainserver --node NODE.config "
   .. "[--broker HOST:PORT] [--policy FILE]... [--once] [--seconds N]\n", {

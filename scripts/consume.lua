@@ -1,6 +1,6 @@
 -- prints the messages of topics, decrypted by a node (like kcat -C)
 local kafkacrypto = require "kafkacrypto"
-local cli = require "_cli"
+local cli = require "kafkacrypto.cli"
 
 local USAGE = [[
 usage: kafkacrypto consume --node NODE.config --topic TOPIC [--topic TOPIC]...

@@ -13,7 +13,7 @@
 
 local kafkacrypto = require "kafkacrypto"
 local controller = require "kafkacrypto.controller"
-local cli = require "_cli"
+local cli = require "kafkacrypto.cli"
 
 local tool = cli.tool("controller", "usage: kafkacrypto controller --node NODE.config "
   .. "[--broker HOST:PORT] [--policy FILE]... [--group-id ID] [--seconds N]\n", {

@@ -1,6 +1,6 @@
 -- sends lines of stdin to a topic, encrypted by a node (like kcat -P)
 local kafkacrypto = require "kafkacrypto"
-local cli = require "_cli"
+local cli = require "kafkacrypto.cli"
 
 local USAGE = [[
 usage: kafkacrypto produce --node NODE.config --topic TOPIC [--broker HOST:PORT]

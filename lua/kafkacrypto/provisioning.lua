@@ -20,6 +20,7 @@
 local core = require "kafkacrypto.core"
 local kafkacrypto = require "kafkacrypto"
 local chain = require "kafkacrypto.chain"
+local cli = require "kafkacrypto.cli"
 
 local P = {
   read_password = core.read_password,
@@ -84,51 +85,31 @@ function Tool:usage_text()
   return table.concat(lines, "\n") .. "\n"
 end
 
+-- The tool as kafkacrypto.cli sees it (built once).
+function Tool:cli()
+  if not self._cli then
+    local specs = {}
+    for _, o in ipairs(self.spec.options) do specs[o[1]] = { value = o[2] ~= nil } end
+    self._cli = cli.tool(self.spec.name, self:usage_text(), specs, true)
+  end
+  return self._cli
+end
+
 -- One error line, the usage, exit 2.
 function Tool:usage_error(fmt, ...)
-  io.stderr:write(("kafkacrypto %s: %s\n"):format(self.spec.name, fmt:format(...)))
-  io.stderr:write(self:usage_text())
-  os.exit(2)
+  cli.usage_error(self:cli(), fmt, ...)
 end
 
 -- One error line, exit 1 (a failure after the arguments were accepted).
 function Tool:fail(fmt, ...)
-  io.stderr:write(("kafkacrypto %s: %s\n"):format(self.spec.name, fmt:format(...)))
-  os.exit(1)
+  cli.fail(self:cli(), fmt:format(...))
 end
 
 -- Parses argv: returns {option name without "--" = value or true}, {positional}.
 function Tool:parse(argv)
-  local known = {}
-  for _, o in ipairs(self.spec.options) do known[o[1]] = o end
-  local opts, rest, i = {}, {}, 1
-  while i <= #argv do
-    local a = argv[i]
-    if a == "-h" or a == "--help" then
-      io.stdout:write(self:usage_text())
-      os.exit(0)
-    elseif a:sub(1, 2) == "--" then
-      local name, value = a:match("^(%-%-[^=]+)=(.*)$")
-      name = name or a
-      local o = known[name]
-      if not o then self:usage_error("unknown option %s", name) end
-      if o[2] then
-        if not value then
-          i = i + 1
-          value = argv[i]
-          if value == nil then self:usage_error("%s needs a value (%s)", name, o[2]) end
-        end
-        opts[name:sub(3)] = value
-      else
-        if value then self:usage_error("%s takes no value", name) end
-        opts[name:sub(3)] = true
-      end
-    elseif a:sub(1, 1) == "-" and #a > 1 then
-      self:usage_error("unknown option %s", a)
-    else
-      rest[#rest + 1] = a
-    end
-    i = i + 1
+  local parsed, opts, rest = cli.parse(self:cli(), argv), {}, {}
+  for k, v in pairs(parsed) do
+    if type(k) == "number" then rest[k] = v else opts[k:sub(3)] = v end
   end
   return opts, rest
 end

@@ -1,6 +1,5 @@
--- What `kafkacrypto produce` and `kafkacrypto consume` share: argument
--- parsing, the choice of broker and Kafka options, opening the node.
--- (A name starting with "_" is not a tool of its own.)
+-- What the command-line tools (scripts/*.lua) share: argument parsing, and
+-- for those that run a node the choice of broker and Kafka options.
 
 local kafkacrypto = require "kafkacrypto"
 
@@ -8,8 +7,9 @@ local cli = {}
 
 -- A tool: name, usage text, option specs.
 --   spec[name] = { value = true|false, many = true, check = function(text) -> value | nil, why }
-function cli.tool(name, usage, specs)
-  return { name = name, usage = usage, specs = specs }
+-- With positional = true, other arguments are returned in order as opts[1], opts[2], ...
+function cli.tool(name, usage, specs, positional)
+  return { name = name, usage = usage, specs = specs, positional = positional }
 end
 
 function cli.usage_error(tool, fmt, ...)
@@ -27,8 +27,28 @@ function cli.fail(tool, message)
   os.exit(1)
 end
 
+-- Stores option `name` (its spec) with `value` into opts, checked.
+local function store_option(tool, opts, name, spec, value)
+  if spec.value then
+    local checked, why = value, nil
+    if spec.check then checked, why = spec.check(value) end
+    if checked == nil then cli.usage_error(tool, "%s %s: %s", name, value, why) end
+    value = checked
+  else
+    value = true
+  end
+  if spec.many then
+    table.insert(opts[name], value)
+  elseif opts[name] ~= nil then
+    cli.usage_error(tool, "%s given twice", name)
+  else
+    opts[name] = value
+  end
+end
+
 -- Parses `args`: options "--name VALUE", "--name=VALUE", "-X VALUE" or
--- "-XVALUE". Returns a table by option name (lists for `many` options).
+-- "-XVALUE". Returns a table by option name (lists for `many` options),
+-- and the positional arguments as opts[1], opts[2], ... when the tool takes them.
 function cli.parse(tool, args)
   local opts = {}
   for name, spec in pairs(tool.specs) do
@@ -47,28 +67,19 @@ function cli.parse(tool, args)
       value = a:match("^%-X(.+)$")
     end
     local spec = tool.specs[name]
-    if not spec then cli.usage_error(tool, "unknown argument '%s'", a) end
-    if spec.value and value == nil then
-      i = i + 1
-      value = args[i]
-      if value == nil then cli.usage_error(tool, "%s needs a value", name) end
-    elseif not spec.value and value ~= nil then
-      cli.usage_error(tool, "%s takes no value", name)
-    end
-    if spec.value then
-      local checked, why = value, nil
-      if spec.check then checked, why = spec.check(value) end
-      if checked == nil then cli.usage_error(tool, "%s %s: %s", name, value, why) end
-      value = checked
+    if spec then
+      if spec.value and value == nil then
+        i = i + 1
+        value = args[i]
+        if value == nil then cli.usage_error(tool, "%s needs a value", name) end
+      elseif not spec.value and value ~= nil then
+        cli.usage_error(tool, "%s takes no value", name)
+      end
+      store_option(tool, opts, name, spec, value)
+    elseif tool.positional and not a:match("^%-.") then
+      opts[#opts + 1] = a
     else
-      value = true
-    end
-    if spec.many then
-      table.insert(opts[name], value)
-    elseif opts[name] ~= nil then
-      cli.usage_error(tool, "%s given twice", name)
-    else
-      opts[name] = value
+      cli.usage_error(tool, "unknown argument '%s'", a)
     end
     i = i + 1
   end
