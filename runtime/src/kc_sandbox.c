@@ -30,6 +30,7 @@ struct kc_sandbox {
     char *path;
     char *dir;
     const char *name;      /* basename of path, for log lines */
+    const char *label;     /* what the file is, for errors: "policy file" by default */
 };
 
 static kc_sandbox *sandbox_of(lua_State *L)
@@ -295,6 +296,7 @@ kc_status kc_sandbox_new(kc_sandbox **out, const kc_sandbox_limits *lim, kc_err 
     kc_sandbox *s = calloc(1, sizeof *s);
     if (!s)
         return kc_err_set(err, KC_ERR_NOMEM, "sandbox: out of memory");
+    s->label = "policy file";
     if (lim)
         s->lim = *lim;
     if (!s->lim.instructions)
@@ -321,6 +323,11 @@ kc_status kc_sandbox_new(kc_sandbox **out, const kc_sandbox_limits *lim, kc_err 
 lua_State *kc_sandbox_state(kc_sandbox *s)
 {
     return s->L;
+}
+
+void kc_sandbox_set_label(kc_sandbox *s, const char *label)
+{
+    s->label = label;
 }
 
 const char *kc_sandbox_path(const kc_sandbox *s)
@@ -372,7 +379,7 @@ static kc_status run_budgeted(kc_sandbox *s, const char *hook, int nargs, int nr
     const char *why = s->stop[0] ? s->stop : lua_tostring(L, -1);
     if (!why)
         why = "error object is not a string";
-    kc_err_set(err, code, "policy file %s: %s %s: %s", kc_sandbox_path(s),
+    kc_err_set(err, code, "%s %s: %s %s: %s", s->label, kc_sandbox_path(s),
                hook ? "hook" : "loading", hook ? hook : "the file", why);
     lua_pop(L, 1);
     return code;
@@ -381,20 +388,20 @@ static kc_status run_budgeted(kc_sandbox *s, const char *hook, int nargs, int nr
 kc_status kc_sandbox_load(kc_sandbox *s, const char *path, kc_err *err)
 {
     if (s->path)
-        return kc_err_set(err, KC_ERR_STATE, "policy file %s: sandbox already holds %s",
-                          path, s->path);
+        return kc_err_set(err, KC_ERR_STATE, "%s %s: sandbox already holds %s", s->label, path,
+                          s->path);
     s->path = strdup(path);
     const char *slash = strrchr(path, '/');
     s->dir = slash ? strndup(path, (size_t)(slash - path == 0 ? 1 : slash - path))
                    : strdup(".");
     if (!s->path || !s->dir)
-        return kc_err_set(err, KC_ERR_NOMEM, "policy file %s: out of memory", path);
+        return kc_err_set(err, KC_ERR_NOMEM, "%s %s: out of memory", s->label, path);
     s->name = slash ? s->path + (slash - path) + 1 : s->path;
 
     FILE *f = fopen(path, "rb");
     if (!f)
         return kc_err_set(err, errno == ENOENT ? KC_ERR_NOTFOUND : KC_ERR_IO,
-                          "policy file %s: cannot open: %s", path, strerror(errno));
+                          "%s %s: cannot open: %s", s->label, path, strerror(errno));
     luaL_Buffer b;
     lua_State *L = s->L;
     int top = lua_gettop(L);
@@ -408,7 +415,7 @@ kc_status kc_sandbox_load(kc_sandbox *s, const char *path, kc_err *err)
     luaL_pushresult(&b);
     if (failed) {
         lua_settop(L, top);
-        return kc_err_set(err, KC_ERR_IO, "policy file %s: read error", path);
+        return kc_err_set(err, KC_ERR_IO, "%s %s: read error", s->label, path);
     }
     size_t len;
     const char *text = lua_tolstring(L, -1, &len);
@@ -417,7 +424,7 @@ kc_status kc_sandbox_load(kc_sandbox *s, const char *path, kc_err *err)
     lua_remove(L, top + 1);
     lua_remove(L, top + 1);
     if (rc != 0) {
-        kc_err_set(err, KC_ERR_INVALID, "policy file %s: %s", path, lua_tostring(L, -1));
+        kc_err_set(err, KC_ERR_INVALID, "%s %s: %s", s->label, path, lua_tostring(L, -1));
         lua_settop(L, top);
         return KC_ERR_INVALID;
     }
@@ -426,7 +433,7 @@ kc_status kc_sandbox_load(kc_sandbox *s, const char *path, kc_err *err)
         return st;
     if (!lua_istable(L, -1)) {
         kc_err_set(err, KC_ERR_INVALID,
-                   "policy file %s: expected the file to return a table of hooks, got %s",
+                   "%s %s: expected the file to return a table of hooks, got %s", s->label,
                    path, luaL_typename(L, -1));
         lua_settop(L, top);
         return KC_ERR_INVALID;
@@ -465,7 +472,7 @@ kc_status kc_sandbox_call(kc_sandbox *s, const char *hook, int nargs, int nresul
     push_hook(s, hook);
     if (!lua_isfunction(L, -1)) {
         lua_settop(L, base);
-        return kc_err_set(err, KC_ERR_NOTFOUND, "policy file %s: no hook %s",
+        return kc_err_set(err, KC_ERR_NOTFOUND, "%s %s: no hook %s", s->label,
                           kc_sandbox_path(s), hook);
     }
     lua_insert(L, base + 1);

@@ -54,6 +54,10 @@ typedef struct kc_sandbox kc_sandbox;
 /* lim may be NULL (defaults). */
 kc_status kc_sandbox_new(kc_sandbox **out, const kc_sandbox_limits *lim, kc_err *err);
 
+/* What the loaded file is, as errors name it ("policy file" unless set);
+ * label must outlive the sandbox (a string literal). */
+void kc_sandbox_set_label(kc_sandbox *s, const char *label);
+
 /* Runs the Lua text file at path (bytecode is refused) under the budget;
  * it must return a table whose function fields are the hooks. Once only
  * per sandbox. Functions registered on the state before this are visible

@@ -295,6 +295,7 @@ kc_status kc_variant_open(kc_variant **out, const kc_variant_config *c, kc_err *
     v->now_ctx = c->now_ctx;
     kc_status st = kc_sandbox_new(&v->sb, c->limits, err);
     if (st == KC_OK) {
+        kc_sandbox_set_label(v->sb, "exchange variant");
         lua_State *L = kc_sandbox_state(v->sb);
         kc_lua_push_crypto(L);
         lua_pushnil(L); /* no files from the sandbox: hooks get ctx.signing_keys */

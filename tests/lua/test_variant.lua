@@ -137,6 +137,7 @@ function TestVariant:test_broken_variant_files_are_errors_that_name_them()
     lu.assertNotNil(msg, "case " .. i)
     lu.assertStrContains(msg, path)
     lu.assertStrContains(msg, c[2])
+    lu.assertNotStrContains(msg, "policy file")   -- it is a variant, and says so
   end
   lu.assertStrContains(h.error_of(kafkacrypto.new, { config = config, exchange_variant = 7 }),
                        "exchange_variant: expected a file name, got number")
