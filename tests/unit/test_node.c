@@ -19,6 +19,9 @@
 #include "kc_provision.h"
 #include "kc_store.h"
 #include "kc_test.h"
+#include "kc_test_node.h"
+
+#define KEY_WAIT 0.1   /* s a deserializer waits per try for a missing key */
 
 static char *dir;
 static kc_key rot_pk, rot_sk, prov_pk, prov_sk;
@@ -91,21 +94,6 @@ static char *provision(const char *node, kc_role role, const char *root, bool ro
     return config;
 }
 
-static kc_node *open_node(const char *config)
-{
-    kc_node_options o;
-    kc_node_options_init(&o);
-    o.config_path = config;
-    o.key_wait_interval = 0.1;
-    kc_node *n = NULL;
-    kc_err err = {0};
-    kc_status st = kc_node_open(&n, &o, &err);
-    if (st != KC_OK)
-        print_message("%s\n", err.msg);
-    assert_int_equal(st, KC_OK);
-    return n;
-}
-
 /* Deserializes until the plaintext comes (the first miss waits ~1 s inside
  * the deserializer; keys arrive through the management thread). */
 static bool decrypts_within(kc_node *c, const char *topic, const kc_buf *wire, const char *want,
@@ -149,7 +137,8 @@ static void test_key_exchange_over_the_embedded_broker(void **state)
     char *pcfg = provision("prod", KC_ROLE_PRODUCER, "sensor", false);
     char *ccfg = provision("cons", KC_ROLE_CONSUMER, "sensor", false);
     char *rcfg = provision("rogue", KC_ROLE_CONSUMER, "sensor", true);
-    kc_node *p = open_node(pcfg), *c = open_node(ccfg), *r = open_node(rcfg);
+    kc_node *p = tc_open_node(pcfg, KEY_WAIT), *c = tc_open_node(ccfg, KEY_WAIT);
+    kc_node *r = tc_open_node(rcfg, KEY_WAIT);
     kc_buf wire = KC_BUF_INIT, wire2 = KC_BUF_INIT;
     assert_int_equal(kc_serde_serialize(kc_node_serde(p), KC_KIND_VALUE, "sensor.temp",
                                        (const uint8_t *)"21.5 C", 6, &wire, NULL), KC_OK);
@@ -174,12 +163,12 @@ static void test_key_exchange_over_the_embedded_broker(void **state)
 
     /* restart the producer: a new key index; the old one is still served */
     kc_node_close(p);
-    p = open_node(pcfg);
+    p = tc_open_node(pcfg, KEY_WAIT);
     assert_int_equal(kc_serde_serialize(kc_node_serde(p), KC_KIND_VALUE, "sensor.temp",
                                        (const uint8_t *)"22.0 C", 6, &wire2, NULL), KC_OK);
     kc_node *late = NULL;
     kc_node_close(c);
-    late = open_node(ccfg); /* consumer keys are memory only: it must ask again */
+    late = tc_open_node(ccfg, KEY_WAIT); /* consumer keys are memory only: it must ask again */
     assert_true(decrypts_within(late, "sensor.temp", &wire2, "22.0 C", 20));
     assert_true(decrypts_within(late, "sensor.temp", &wire, "21.5 C", 20));
     kc_node_close(late);

@@ -31,12 +31,15 @@
 #include "kc_provision_node.h"
 #include "kc_serde.h"
 #include "kc_test.h"
+#include "kc_test_node.h"
 #include "kc_tunables.h"
 
 #define ROOT "mal"
 #define DATA_TOPIC ROOT ".data"
 #define KEY_TOPIC_PARTITIONS 3
 #define OVERSIZED (512 * 1024)
+
+#define KEY_WAIT 0.05   /* s a deserializer waits per try for a missing key */
 
 static char *dir;
 static kc_tunables tun;
@@ -57,21 +60,6 @@ static char *provision(const char *node, kc_role role, const char *rot_password)
     char name[64];
     snprintf(name, sizeof name, "%s.config", node);
     return tc_path(dir, name);
-}
-
-static kc_node *open_node(const char *config)
-{
-    kc_node_options o;
-    kc_node_options_init(&o);
-    o.config_path = config;
-    o.key_wait_interval = 0.05;
-    kc_node *n = NULL;
-    kc_err err = {0};
-    kc_status st = kc_node_open(&n, &o, &err);
-    if (st != KC_OK)
-        print_message("%s\n", err.msg);
-    assert_int_equal(st, KC_OK);
-    return n;
 }
 
 /* The bytes of a node's first signing key, as the chains topic keys them. */
@@ -370,7 +358,7 @@ static void test_hostile_messages_on_every_key_passing_topic(void **state)
 
     /* The rogue's well-formed, wrongly signed messages: its request, its
      * reply to that request, and its chain. */
-    kc_node *r = open_node(rcfg);
+    kc_node *r = tc_open_node(rcfg, KEY_WAIT);
     kc_exchange *rx = kc_node_exchange(r);
     kc_exchange_msgs rreq = {0}, rreply = {0};
     assert_int_equal(kc_exchange_signed_epks(rx, ROOT, &rreq, NULL), KC_OK);
@@ -380,7 +368,7 @@ static void test_hostile_messages_on_every_key_passing_topic(void **state)
     assert_true(rchain.len > 0);
 
     /* Phase A: a producer with a key for ROOT reads .reqs. */
-    kc_node *p = open_node(pcfg);
+    kc_node *p = tc_open_node(pcfg, KEY_WAIT);
     kc_buf wire = KC_BUF_INIT;
     assert_int_equal(kc_serde_serialize(kc_node_serde(p), KC_KIND_VALUE, DATA_TOPIC,
                                         (const uint8_t *)"secret", 6, &wire, NULL), KC_OK);
@@ -421,7 +409,7 @@ static void test_hostile_messages_on_every_key_passing_topic(void **state)
 
     /* Phase B: a consumer waiting for that key, no producer up, reads .keys
      * (and the management topics from the beginning). */
-    kc_node *c = open_node(ccfg);
+    kc_node *c = tc_open_node(ccfg, KEY_WAIT);
     undecryptable(c, &wire);
     for (int i = 0; i < 100; i++) {
         kc_node_stats s;
@@ -446,7 +434,7 @@ static void test_hostile_messages_on_every_key_passing_topic(void **state)
 
     /* Phase C: the producer is back and answers; a replay of everything on
      * .keys (the real reply included) is refused and delivers nothing. */
-    p = open_node(pcfg);
+    p = tc_open_node(pcfg, KEY_WAIT);
     /* a reopened producer listens on .reqs once it produces on the root
      * (spec §7.10, as upstream) */
     kc_buf wire2 = KC_BUF_INIT;
