@@ -17,7 +17,7 @@ CC := gcc
 endif
 CLANG    ?= clang
 BUILD    ?= build
-VECTORS  ?= ../shared/vectors
+VECTORS  ?= tests/vectors/data
 FUZZ_SMOKE_SECONDS ?= 6
 FUZZ_SECONDS ?= 300
 

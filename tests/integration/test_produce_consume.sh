@@ -162,9 +162,9 @@ grep -qxF "kafkacrypto produce: stdin line 2: expected KEY<TAB>VALUE (or use --n
     "$WORK/badline.err" || fail "bad line: $(cat "$WORK/badline.err")"
 pass "a line without a tab: named by its number, status 1"
 
-# 5. Node files written by upstream's simple-provision (shared vectors),
+# 5. Node files written by upstream's simple-provision (interop vectors),
 # unchanged; their file# paths are relative to the current directory.
-VECTORS=${VECTORS:-$KC_SOURCE_DIR/../shared/vectors}
+VECTORS=${VECTORS:-$KC_SOURCE_DIR/tests/vectors/data}
 if [ -r "$VECTORS/store.json" ]; then
     mkdir "$WORK/up"
     cat >"$WORK/upstream_files.lua" <<'LUA'

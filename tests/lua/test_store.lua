@@ -4,7 +4,7 @@ local lu = require "luaunit"
 local kafkacrypto = require "kafkacrypto"
 local h = require "helpers"
 
--- ../shared/vectors/store.json, vectors[1].config_text (node producer1), verbatim
+-- tests/vectors/data/store.json, vectors[1].config_text (node producer1), verbatim
 local PRODUCER1_CONFIG = table.concat({
   "[DEFAULT]", "node_id : producer1", "",
   "[producer1]", "mgmt_long_keyindex : True", "cryptokey : file#producer1.crypto",

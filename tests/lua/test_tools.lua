@@ -14,7 +14,7 @@ local function absolute(path)
 end
 -- `make lua-test` runs from the repository root
 local EXE = absolute(os.getenv("KC_BIN") or "build/kafkacrypto")
-local VECTORS = absolute(os.getenv("KC_VECTORS") or "../shared/vectors")
+local VECTORS = absolute(os.getenv("KC_VECTORS") or "tests/vectors/data")
 
 local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 

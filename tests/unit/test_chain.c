@@ -1197,7 +1197,7 @@ static json_t *load_vectors(void)
     if (dir)
         snprintf(path, sizeof path, "%s/chain.json", dir);
     else
-        snprintf(path, sizeof path, "%s/../shared/vectors/chain.json",
+        snprintf(path, sizeof path, "%s/tests/vectors/data/chain.json",
                  getenv("KC_SOURCE_DIR") ? getenv("KC_SOURCE_DIR") : ".");
     return json_load_file(path, 0, NULL);
 }

@@ -519,7 +519,7 @@ static void test_unreadable_path(void **state)
     "e94c98a4c2346e2bbfe659fbb638909f323798b9d8407538afce7891d143dee2"                  \
     "20c6514739576c35f5f6ce22c19068895d92e2253169dbe2d78b6a7256a2c824"                  \
     "b88c743697add9a17b"
-/* ../shared/vectors/store.json, the wrap_opaque/unwrap_opaque example */
+/* tests/vectors/data/store.json, the wrap_opaque/unwrap_opaque example */
 #define STORE_EK "6cbc060b954a9914c464dd3ace9c5cef18d2d196c493f73650ca34e807b37ad1"
 #define STORE_WRONG_EK "4600c7b034d6721673866561b797ffbacc2dccf35184176b91633cd3a0adda4b"
 #define STORE_PLAIN                                                                      \

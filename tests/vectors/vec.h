@@ -1,5 +1,5 @@
 /* vec.h — the interop vector runner: one handler per area of
- * ../shared/vectors (keygen, ratchet, message, keys, seal, chain, exchange,
+ * tests/vectors/data (keygen, ratchet, message, keys, seal, chain, exchange,
  * provision, store). A handler walks its file's `vectors` and reports every
  * check with exactly one of pass / fail / diverge / skip.
  *

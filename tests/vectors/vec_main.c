@@ -156,14 +156,14 @@ static int json_file(const struct dirent *d)
 
 int main(int argc, char **argv)
 {
-    const char *dir = "../shared/vectors";
+    const char *dir = "tests/vectors/data";
     bool verbose = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-v") == 0)
             verbose = true;
         else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             printf("usage: kc-vectors [-v] [DIR]\n"
-                   "Runs every *.json vector file of DIR (default ../shared/vectors).\n");
+                   "Runs every *.json vector file of DIR (default tests/vectors/data).\n");
             return 0;
         } else
             dir = argv[i];

@@ -18,6 +18,7 @@
 #include "kc_ini.h"
 #include "kc_log.h"
 #include "kc_mp.h"
+#include "kc_root.h"
 #include "kc_serde.h"
 #include "kc_store.h"
 #include "kc_test_rng.h"
@@ -325,8 +326,10 @@ static void check_producer_run(vec_ctx *ctx, const char *vname, json_t *v, json_
     kc_serde_config_init(&c);
     c.now_fn = fixed_now;
     c.now_ctx = &now;
-    const char *root = "sensor"; /* topic "sensor.data" under the default rule */
-    bool ok = ck && m && kc_cryptokey_get_id_spk(ck, &id, &err) == KC_OK &&
+    /* the run's node used upstream's default topic rule */
+    char root[KC_TOPIC_NAME_MAX + 1];
+    bool ok = ck && m && kc_root_default(".", topic, root, sizeof root, &err) == KC_OK &&
+              kc_cryptokey_get_id_spk(ck, &id, &err) == KC_OK &&
               kc_ratchet_derive(ratchet, (const uint8_t *)root, strlen(root), id.data, id.len,
                                 &ki, secret, &err) == KC_OK &&
               kc_serde_new(&c, &consumer, &err) == KC_OK &&
