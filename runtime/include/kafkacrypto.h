@@ -13,14 +13,27 @@
 extern "C" {
 #endif
 
+/* What the shared library exports: the library is built with
+ * -fvisibility=hidden, so only declarations marked KC_EXPORT are its ABI
+ * (tests/api/check_exports.sh compares the two). KC_MUST_CHECK marks calls
+ * whose failure a caller must not ignore: a skipped check would let
+ * unverified or undecrypted bytes through. */
+#if defined(__GNUC__) || defined(__clang__)
+#define KC_EXPORT __attribute__((visibility("default")))
+#define KC_MUST_CHECK __attribute__((warn_unused_result))
+#else
+#define KC_EXPORT
+#define KC_MUST_CHECK
+#endif
+
 #define KC_VERSION_STRING "0.1.0"
 
 /* The library version, "MAJOR.MINOR.PATCH". */
-const char *kc_version(void);
+KC_EXPORT const char *kc_version(void);
 
 /* Initialises libsodium; safe to call more than once and from any thread.
  * Returns 0 on success. Every other entry point calls it as needed. */
-int kc_init(void);
+KC_EXPORT int kc_init(void);
 
 /* ---- status and errors -------------------------------------------------- */
 
@@ -50,7 +63,7 @@ typedef struct kc_err {
 } kc_err;
 
 /* A short English name for a status ("invalid input", "crypto failure"). */
-const char *kc_status_str(kc_status code);
+KC_EXPORT const char *kc_status_str(kc_status code);
 
 /* ---- byte buffers ---------------------------------------------------------- */
 
@@ -66,7 +79,7 @@ typedef struct kc_buf {
 #define KC_BUF_INIT {NULL, 0, 0}
 
 /* Wipes and frees; the buffer is reusable afterwards. */
-void kc_buf_free(kc_buf *b);
+KC_EXPORT void kc_buf_free(kc_buf *b);
 
 /* ---- typed configuration values ------------------------------------------- */
 
@@ -120,7 +133,7 @@ static inline kc_value kc_value_textn(const char *s, size_t n)
     kc_value v = {KC_VALUE_TEXT, 0, 0.0, (uint8_t *)(uintptr_t)s, n, false};
     return v;
 }
-kc_value kc_value_text(const char *s);
+KC_EXPORT kc_value kc_value_text(const char *s);
 static inline kc_value kc_value_bytes(const void *p, size_t n)
 {
     kc_value v = {KC_VALUE_BYTES, 0, 0.0, (uint8_t *)(uintptr_t)p, n, false};
@@ -128,14 +141,14 @@ static inline kc_value kc_value_bytes(const void *p, size_t n)
 }
 
 /* Wipes and frees an owned value; resets any value to NONE. */
-void kc_value_clear(kc_value *v);
+KC_EXPORT void kc_value_clear(kc_value *v);
 /* Python ==: numbers (bool, int, float) compare numerically, NaN equals
  * nothing, text never equals bytes. */
-bool kc_value_equal(const kc_value *a, const kc_value *b);
+KC_EXPORT bool kc_value_equal(const kc_value *a, const kc_value *b);
 /* The config-file text of a value (upstream's str_encode): "True", "42",
  * "1.5" (Python repr), text unchanged, bytes "base64#...". Returns a
  * malloc'd NUL-terminated string in *out. NONE is KC_ERR_INVALID. */
-kc_status kc_value_to_text(const kc_value *v, char **out, kc_err *err);
+KC_EXPORT kc_status kc_value_to_text(const kc_value *v, char **out, kc_err *err);
 
 /* An ordered mapping, as load_section returns it (keys are typed too). */
 typedef struct kc_entry {
@@ -148,9 +161,9 @@ typedef struct kc_section {
     size_t n;
 } kc_section;
 
-void kc_section_clear(kc_section *s);
+KC_EXPORT void kc_section_clear(kc_section *s);
 /* The value of a text key, or NULL. */
-const kc_value *kc_section_get(const kc_section *s, const char *key);
+KC_EXPORT const kc_value *kc_section_get(const kc_section *s, const char *key);
 
 /* ---- the node store: NODE.config ------------------------------------------------ */
 
@@ -183,47 +196,47 @@ typedef struct kc_store_options {
  * [DEFAULT]; without one the file's node_id is used. Another process (or
  * another kc_store) holding the file gives KC_ERR_BUSY. opts may be NULL
  * (plain CryptoStore). */
-kc_status kc_store_open(kc_store **out, const char *path, const char *node_id,
+KC_EXPORT KC_MUST_CHECK kc_status kc_store_open(kc_store **out, const char *path, const char *node_id,
                         const kc_store_options *opts, kc_err *err);
-void kc_store_close(kc_store *s);
+KC_EXPORT void kc_store_close(kc_store *s);
 
-const char *kc_store_node_id(const kc_store *s);
-const char *kc_store_path(const kc_store *s);
+KC_EXPORT const char *kc_store_node_id(const kc_store *s);
+KC_EXPORT const char *kc_store_path(const kc_store *s);
 
 /* section NULL is the node section "<node_id>", otherwise "<node_id>-<section>".
  * Names are lower-cased as upstream's API does; values fall back to
  * [DEFAULT]. A missing value is KC_ERR_NOTFOUND (out is NONE); a value
  * upstream reads as None (an invalid "base64#...") is KC_OK with NONE. A
  * value whose '%' interpolation fails is KC_ERR_INVALID. */
-kc_status kc_store_load_value(kc_store *s, const char *section, const char *name,
+KC_EXPORT kc_status kc_store_load_value(kc_store *s, const char *section, const char *name,
                               kc_value *out, kc_err *err);
 /* The same with a typed name (bytes names become "base64#..." keys). */
-kc_status kc_store_load_keyed(kc_store *s, const char *section, const kc_value *name,
+KC_EXPORT kc_status kc_store_load_keyed(kc_store *s, const char *section, const kc_value *name,
                               kc_value *out, kc_err *err);
 
 /* Stores value under name (value NULL or NONE deletes it) and rewrites the
  * file atomically. Text that the INI format cannot carry (a carriage
  * return, a lone '%') is KC_ERR_INVALID and changes nothing. */
-kc_status kc_store_store_value(kc_store *s, const char *section, const char *name,
+KC_EXPORT kc_status kc_store_store_value(kc_store *s, const char *section, const char *name,
                                const kc_value *value, kc_err *err);
-kc_status kc_store_store_keyed(kc_store *s, const char *section, const kc_value *name,
+KC_EXPORT kc_status kc_store_store_keyed(kc_store *s, const char *section, const kc_value *name,
                                const kc_value *value, kc_err *err);
 /* Several values of one section in one atomic rewrite (all or nothing). */
-kc_status kc_store_store_values(kc_store *s, const char *section, size_t n,
+KC_EXPORT kc_status kc_store_store_values(kc_store *s, const char *section, size_t n,
                                 const kc_value *names, const kc_value *values, kc_err *err);
 
 /* Every option visible in the section (its own, then [DEFAULT]'s), decoded.
  * A missing section gives [DEFAULT]'s options when defaults is true, else
  * KC_ERR_NOTFOUND. With defaults false, options whose value equals
  * [DEFAULT]'s are left out (upstream's rule). */
-kc_status kc_store_load_section(kc_store *s, const char *section, bool defaults,
+KC_EXPORT kc_status kc_store_load_section(kc_store *s, const char *section, bool defaults,
                                 kc_section *out, kc_err *err);
 
 /* A path held as "file#<path>" in the node section (cryptokey, ratchet):
  * the path, relative to the process's working directory as upstream. When
  * the option is missing, "<node_id><default_suffix>" is stored as
  * "file#..." and returned. *path is malloc'd. */
-kc_status kc_store_file_option(kc_store *s, const char *name, const char *default_suffix,
+KC_EXPORT kc_status kc_store_file_option(kc_store *s, const char *name, const char *default_suffix,
                                char **path, kc_err *err);
 
 /* ---- Kafka client configuration ------------------------------------------------- */
@@ -247,9 +260,9 @@ typedef struct kc_kafka_config {
  * extra also kafka-<extra> and kafka-<extra>-<use>; an empty text later
  * unsets an earlier value; consumers get group.id <node_id> (or
  * "<node_id>.kafkacrypto" with extra "crypto") unless set. */
-kc_status kc_store_kafka_config(kc_store *s, kc_kafka_use use, const char *extra,
+KC_EXPORT kc_status kc_store_kafka_config(kc_store *s, kc_kafka_use use, const char *extra,
                                 kc_kafka_config *out, kc_err *err);
-void kc_kafka_config_clear(kc_kafka_config *c);
+KC_EXPORT void kc_kafka_config_clear(kc_kafka_config *c);
 
 /* ---- node identity keys: the NODE.crypto file ------------------------------ */
 
@@ -265,27 +278,27 @@ typedef struct kc_cryptokey kc_cryptokey;
  * present — a missing type 1 is generated and the file rewritten; type 4
  * cannot be generated by this build (KC_ERR_UNSUPPORTED) — and restricts
  * the enabled keys to those types. Errors name the file and the field. */
-kc_status kc_cryptokey_open(kc_cryptokey **out, const char *path, const int *keytypes,
+KC_EXPORT KC_MUST_CHECK kc_status kc_cryptokey_open(kc_cryptokey **out, const char *path, const int *keytypes,
                             size_t n_keytypes, kc_err *err);
 /* Wipes the secrets and frees. NULL is allowed. */
-void kc_cryptokey_close(kc_cryptokey *ck);
+KC_EXPORT void kc_cryptokey_close(kc_cryptokey *ck);
 /* Number of enabled signing keys; they are numbered 0..n-1 (idx). */
-size_t kc_cryptokey_num_spk(const kc_cryptokey *ck);
+KC_EXPORT size_t kc_cryptokey_num_spk(const kc_cryptokey *ck);
 /* Signing public key idx as a byte string (32 bytes for Ed25519). */
-kc_status kc_cryptokey_spk(kc_cryptokey *ck, size_t idx, uint8_t *out, size_t cap, size_t *len,
+KC_EXPORT kc_status kc_cryptokey_spk(kc_cryptokey *ck, size_t idx, uint8_t *out, size_t cap, size_t *len,
                            kc_err *err);
 /* The node's identity: all enabled public keys concatenated. */
-kc_status kc_cryptokey_id_spk(kc_cryptokey *ck, uint8_t *out, size_t cap, size_t *len,
+KC_EXPORT kc_status kc_cryptokey_id_spk(kc_cryptokey *ck, uint8_t *out, size_t cap, size_t *len,
                               kc_err *err);
 /* signature(64) || m with key idx; needs cap >= n + 64. */
-kc_status kc_cryptokey_sign_spk(kc_cryptokey *ck, size_t idx, const uint8_t *m, size_t n,
+KC_EXPORT KC_MUST_CHECK kc_status kc_cryptokey_sign_spk(kc_cryptokey *ck, size_t idx, const uint8_t *m, size_t n,
                                 uint8_t *out, size_t cap, size_t *len, kc_err *err);
 /* nonce(24) || secretbox(p) under the file's opaque-value key; cap >= n + 40. */
-kc_status kc_cryptokey_wrap(kc_cryptokey *ck, const uint8_t *p, size_t n, uint8_t *out,
+KC_EXPORT kc_status kc_cryptokey_wrap(kc_cryptokey *ck, const uint8_t *p, size_t n, uint8_t *out,
                             size_t cap, size_t *len, kc_err *err);
 /* The inverse of wrap: KC_ERR_CRYPTO (upstream's None) if c was not wrapped
  * with this file's key. */
-kc_status kc_cryptokey_unwrap(kc_cryptokey *ck, const uint8_t *c, size_t n, uint8_t *out,
+KC_EXPORT KC_MUST_CHECK kc_status kc_cryptokey_unwrap(kc_cryptokey *ck, const uint8_t *c, size_t n, uint8_t *out,
                               size_t cap, size_t *len, kc_err *err);
 /* ==== Data path: ratchet, serializers, message objects ===================
  *
@@ -343,7 +356,7 @@ typedef struct kc_ratchet_ops {
 } kc_ratchet_ops;
 
 /* Wraps a backend. The ratchet serialises calls to it with its own lock. */
-kc_status kc_ratchet_new(const kc_ratchet_ops *ops, void *self, kc_ratchet **out,
+KC_EXPORT kc_status kc_ratchet_new(const kc_ratchet_ops *ops, void *self, kc_ratchet **out,
                          kc_err *err);
 
 /* The file backend. Creates the file ([0, 32 random bytes], mode 0600) if
@@ -352,15 +365,15 @@ kc_status kc_ratchet_new(const kc_ratchet_ops *ops, void *self, kc_ratchet **out
  * escrow_pk: NULL (the default: no escrow), or the operator's 32-byte
  * X25519 public key: a newly created seed is then sealed to it and logged
  * as upstream does (spec §3.4). */
-kc_status kc_ratchet_open_file(const char *path, const uint8_t *escrow_pk,
+KC_EXPORT KC_MUST_CHECK kc_status kc_ratchet_open_file(const char *path, const uint8_t *escrow_pk,
                                kc_ratchet **out, kc_err *err);
 
-kc_status kc_ratchet_increment(kc_ratchet *r, kc_err *err);
-kc_status kc_ratchet_derive(kc_ratchet *r, const uint8_t *root, size_t root_len,
+KC_EXPORT kc_status kc_ratchet_increment(kc_ratchet *r, kc_err *err);
+KC_EXPORT kc_status kc_ratchet_derive(kc_ratchet *r, const uint8_t *root, size_t root_len,
                             const uint8_t *node, size_t node_len, kc_keyidx *ki,
                             uint8_t secret[KC_SECRET_BYTES], kc_err *err);
 /* Closes the backend (and unlocks the file). NULL is ignored. */
-void kc_ratchet_close(kc_ratchet *r);
+KC_EXPORT void kc_ratchet_close(kc_ratchet *r);
 
 /* ---- message objects (spec §4.5) ----------------------------------------
  *
@@ -372,28 +385,28 @@ void kc_ratchet_close(kc_ratchet *r);
 typedef struct kc_message kc_message;
 typedef struct kc_serde kc_serde;
 
-kc_message *kc_message_new(void);
+KC_EXPORT kc_message *kc_message_new(void);
 /* Wipes and frees. NULL is ignored. */
-void kc_message_free(kc_message *m);
+KC_EXPORT void kc_message_free(kc_message *m);
 /* Makes m a cleartext message holding a copy of p (a serializer input). */
-kc_status kc_message_set_cleartext(kc_message *m, const uint8_t *p, size_t n, kc_err *err);
+KC_EXPORT kc_status kc_message_set_cleartext(kc_message *m, const uint8_t *p, size_t n, kc_err *err);
 /* Deserialized from a null Kafka key/value. */
-bool kc_message_is_null(const kc_message *m);
+KC_EXPORT bool kc_message_is_null(const kc_message *m);
 /* Whether the plaintext is available. With retry, a message that may
  * become decryptable is deserialized again first (this can wait for the
  * key, see kc_serde_config). */
-bool kc_message_is_cleartext(kc_message *m, bool retry);
-bool kc_message_is_possibly_decryptable(const kc_message *m);
+KC_EXPORT bool kc_message_is_cleartext(kc_message *m, bool retry);
+KC_EXPORT bool kc_message_is_possibly_decryptable(const kc_message *m);
 /* The plaintext (after an optional retry), or KC_ERR_STATE
  * "Message not decrypted!". *p stays valid until m changes. */
-kc_status kc_message_get(kc_message *m, bool retry, const uint8_t **p, size_t *n,
+KC_EXPORT kc_status kc_message_get(kc_message *m, bool retry, const uint8_t **p, size_t *n,
                          kc_err *err);
 /* The current bytes: the plaintext when decrypted, otherwise the raw bytes
  * as received (upstream's bytes(msg)). */
-void kc_message_bytes(const kc_message *m, const uint8_t **p, size_t *n);
+KC_EXPORT void kc_message_bytes(const kc_message *m, const uint8_t **p, size_t *n);
 /* The topic and kind it was deserialized from ("" / KC_KIND_VALUE if none). */
-const char *kc_message_topic(const kc_message *m);
-kc_kind kc_message_kind(const kc_message *m);
+KC_EXPORT const char *kc_message_topic(const kc_message *m);
+KC_EXPORT kc_kind kc_message_kind(const kc_message *m);
 
 /* ---- serializers and deserializers (spec §4) -----------------------------
  *
@@ -441,52 +454,52 @@ typedef struct kc_serde_config {
 } kc_serde_config;
 
 /* Fills in the defaults above. */
-void kc_serde_config_init(kc_serde_config *c);
+KC_EXPORT void kc_serde_config_init(kc_serde_config *c);
 /* Copies what it needs from c (the ratchet is borrowed: close it after
  * the serde). */
-kc_status kc_serde_new(const kc_serde_config *c, kc_serde **out, kc_err *err);
+KC_EXPORT kc_status kc_serde_new(const kc_serde_config *c, kc_serde **out, kc_err *err);
 /* Releases the caller's reference; message objects that may still retry
  * keep the serde alive until they are freed. NULL is ignored. */
-void kc_serde_free(kc_serde *s);
+KC_EXPORT void kc_serde_free(kc_serde *s);
 
 /* Encrypts value for topic: out = 0x01 || msgpack([ki, salt, box]).
  * value NULL (a null Kafka key/value) stays null: out is emptied and the
  * caller sends null. On any error out is emptied: never plaintext. value
  * must not point into out. */
-kc_status kc_serde_serialize(kc_serde *s, kc_kind kind, const char *topic,
+KC_EXPORT KC_MUST_CHECK kc_status kc_serde_serialize(kc_serde *s, kc_kind kind, const char *topic,
                              const uint8_t *value, size_t len, kc_buf *out, kc_err *err);
 /* A message object as input: a cleartext one is encrypted, any other
  * (already encrypted, or not kafkacrypto) is passed through unchanged. */
-kc_status kc_serde_serialize_message(kc_serde *s, kc_kind kind, const char *topic,
+KC_EXPORT kc_status kc_serde_serialize_message(kc_serde *s, kc_kind kind, const char *topic,
                                      const kc_message *m, kc_buf *out, kc_err *err);
 /* Decrypts or classifies data received on topic into out (spec §4.3).
  * data NULL gives a null message; data and topic may point into out. Malformed input is never an error: it
  * becomes a not-decryptable message; errors are reserved for bad
  * arguments and memory exhaustion. */
-kc_status kc_serde_deserialize(kc_serde *s, kc_kind kind, const char *topic,
+KC_EXPORT KC_MUST_CHECK kc_status kc_serde_deserialize(kc_serde *s, kc_kind kind, const char *topic,
                                const uint8_t *data, size_t len, kc_message *out,
                                kc_err *err);
 
 /* Consumer key for (root, ki), as the key exchange delivers it; replaces
  * an earlier one and ends waits for it. */
-kc_status kc_serde_add_consumer_key(kc_serde *s, const char *root, const kc_keyidx *ki,
+KC_EXPORT kc_status kc_serde_add_consumer_key(kc_serde *s, const char *root, const kc_keyidx *ki,
                                     const uint8_t secret[KC_SECRET_BYTES], kc_err *err);
 
 /* The periodic ratchet step (spec §7.10): advance the ratchet, drop
  * producer records older than max_pgen_age, and make every root derive a
  * new key index at its next message. Nothing changes if the advance fails. */
-kc_status kc_serde_ratchet_step(kc_serde *s, kc_err *err);
+KC_EXPORT kc_status kc_serde_ratchet_step(kc_serde *s, kc_err *err);
 /* Calls persist_fn if producer records were created since it last
  * succeeded. */
-kc_status kc_serde_persist(kc_serde *s, kc_err *err);
+KC_EXPORT kc_status kc_serde_persist(kc_serde *s, kc_err *err);
 /* True once after producer records were added (then persist them). */
-bool kc_serde_take_new_pgens(kc_serde *s);
+KC_EXPORT bool kc_serde_take_new_pgens(kc_serde *s);
 /* The plaintext of the `oldkeys` value (spec §10.4):
  * msgpack({"pgens": [[str(root), ki, bin(secret), f64(birth)], ...]}). */
-kc_status kc_serde_export_pgens(kc_serde *s, kc_buf *out, size_t *count, kc_err *err);
+KC_EXPORT kc_status kc_serde_export_pgens(kc_serde *s, kc_buf *out, size_t *count, kc_err *err);
 /* Loads that structure: records younger than max_pgen_age become producer
  * records that are served to consumers but never used to encrypt. */
-kc_status kc_serde_import_pgens(kc_serde *s, const uint8_t *p, size_t n, kc_err *err);
+KC_EXPORT kc_status kc_serde_import_pgens(kc_serde *s, const uint8_t *p, size_t n, kc_err *err);
 
 #ifdef __cplusplus
 }

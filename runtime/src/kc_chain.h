@@ -211,7 +211,7 @@ void kc_chain_result_free(kc_chain_result *r);
  * KC_ERR_INVALID (malformed) — the kind of the root of trust that got
  * furthest — with a summary in err and every root's reason in out->report
  * (out may be NULL; it is then not filled). */
-kc_status kc_chain_process(const uint8_t *chain, size_t n, const char *topic,
+KC_MUST_CHECK kc_status kc_chain_process(const uint8_t *chain, size_t n, const char *topic,
                            const char *usage, const kc_chain_list *allowlist,
                            const kc_chain_list *denylist, double checktime,
                            kc_chain_result *out, kc_err *err);

@@ -28,7 +28,7 @@ typedef struct kc_chainserver_settings {
 /* Opens the node files of config_path and checks each stored chain against
  * the allowlist and its signing key (fatal otherwise, as upstream).
  * policies: files (may be 0). */
-kc_status kc_chainserver_open(kc_chainserver **out, const char *config_path,
+KC_MUST_CHECK kc_status kc_chainserver_open(kc_chainserver **out, const char *config_path,
                               char *const *policies, size_t npolicies, kc_err *err);
 void kc_chainserver_close(kc_chainserver *cs);
 

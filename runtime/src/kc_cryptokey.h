@@ -69,7 +69,7 @@ kc_status kc_cryptokey_use_epks(kc_cryptokey *ck, const char *topic, const char 
 kc_status kc_cryptokey_wrap_opaque(kc_cryptokey *ck, const uint8_t *p, size_t n, kc_buf *out,
                                    kc_err *err);
 /* KC_ERR_CRYPTO (upstream: None) on any failure; out is then empty. */
-kc_status kc_cryptokey_unwrap_opaque(kc_cryptokey *ck, const uint8_t *c, size_t n,
+KC_MUST_CHECK kc_status kc_cryptokey_unwrap_opaque(kc_cryptokey *ck, const uint8_t *c, size_t n,
                                      kc_buf *out);
 
 /* Usable ephemeral versions (at most cap written); returns the count. */

@@ -33,7 +33,7 @@
 /* Loads from a buffer, as upstream does from a file object: nothing is
  * written, so upgrades happen in memory only and missing keytypes are an
  * error. `name` labels the source in messages. */
-kc_status kc_cryptokey_open_bytes(kc_cryptokey **out, const uint8_t *p, size_t n,
+KC_MUST_CHECK kc_status kc_cryptokey_open_bytes(kc_cryptokey **out, const uint8_t *p, size_t n,
                                   const char *name, const int *keytypes, size_t n_keytypes,
                                   kc_err *err);
 

@@ -126,7 +126,7 @@ kc_status kc_exchange_encrypt_keys(kc_exchange *x, const char *root,
 /* Consumer (§7.5): the keys in a reply to our latest request for root.
  * KC_ERR_NOTFOUND when the reply is not for an outstanding request of ours
  * (another consumer's, or a replay). */
-kc_status kc_exchange_decrypt_keys(kc_exchange *x, const char *root, const uint8_t *reply,
+KC_MUST_CHECK kc_status kc_exchange_decrypt_keys(kc_exchange *x, const char *root, const uint8_t *reply,
                                    size_t n, kc_exchange_keys *out, kc_err *err);
 
 /* Controller (§8.1): validates a request for `key-encrypt-subscribe`

@@ -117,7 +117,7 @@ void kc_pks_pack(msgpack_packer *pk, const kc_pks *pks);
 kc_status kc_sign(const kc_key *sk, const uint8_t *m, size_t n, kc_buf *out);
 /* Verifies a combined-mode signed message; on success m and mlen point into
  * sm after the signature. Version 4 keys give KC_ERR_UNSUPPORTED. */
-kc_status kc_sign_open(const kc_key *pk, const uint8_t *sm, size_t n,
+KC_MUST_CHECK kc_status kc_sign_open(const kc_key *pk, const uint8_t *sm, size_t n,
                        const uint8_t **m, size_t *mlen, kc_err *err);
 /* X25519 between our ephemeral secret and a peer public key (both v1).
  * An all-zero result (low-order point) is KC_ERR_CRYPTO. */

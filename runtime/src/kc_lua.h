@@ -52,7 +52,7 @@ void kc_lua_serde_root(lua_State *L, kc_serde_config *c);
 
 /* luaopen function of `kafkacrypto.core`. Bindings of each concept add
  * their functions in their own kc_lua_open_<concept>(L) (table on top). */
-int luaopen_kafkacrypto_core(lua_State *L);
+KC_EXPORT int luaopen_kafkacrypto_core(lua_State *L);
 void kc_lua_open_log(lua_State *L);
 void kc_lua_open_kafka(lua_State *L);
 void kc_lua_open_root(lua_State *L);

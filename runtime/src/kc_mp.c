@@ -231,9 +231,7 @@ bool kc_mp_equal(const msgpack_object *a, const msgpack_object *b)
         if (a->type == MSGPACK_OBJECT_POSITIVE_INTEGER && b->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
             return a->via.u64 == b->via.u64;
         double da, db;
-        kc_mp_number(a, &da);
-        kc_mp_number(b, &db);
-        return da == db;
+        return kc_mp_number(a, &da) && kc_mp_number(b, &db) && da == db;
     }
     if (a->type != b->type)
         return false;

@@ -71,7 +71,7 @@ typedef struct kc_node_options {
 
 void kc_node_options_init(kc_node_options *o);
 
-kc_status kc_node_open(kc_node **out, const kc_node_options *o, kc_err *err);
+KC_MUST_CHECK kc_status kc_node_open(kc_node **out, const kc_node_options *o, kc_err *err);
 /* Stops the management thread, saves the producer keys, closes every file
  * and client. NULL is fine. */
 void kc_node_close(kc_node *n);

@@ -60,7 +60,7 @@ void kc_policy_grant_clear(kc_policy_grant *g);
 
 /* Loads files[0..n) (lim NULL: the sandbox defaults). n == 0 gives an empty
  * set that allows everything. */
-kc_status kc_policy_open(kc_policy **out, char *const *files, size_t n,
+KC_MUST_CHECK kc_status kc_policy_open(kc_policy **out, char *const *files, size_t n,
                          const kc_sandbox_limits *lim, kc_err *err);
 void kc_policy_free(kc_policy *p);
 size_t kc_policy_count(const kc_policy *p);

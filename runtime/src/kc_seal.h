@@ -41,7 +41,7 @@ kc_status kc_seal_with(const kc_key *recipient, const uint8_t esk[32], const uin
 /* Opens a kafkacrypto sealed box, or a libsodium sealed box, with a
  * version-1 key-exchange secret key. Any failure is KC_ERR_CRYPTO and out is
  * left empty; the message says why the custom format failed. */
-kc_status kc_seal_open(const kc_key *recipient_sk, const uint8_t *c, size_t n, kc_buf *out,
+KC_MUST_CHECK kc_status kc_seal_open(const kc_key *recipient_sk, const uint8_t *c, size_t n, kc_buf *out,
                        kc_err *err);
 
 #endif

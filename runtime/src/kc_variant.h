@@ -48,7 +48,7 @@ typedef struct kc_variant_config {
 
 /* Loads the file; it must define all three hooks. The variant may then be
  * used from one other thread (the management loop), one call at a time. */
-kc_status kc_variant_open(kc_variant **out, const kc_variant_config *c, kc_err *err);
+KC_MUST_CHECK kc_status kc_variant_open(kc_variant **out, const kc_variant_config *c, kc_err *err);
 void kc_variant_free(kc_variant *v);
 const char *kc_variant_path(const kc_variant *v);
 

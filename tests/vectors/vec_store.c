@@ -336,12 +336,12 @@ static void check_producer_run(vec_ctx *ctx, const char *vname, json_t *v, json_
               kc_serde_add_consumer_key(consumer, root, &ki, secret, &err) == KC_OK;
     if (ok) {
         /* upstream's run serialized one value or one key: find out which */
-        kc_serde_deserialize(consumer, kind, topic, want.data, want.len, m, &err);
-        if (!kc_message_is_cleartext(m, false)) {
+        ok = kc_serde_deserialize(consumer, kind, topic, want.data, want.len, m, &err) == KC_OK;
+        if (ok && !kc_message_is_cleartext(m, false)) {
             kind = KC_KIND_KEY;
-            kc_serde_deserialize(consumer, kind, topic, want.data, want.len, m, &err);
+            ok = kc_serde_deserialize(consumer, kind, topic, want.data, want.len, m, &err) == KC_OK;
         }
-        ok = kc_message_get(m, false, &plain, &plain_len, &err) == KC_OK;
+        ok = ok && kc_message_get(m, false, &plain, &plain_len, &err) == KC_OK;
         if (!ok)
             snprintf(err.msg, sizeof err.msg, "the run's message does not decrypt with the key "
                      "our ratchet derives");
