@@ -35,6 +35,11 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parame
 CFLAGS  ?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC $(WARN) $(CFLAGS) \
     -Iruntime/include -Iruntime/src $(DEP_CFLAGS)
+# Every object records the headers it includes (-MMD -MP), so a header
+# change rebuilds what uses it and nothing else.
+DEPFLAGS = -MMD -MP
+# Programs (host, tests, vectors) compile with these include paths.
+PROG_INC = -Iruntime/host -Itests/common -Itests/vectors -DKC_SOURCE_DIR='"$(CURDIR)"'
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 TEST_LIBS = -lcmocka -ljansson
 
@@ -45,13 +50,12 @@ UNIT_SRCS   := $(sort $(wildcard tests/unit/test_*.c))
 VEC_SRCS    := $(sort $(wildcard tests/vectors/*.c))
 FUZZ_SRCS   := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 BENCH_SRCS  := $(sort $(wildcard tests/bench/*.c))
-HEADERS     := $(wildcard runtime/include/*.h runtime/src/*.h tests/common/*.h)
 
 UNIT_NAMES := $(patsubst tests/unit/%.c,%,$(UNIT_SRCS))
 FUZZ_NAMES := $(patsubst tests/fuzz/%.c,%,$(FUZZ_SRCS))
 
 .PHONY: all deps run test check unit unit-asan vectors vectors-asan bench \
-        fuzz fuzz-smoke lua-test integration clean help
+        fuzz fuzz-smoke lua-test integration api-test install clean help
 .DEFAULT_GOAL := all
 .SECONDARY:
 
@@ -82,40 +86,72 @@ run: deps
 test: deps
 	@$(MAKE) --no-print-directory check
 
-check: all unit vectors unit-asan vectors-asan fuzz-smoke lua-test integration
+check: all api-test unit vectors unit-asan vectors-asan fuzz-smoke lua-test integration
 	@echo "make test: all checks passed"
 
 # ---- library and binary --------------------------------------------------------
+# The library exports only what kafkacrypto.h marks KC_EXPORT.
 LIB_OBJS := $(patsubst runtime/src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
+objs = $(patsubst %.c,$(1)/prog/%.o,$(2))
 
-$(BUILD)/obj/%.o: runtime/src/%.c $(HEADERS)
+$(BUILD)/obj/%.o: runtime/src/%.c
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -fvisibility=hidden -c $< -o $@
+
+$(BUILD)/prog/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) $(PROG_INC) -c $< -o $@
 
 $(BUILD)/libkafkacrypto.a: $(LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
 $(BUILD)/libkafkacrypto.so: $(LIB_OBJS)
-	$(CC) -shared -o $@ $^ $(DEP_LIBS)
+	$(CC) -shared -Wl,-soname,libkafkacrypto.so.$(SOVERSION) -o $@ $^ $(DEP_LIBS)
 
-$(BUILD)/kafkacrypto: $(HOST_SRCS) $(BUILD)/libkafkacrypto.a $(HEADERS)
-	$(CC) $(ALL_CFLAGS) -Iruntime/host -DKC_SOURCE_DIR='"$(CURDIR)"' -o $@ \
-	    $(HOST_SRCS) $(BUILD)/libkafkacrypto.a $(DEP_LIBS) -Wl,-E
+# ---- install (PREFIX, DESTDIR) -------------------------------------------------------
+PREFIX  ?= /usr/local
+LIBDIR  ?= $(PREFIX)/lib
+VERSION := $(shell sed -n 's/^\#define KC_VERSION_STRING "\(.*\)"/\1/p' runtime/include/kafkacrypto.h)
+SOVERSION := $(firstword $(subst ., ,$(VERSION)))
+SHARE   := $(DESTDIR)$(PREFIX)/share/kafkacrypto
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBDIR)/pkgconfig \
+	    $(DESTDIR)$(PREFIX)/include $(SHARE)
+	install -m 755 $(BUILD)/kafkacrypto $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 $(BUILD)/libkafkacrypto.a $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(BUILD)/libkafkacrypto.so $(DESTDIR)$(LIBDIR)/libkafkacrypto.so.$(VERSION)
+	ln -sf libkafkacrypto.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libkafkacrypto.so.$(SOVERSION)
+	ln -sf libkafkacrypto.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libkafkacrypto.so
+	install -m 644 runtime/include/kafkacrypto.h $(DESTDIR)$(PREFIX)/include/
+	cp -R lua scripts policies $(SHARE)/
+	install -m 644 kafkacrypto.cfg $(SHARE)/
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@VERSION@|$(VERSION)|' \
+	    runtime/kafkacrypto.pc.in >$(DESTDIR)$(LIBDIR)/pkgconfig/kafkacrypto.pc
+
+# The exported symbols are exactly the KC_EXPORT declarations, and a program
+# builds against an installed copy (tests/api/).
+api-test: all
+	sh tests/api/check_exports.sh $(BUILD)/libkafkacrypto.so runtime/include/kafkacrypto.h \
+	    runtime/src/kc_lua.h
+	sh tests/api/test_install.sh $(BUILD)
+
+$(BUILD)/kafkacrypto: $(call objs,$(BUILD),$(HOST_SRCS)) $(BUILD)/libkafkacrypto.a
+	$(CC) -o $@ $^ $(DEP_LIBS) -Wl,-E
 
 # ---- unit tests (cmocka) ---------------------------------------------------------
-$(BUILD)/tests/%: tests/unit/%.c $(COMMON_SRCS) $(BUILD)/libkafkacrypto.a $(HEADERS)
+$(BUILD)/tests/%: $(BUILD)/prog/tests/unit/%.o $(call objs,$(BUILD),$(COMMON_SRCS)) \
+                  $(BUILD)/libkafkacrypto.a
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Itests/common -o $@ $< $(COMMON_SRCS) \
-	    $(BUILD)/libkafkacrypto.a $(DEP_LIBS) $(TEST_LIBS)
+	$(CC) -o $@ $^ $(DEP_LIBS) $(TEST_LIBS)
 
 unit: $(addprefix $(BUILD)/tests/,$(UNIT_NAMES))
 	@set -e; for t in $^; do echo "== $$t"; KC_SOURCE_DIR=$(CURDIR) $$t; done
 
 # ---- interop vectors ---------------------------------------------------------------
-$(BUILD)/kc-vectors: $(VEC_SRCS) $(COMMON_SRCS) $(BUILD)/libkafkacrypto.a $(HEADERS)
-	$(CC) $(ALL_CFLAGS) -Itests/common -Itests/vectors -o $@ $(VEC_SRCS) $(COMMON_SRCS) \
-	    $(BUILD)/libkafkacrypto.a $(DEP_LIBS) $(TEST_LIBS)
+$(BUILD)/kc-vectors: $(call objs,$(BUILD),$(VEC_SRCS) $(COMMON_SRCS)) $(BUILD)/libkafkacrypto.a
+	$(CC) -o $@ $^ $(DEP_LIBS) $(TEST_LIBS)
 
 vectors: $(BUILD)/kc-vectors
 	$(BUILD)/kc-vectors $(VECTORS)
@@ -125,22 +161,26 @@ ASAN_DIR := $(BUILD)/asan
 ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
 ASAN_LIB_OBJS := $(patsubst runtime/src/%.c,$(ASAN_DIR)/obj/%.o,$(LIB_SRCS))
 
-$(ASAN_DIR)/obj/%.o: runtime/src/%.c $(HEADERS)
+$(ASAN_DIR)/obj/%.o: runtime/src/%.c
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -O1 -c $< -o $@
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) $(SAN_FLAGS) -O1 -c $< -o $@
+
+$(ASAN_DIR)/prog/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) $(PROG_INC) $(SAN_FLAGS) -O1 -c $< -o $@
 
 $(ASAN_DIR)/libkafkacrypto.a: $(ASAN_LIB_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(ASAN_DIR)/tests/%: tests/unit/%.c $(COMMON_SRCS) $(ASAN_DIR)/libkafkacrypto.a $(HEADERS)
+$(ASAN_DIR)/tests/%: $(ASAN_DIR)/prog/tests/unit/%.o $(call objs,$(ASAN_DIR),$(COMMON_SRCS)) \
+                      $(ASAN_DIR)/libkafkacrypto.a
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -O1 -Itests/common -o $@ $< $(COMMON_SRCS) \
-	    $(ASAN_DIR)/libkafkacrypto.a $(DEP_LIBS) $(TEST_LIBS)
+	$(CC) $(SAN_FLAGS) -o $@ $^ $(DEP_LIBS) $(TEST_LIBS)
 
-$(ASAN_DIR)/kc-vectors: $(VEC_SRCS) $(COMMON_SRCS) $(ASAN_DIR)/libkafkacrypto.a $(HEADERS)
-	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -O1 -Itests/common -Itests/vectors -o $@ $(VEC_SRCS) \
-	    $(COMMON_SRCS) $(ASAN_DIR)/libkafkacrypto.a $(DEP_LIBS) $(TEST_LIBS)
+$(ASAN_DIR)/kc-vectors: $(call objs,$(ASAN_DIR),$(VEC_SRCS) $(COMMON_SRCS)) \
+                        $(ASAN_DIR)/libkafkacrypto.a
+	$(CC) $(SAN_FLAGS) -o $@ $^ $(DEP_LIBS) $(TEST_LIBS)
 
 unit-asan: $(addprefix $(ASAN_DIR)/tests/,$(UNIT_NAMES))
 	@set -e; for t in $^; do echo "== $$t (asan+ubsan)"; KC_SOURCE_DIR=$(CURDIR) $(ASAN_ENV) $$t; done
@@ -155,13 +195,18 @@ FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined 
     -fno-sanitize-recover=undefined -Iruntime/include -Iruntime/src
 FUZZ_LIB_OBJS := $(patsubst runtime/src/%.c,$(FUZZ_DIR)/obj/%.o,$(LIB_SRCS))
 
-$(FUZZ_DIR)/obj/%.o: runtime/src/%.c $(HEADERS)
+$(FUZZ_DIR)/obj/%.o: runtime/src/%.c
 	@mkdir -p $(@D)
-	$(CLANG) $(subst fuzzer,fuzzer-no-link,$(FUZZ_FLAGS)) $(WARN) $(DEP_CFLAGS) -c $< -o $@
+	$(CLANG) $(subst fuzzer,fuzzer-no-link,$(FUZZ_FLAGS)) $(DEPFLAGS) $(WARN) $(DEP_CFLAGS) -c $< -o $@
 
-$(FUZZ_DIR)/%: tests/fuzz/%.c $(FUZZ_LIB_OBJS) $(HEADERS)
+$(FUZZ_DIR)/prog/%.o: tests/fuzz/%.c
 	@mkdir -p $(@D)
-	$(CLANG) $(FUZZ_FLAGS) $(WARN) $(DEP_CFLAGS) -o $@ $< $(FUZZ_LIB_OBJS) $(DEP_LIBS)
+	$(CLANG) $(subst fuzzer,fuzzer-no-link,$(FUZZ_FLAGS)) $(DEPFLAGS) $(WARN) $(DEP_CFLAGS) \
+	    -Itests/fuzz -c $< -o $@
+
+$(FUZZ_DIR)/%: $(FUZZ_DIR)/prog/%.o $(FUZZ_LIB_OBJS)
+	@mkdir -p $(@D)
+	$(CLANG) $(FUZZ_FLAGS) -o $@ $^ $(DEP_LIBS)
 
 # Each target starts from its seeds in tests/fuzz/corpus/<target>/ and works in
 # a scratch copy, so runs never rewrite the committed seeds.
@@ -196,8 +241,13 @@ integration: $(BUILD)/kafkacrypto
 	[ $$found = 1 ] || echo "integration: no integration tests yet"
 
 # ---- benchmark --------------------------------------------------------------------------
-$(BUILD)/kc-bench: $(BENCH_SRCS) $(wildcard tests/bench/*.h) $(BUILD)/libkafkacrypto.a $(HEADERS)
-	$(CC) $(ALL_CFLAGS) -O3 -o $@ $(BENCH_SRCS) $(BUILD)/libkafkacrypto.a $(DEP_LIBS)
+$(BUILD)/bench/%.o: tests/bench/%.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -O3 -c $< -o $@
+
+$(BUILD)/kc-bench: $(patsubst tests/bench/%.c,$(BUILD)/bench/%.o,$(BENCH_SRCS)) \
+                   $(BUILD)/libkafkacrypto.a
+	$(CC) -o $@ $^ $(DEP_LIBS)
 
 bench: deps
 	@$(MAKE) --no-print-directory $(BUILD)/kc-bench
@@ -205,3 +255,5 @@ bench: deps
 
 clean:
 	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
