@@ -23,7 +23,8 @@ struct kc_chainserver {
     kc_section allow_sec;     /* owns the allowlist bytes */
     kc_bytes *allow;
     size_t nallow;
-    kc_policy *policy;
+    kc_grant_fn issue;        /* NULL: issue the proposal */
+    void *issue_ctx;
     kc_chainserver_settings set;
 };
 
@@ -97,7 +98,7 @@ static kc_status load_chains(kc_chainserver *cs, kc_err *err)
 }
 
 kc_status kc_chainserver_open(kc_chainserver **out, const char *config_path,
-                              char *const *policies, size_t npolicies, kc_err *err)
+                              kc_grant_fn issue, void *issue_ctx, kc_err *err)
 {
     *out = NULL;
     if (kc_init() != 0)
@@ -126,8 +127,8 @@ kc_status kc_chainserver_open(kc_chainserver **out, const char *config_path,
         st = section_bytes(cs, "allowlist", &cs->allow_sec, &cs->allow, &cs->nallow, err);
     if (st == KC_OK)
         st = load_chains(cs, err);
-    if (st == KC_OK)
-        st = kc_policy_open(&cs->policy, policies, npolicies, NULL, err);
+    cs->issue = issue;
+    cs->issue_ctx = issue_ctx;
     if (st == KC_OK) {
         cs->set.interval_secs = number_option(cs->store, "interval_secs", 300);
         cs->set.lifetime = number_option(cs->store, "lifetime", 604800);
@@ -157,7 +158,6 @@ void kc_chainserver_close(kc_chainserver *cs)
     free(cs->chain);
     free(cs->allow);
     kc_section_clear(&cs->allow_sec);
-    kc_policy_free(cs->policy);
     kc_cryptokey_close(cs->ck);
     kc_store_close(cs->store);
     free(cs);
@@ -376,7 +376,7 @@ kc_status kc_chainserver_renew(kc_chainserver *cs, const char *name, double now,
     }
     if (st == KC_OK) {
         kc_policy_request r = {NULL, NULL, NULL, now, NULL, name, nodekey};
-        st = kc_policy_issue(cs->policy, &r, &grant, err);
+        st = cs->issue ? cs->issue(cs->issue_ctx, &r, &grant, err) : KC_OK;
     }
     if (st == KC_OK) {
         if (same_rights(&grant, &proposal))

@@ -1,6 +1,6 @@
 /* kc_chainserver.h — upstream's chain server (spec §8.2): re-issues
  * short-lived certificates for the nodes listed in section `chainkeys`,
- * with rights and lifetimes decided by policy (kc_policy, issue_chain).
+ * with rights and lifetimes decided by a kc_grant_fn (policies: issue_chain).
  *
  * The Kafka side (pushing on `chains`, the interval loop) is the script's
  * (lua/kafkacrypto/chainserver.lua); this holds the node files, signs and
@@ -14,7 +14,7 @@
 
 #include "kc_buf.h"
 #include "kc_err.h"
-#include "kc_policy.h"
+#include "kc_grant.h"
 
 typedef struct kc_chainserver kc_chainserver;
 
@@ -26,10 +26,11 @@ typedef struct kc_chainserver_settings {
 } kc_chainserver_settings;
 
 /* Opens the node files of config_path and checks each stored chain against
- * the allowlist and its signing key (fatal otherwise, as upstream).
- * policies: files (may be 0). */
+ * the allowlist and its signing key (fatal otherwise, as upstream). issue
+ * decides each grant (policies: kc_policy_issue_grant; NULL: the proposal
+ * as it is); the caller keeps issue_ctx alive until kc_chainserver_close. */
 KC_MUST_CHECK kc_status kc_chainserver_open(kc_chainserver **out, const char *config_path,
-                              char *const *policies, size_t npolicies, kc_err *err);
+                                            kc_grant_fn issue, void *issue_ctx, kc_err *err);
 void kc_chainserver_close(kc_chainserver *cs);
 
 const kc_chainserver_settings *kc_chainserver_settings_of(const kc_chainserver *cs);

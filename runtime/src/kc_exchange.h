@@ -171,4 +171,35 @@ size_t kc_exchange_list_size(kc_exchange *x, kc_list_kind which);
  * the runtime warns about it at every start. */
 bool kc_exchange_trusts_temporary_rot(kc_exchange *x);
 
+/* ---- key-exchange variants -------------------------------------------------------
+ * A variant composes requests, replies and their acceptance instead of the
+ * protocol of §7 (the Lua loader in runtime/src/lua/kc_variant.c fills this
+ * table). Calls come from the management thread only, one at a time.
+ * KC_ERR_DENIED is a routine refusal; other errors are failures. */
+typedef struct kc_exchange_variant {
+    kc_status (*make_request)(void *v, const char *root, const kc_keyidx *wanted,
+                              size_t n_wanted, kc_exchange_msgs *out, kc_err *err);
+    kc_status (*answer_request)(void *v, const char *root, const kc_exchange_keys *keys,
+                                const uint8_t *request, size_t n, kc_exchange_msgs *out,
+                                kc_err *err);
+    kc_status (*accept_reply)(void *v, const char *root, const uint8_t *reply, size_t n,
+                              kc_exchange_keys *out, kc_err *err);
+    void (*free)(void *v);
+} kc_exchange_variant;
+
+/* What a variant may use of the node that hosts it (all borrowed: the
+ * node frees its variant before them). */
+typedef struct kc_exchange_variant_host {
+    const char *node_id;
+    kc_cryptokey *cryptokey;
+    kc_exchange *exchange;
+    double (*now_fn)(void *ctx);
+    void *now_ctx;
+} kc_exchange_variant_host;
+
+/* Opens a variant for a node once its keys and exchange exist. */
+typedef kc_status (*kc_exchange_variant_open_fn)(void *ctx, const kc_exchange_variant_host *host,
+                                                 const kc_exchange_variant **ops, void **v,
+                                                 kc_err *err);
+
 #endif

@@ -11,6 +11,7 @@
 #include "kc_exchange.h"
 #include "kc_lua.h"
 #include "kc_node.h"
+#include "kc_policy.h"
 
 static const char CHAINSERVER[] = "kafkacrypto.chainserver";
 
@@ -63,6 +64,7 @@ static int l_node_topics(lua_State *L)
 
 typedef struct lua_chainserver {
     kc_chainserver *cs;
+    kc_policy *policy;    /* decides its grants; freed after it */
 } lua_chainserver;
 
 static kc_chainserver *check_chainserver(lua_State *L)
@@ -82,10 +84,12 @@ static int l_chainserver_open(lua_State *L)
     char **files = kc_lua_policy_files(L, 2, "chainserver", &n);
     lua_chainserver *lc = lua_newuserdata(L, sizeof *lc);
     lc->cs = NULL;
+    lc->policy = NULL;
     luaL_getmetatable(L, CHAINSERVER);
     lua_setmetatable(L, -2);
     kc_err err;
-    if (kc_chainserver_open(&lc->cs, config, files, n, &err) != KC_OK)
+    if (kc_policy_open(&lc->policy, files, n, NULL, &err) != KC_OK ||
+        kc_chainserver_open(&lc->cs, config, kc_policy_issue_grant, lc->policy, &err) != KC_OK)
         return kc_lua_error(L, &err);
     return 1;
 }
@@ -168,6 +172,8 @@ static int l_cs_close(lua_State *L)
     lua_chainserver *lc = luaL_checkudata(L, 1, CHAINSERVER);
     kc_chainserver_close(lc->cs);
     lc->cs = NULL;
+    kc_policy_free(lc->policy);
+    lc->policy = NULL;
     return 0;
 }
 

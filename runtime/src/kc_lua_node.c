@@ -7,13 +7,16 @@
 
 #include "kc_lua.h"
 #include "kc_node.h"
+#include "kc_policy.h"
 #include "kc_provision_node.h"
+#include "kc_variant.h"
 
 static const char NODE[] = "kafkacrypto.node";
 static const char REG_NODES[] = "kafkacrypto.open_nodes";
 
 typedef struct lua_node {
     kc_node *n;
+    kc_policy *policy;    /* the node's check; freed after the node */
     bool borrowed_store;  /* uservalue[1] is the store object */
 } lua_node;
 
@@ -137,9 +140,13 @@ static int l_node_open(lua_State *L)
         return kc_lua_errorf(L, "new: exchange_variant: expected a file name, got %s",
                              luaL_typename(L, -1));
     /* the options table (or the settings) keeps the string alive */
-    o.exchange_variant = lua_isnil(L, -1) ? kc_lua_settings(L)->exchange_variant
-                                          : lua_tostring(L, -1);
+    const char *variant = lua_isnil(L, -1) ? kc_lua_settings(L)->exchange_variant
+                                           : lua_tostring(L, -1);
     lua_pop(L, 1);
+    if (variant) {
+        o.open_variant = kc_variant_open_for_node;
+        o.variant_ctx = (void *)variant;
+    }
     o.tunables = &kc_lua_settings(L)->tunables;
     kc_serde_config rc;
     kc_serde_config_init(&rc);
@@ -158,7 +165,8 @@ static int l_node_open(lua_State *L)
     if (borrowed)
         kc_lua_check_store(L, 3);
     lua_getfield(L, 1, "policies");
-    o.policies = kc_lua_policy_files(L, -1, "new", &o.npolicies);
+    size_t npolicies;
+    char **policies = kc_lua_policy_files(L, -1, "new", &npolicies);
     lua_replace(L, -2);                /* 6: the array; the list stays in the options */
 
     lua_node *ln = lua_newuserdata(L, sizeof *ln);   /* 7 */
@@ -180,10 +188,18 @@ static int l_node_open(lua_State *L)
         ln->borrowed_store = true;
     }
     kc_err err;
-    kc_status st = kc_node_open(&ln->n, &o, &err);
+    kc_status st = KC_OK;
+    if (npolicies && (st = kc_policy_open(&ln->policy, policies, npolicies, NULL, &err)) == KC_OK) {
+        o.check = kc_policy_exchange_check;
+        o.check_ctx = ln->policy;
+    }
+    if (st == KC_OK)
+        st = kc_node_open(&ln->n, &o, &err);
     kc_kafka_config_clear(&pc);
     kc_kafka_config_clear(&cc);
     if (st != KC_OK) {
+        kc_policy_free(ln->policy);
+        ln->policy = NULL;
         if (borrowed)
             kc_lua_return_store(L, 3);
         ln->borrowed_store = false;
@@ -200,6 +216,8 @@ static int node_close(lua_State *L, int idx)
         return 0;
     kc_node_close(ln->n);
     ln->n = NULL;
+    kc_policy_free(ln->policy);
+    ln->policy = NULL;
     if (ln->borrowed_store) {
         lua_getfenv(L, idx);
         lua_rawgeti(L, -1, 1);

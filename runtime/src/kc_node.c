@@ -15,9 +15,7 @@
 #include "kc_hex.h"
 #include "kc_keyidx.h"
 #include "kc_log.h"
-#include "kc_policy.h"
 #include "kc_store.h"
-#include "kc_variant.h"
 
 #define LOGGER KC_NODE_LOGGER
 #define METADATA_TIMEOUT_MS 2000
@@ -50,10 +48,10 @@ struct kc_node {
     kc_ratchet *ratchet;
     kc_serde *serde;
     kc_exchange *x;
-    kc_policy *policy;
     kc_producer *prod;
     kc_consumer *cons;
-    kc_variant *variant;         /* NULL: the protocol of §7; used by the management thread */
+    const kc_exchange_variant *vops;
+    void *variant;               /* NULL: the protocol of §7; used by the management thread */
     bool embedded;               /* the management clients use the embedded broker */
     bool borrowed_store;         /* the caller's store: not closed here */
     double (*now_fn)(void *ctx);
@@ -323,8 +321,8 @@ static void handle_request(kc_node *n, const char *root, const kc_record *m)
     for (size_t i = 0; i < sel.n; i++)
         kis[i] = sel.items[i].ki;
     kc_exchange_msgkey_build(kis, sel.n, &msgkey);
-    kc_status st = n->variant ? kc_variant_answer_request(n->variant, root, &sel, m->value,
-                                                          m->value_len, &replies, &err)
+    kc_status st = n->variant ? n->vops->answer_request(n->variant, root, &sel, m->value,
+                                                        m->value_len, &replies, &err)
                               : kc_exchange_encrypt_keys(n->x, root, &sel, m->value, m->value_len,
                                                          &replies, &err);
     if (st != KC_OK) {
@@ -360,8 +358,8 @@ static void handle_reply(kc_node *n, const char *root, const kc_record *m)
     kc_err err;
     char d[140], k[2 * 32 + 4];
     kc_status st = !m->value ? KC_ERR_INVALID
-                   : n->variant ? kc_variant_accept_reply(n->variant, root, m->value, m->value_len,
-                                                          &got, &err)
+                   : n->variant ? n->vops->accept_reply(n->variant, root, m->value, m->value_len,
+                                                        &got, &err)
                    : kc_exchange_decrypt_keys(n->x, root, m->value, m->value_len, &got, &err);
     if (st != KC_OK) {
         if (n->variant && m->value)
@@ -644,7 +642,7 @@ static void request_step(kc_node *n)
         kc_err err;
         char d[512];
         kc_exchange_msgkey_build(w.kis, w.n, &msgkey);
-        kc_status st = n->variant ? kc_variant_make_request(n->variant, root, w.kis, w.n, &reqs, &err)
+        kc_status st = n->variant ? n->vops->make_request(n->variant, root, w.kis, w.n, &reqs, &err)
                                   : kc_exchange_signed_epks(n->x, root, &reqs, &err);
         if (st != KC_OK) {
             if (n->variant)
@@ -1015,9 +1013,8 @@ kc_status kc_node_open(kc_node **out, const kc_node_options *o, kc_err *err)
         st = kc_store_migrate_legacy(n->store, err);
     if (st == KC_OK)
         st = open_exchange(n, o, err);
-    if (st == KC_OK && o->npolicies &&
-        (st = kc_policy_open(&n->policy, o->policies, o->npolicies, NULL, err)) == KC_OK)
-        kc_exchange_set_check(n->x, kc_policy_exchange_check, n->policy);
+    if (st == KC_OK && o->check)
+        kc_exchange_set_check(n->x, o->check, o->check_ctx);
     if (st == KC_OK)
         st = kc_store_file_option(n->store, "ratchet", ".seed", &path, err);
     if (st == KC_OK)
@@ -1027,13 +1024,9 @@ kc_status kc_node_open(kc_node **out, const kc_node_options *o, kc_err *err)
         st = open_serde(n, o, err);
     if (st == KC_OK)
         st = open_kafka(n, o, err);
-    if (st == KC_OK && o->exchange_variant) {
-        kc_variant_config vc = {.path = o->exchange_variant, .node_id = n->node_id,
-                                .cryptokey = n->ck, .exchange = n->x, .now_fn = n->now_fn,
-                                .now_ctx = n->now_ctx};
-        st = kc_variant_open(&n->variant, &vc, err);
-        if (st == KC_OK)
-            kc_log(KC_LOG_INFO, LOGGER, "Using the key-exchange variant %s", o->exchange_variant);
+    if (st == KC_OK && o->open_variant) {
+        kc_exchange_variant_host host = {n->node_id, n->ck, n->x, n->now_fn, n->now_ctx};
+        st = o->open_variant(o->variant_ctx, &host, &n->vops, &n->variant, err);
     }
     if (st == KC_OK) {
         track(n, n->t.mgmt_topic_chains, NULL, TOPIC_MGMT);
@@ -1066,9 +1059,9 @@ void kc_node_close(kc_node *n)
     kc_producer_close(n->prod, (int)(n->t.mgmt_flush_time * 1000));
     kc_consumer_close(n->cons);
     kc_serde_free(n->serde);
-    kc_variant_free(n->variant); /* its handles borrow the exchange and the cryptokey */
+    if (n->variant)
+        n->vops->free(n->variant); /* it borrows the exchange and the cryptokey */
     kc_exchange_free(n->x);
-    kc_policy_free(n->policy);
     kc_ratchet_close(n->ratchet);
     kc_cryptokey_close(n->ck);
     if (!n->borrowed_store)

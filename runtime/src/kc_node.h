@@ -53,18 +53,21 @@ typedef struct kc_node_options {
     kc_root_fn root_fn;
     void *root_ctx;
     const uint8_t *escrow_pk;  /* opt-in ratchet escrow (spec §3.4) */
-    /* A key-exchange variant file (kc_variant.h) composing requests and
-     * replies instead of the protocol of spec §7; NULL: the protocol. */
-    const char *exchange_variant;
+    /* A key-exchange variant (kc_exchange.h) composing requests and replies
+     * instead of the protocol of spec §7, opened once the node's keys and
+     * exchange exist and freed before them; NULL: the protocol. */
+    kc_exchange_variant_open_fn open_variant;
+    void *variant_ctx;
     bool allowlist_topic;      /* apply allowlist topic messages (B3) */
     bool denylist_topic;
     bool trust_temporary_rot;  /* new config files trust upstream's temporary root */
     int max_key_wait_intervals; /* deserializer wait for later misses (B7) */
     double key_wait_interval;  /* s, default 1 */
-    /* Policy files (kc_policy.h) asked before answering a key request and
-     * before using a key reply; they can only refuse. */
-    char *const *policies;
-    size_t npolicies;
+    /* Asked before answering a key request and before using a key reply
+     * (policies: kc_policy_exchange_check); it can only refuse. The caller
+     * keeps check_ctx alive until kc_node_close returns. NULL: no check. */
+    kc_exchange_check_fn check;
+    void *check_ctx;
     double (*now_fn)(void *ctx); /* tests: a pinned clock */
     void *now_ctx;
 } kc_node_options;

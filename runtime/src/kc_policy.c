@@ -16,16 +16,6 @@ struct kc_policy {
     size_t n;
 };
 
-void kc_policy_grant_clear(kc_policy_grant *g)
-{
-    for (size_t i = 0; i < g->n_topics; i++)
-        free(g->topics[i]);
-    for (size_t i = 0; i < g->n_usages; i++)
-        free(g->usages[i]);
-    memset(g, 0, sizeof *g);
-    g->pathlen = -1;
-}
-
 kc_status kc_policy_open(kc_policy **out, char *const *files, size_t n,
                          const kc_sandbox_limits *lim, kc_err *err)
 {
@@ -351,4 +341,10 @@ kc_status kc_policy_exchange_check(void *ctx, const char *root, const char *usag
         return KC_OK;
     kc_policy_request r = {root, root, usage, now, chain, NULL, NULL};
     return kc_policy_decide(ctx, hook, &r, err);
+}
+
+kc_status kc_policy_issue_grant(void *ctx, const kc_policy_request *req, kc_policy_grant *grant,
+                                kc_err *err)
+{
+    return kc_policy_issue(ctx, req, grant, err);
 }

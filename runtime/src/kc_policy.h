@@ -26,37 +26,12 @@
 
 #include "kc_chain.h"
 #include "kc_err.h"
+#include "kc_grant.h"  /* kc_policy_request, kc_policy_grant */
 #include "kc_sandbox.h"
 
 #define KC_POLICY_LOGGER "kafkacrypto.policy"
-#define KC_POLICY_MAX_GRANT 64   /* topics or usages in one grant */
 
 typedef struct kc_policy kc_policy;
-
-/* What a hook is asked about. chain may be NULL (issue_chain). */
-typedef struct kc_policy_request {
-    const char *root;
-    const char *topic;
-    const char *usage;
-    double now;                    /* the deciding node's clock */
-    const kc_chain_result *chain;  /* verified by the core */
-    const char *node_id;           /* the requester's, when known; else NULL */
-    const kc_key *subject;         /* issue_chain: the key a chain is issued for */
-} kc_policy_request;
-
-/* Rights a chain server issues. NULL lists / pathlen < 0: unrestricted. */
-typedef struct kc_policy_grant {
-    char *topics[KC_POLICY_MAX_GRANT];
-    size_t n_topics;
-    bool has_topics;
-    char *usages[KC_POLICY_MAX_GRANT];
-    size_t n_usages;
-    bool has_usages;
-    int64_t pathlen;               /* -1: none */
-    double lifetime;               /* seconds */
-} kc_policy_grant;
-
-void kc_policy_grant_clear(kc_policy_grant *g);
 
 /* Loads files[0..n) (lim NULL: the sandbox defaults). n == 0 gives an empty
  * set that allows everything. */
@@ -79,6 +54,10 @@ kc_status kc_policy_issue(kc_policy *p, const kc_policy_request *req, kc_policy_
 /* A kc_exchange_check_fn over a kc_policy (ctx): maps the usage checked to
  * the hook (key-encrypt-request: key_request, key-encrypt: key_reply,
  * key-encrypt-subscribe: reencrypt). */
+/* kc_policy_issue as a kc_grant_fn (ctx: the kc_policy), for the chain server. */
+kc_status kc_policy_issue_grant(void *ctx, const kc_policy_request *req, kc_policy_grant *grant,
+                                kc_err *err);
+
 kc_status kc_policy_exchange_check(void *ctx, const char *root, const char *usage, double now,
                                    const kc_chain_result *chain, kc_err *err);
 

@@ -6,7 +6,9 @@
 #include <time.h>
 
 #include "kc_chain.h"
+#include "kc_log.h"
 #include "kc_lua_crypto.h"
+#include "kc_node.h"
 
 #define MAX_CHAIN_BYTES (1u << 20)
 
@@ -328,4 +330,50 @@ void kc_variant_free(kc_variant *v)
 const char *kc_variant_path(const kc_variant *v)
 {
     return kc_sandbox_path(v->sb);
+}
+
+/* ---- as the node's kc_exchange_variant ------------------------------------------ */
+
+static kc_status op_make_request(void *v, const char *root, const kc_keyidx *wanted, size_t n,
+                                 kc_exchange_msgs *out, kc_err *err)
+{
+    return kc_variant_make_request(v, root, wanted, n, out, err);
+}
+
+static kc_status op_answer_request(void *v, const char *root, const kc_exchange_keys *keys,
+                                   const uint8_t *request, size_t n, kc_exchange_msgs *out,
+                                   kc_err *err)
+{
+    return kc_variant_answer_request(v, root, keys, request, n, out, err);
+}
+
+static kc_status op_accept_reply(void *v, const char *root, const uint8_t *reply, size_t n,
+                                 kc_exchange_keys *out, kc_err *err)
+{
+    return kc_variant_accept_reply(v, root, reply, n, out, err);
+}
+
+static void op_free(void *v)
+{
+    kc_variant_free(v);
+}
+
+static const kc_exchange_variant variant_ops = {op_make_request, op_answer_request,
+                                                op_accept_reply, op_free};
+
+kc_status kc_variant_open_for_node(void *path, const kc_exchange_variant_host *host,
+                                   const kc_exchange_variant **ops, void **v, kc_err *err)
+{
+    kc_variant_config vc = {.path = path, .node_id = host->node_id,
+                            .cryptokey = host->cryptokey, .exchange = host->exchange,
+                            .now_fn = host->now_fn, .now_ctx = host->now_ctx};
+    kc_variant *opened;
+    kc_status st = kc_variant_open(&opened, &vc, err);
+    if (st != KC_OK)
+        return st;
+    kc_log(KC_LOG_INFO, KC_NODE_LOGGER, "Using the key-exchange variant %s",
+           (const char *)path);
+    *ops = &variant_ops;
+    *v = opened;
+    return KC_OK;
 }

@@ -52,6 +52,11 @@ KC_MUST_CHECK kc_status kc_variant_open(kc_variant **out, const kc_variant_confi
 void kc_variant_free(kc_variant *v);
 const char *kc_variant_path(const kc_variant *v);
 
+/* kc_exchange_variant_open_fn for kc_node_options.open_variant: opens the
+ * variant file `path` (a char *) for the node described by host. */
+kc_status kc_variant_open_for_node(void *path, const kc_exchange_variant_host *host,
+                                   const kc_exchange_variant **ops, void **v, kc_err *err);
+
 /* Consumer: the requests for root, asking for keys `wanted`. */
 kc_status kc_variant_make_request(kc_variant *v, const char *root, const kc_keyidx *wanted,
                                   size_t n_wanted, kc_exchange_msgs *out, kc_err *err);
