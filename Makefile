@@ -26,15 +26,20 @@ DEB_PACKAGES := gcc make pkg-config clang libclang-rt-14-dev \
     libmsgpack-dev lua-cjson libpcre2-dev libcmocka-dev lua-unit \
     libjansson-dev valgrind
 
-PKGS = libsodium rdkafka luajit libconfig libpcre2-8
+# The core (runtime/src) never sees Lua; runtime/src/lua hosts it.
+CORE_PKGS = libsodium rdkafka libconfig libpcre2-8
+PKGS = $(CORE_PKGS) luajit
 # Recursive (=) so that pkg-config runs after `deps` has installed things.
+CORE_CFLAGS = $(shell pkg-config --cflags $(CORE_PKGS))
 DEP_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+CORE_LIBS  = $(shell pkg-config --libs $(CORE_PKGS)) -lmsgpackc -lpthread -lm -ldl
 DEP_LIBS   = $(shell pkg-config --libs $(PKGS)) -lmsgpackc -lpthread -lm -ldl
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC $(WARN) $(CFLAGS) \
-    -Iruntime/include -Iruntime/src $(DEP_CFLAGS)
+CORE_CFLAGS_ALL = -std=c11 -D_GNU_SOURCE -fPIC $(WARN) $(CFLAGS) \
+    -Iruntime/include -Iruntime/src $(CORE_CFLAGS)
+ALL_CFLAGS = $(CORE_CFLAGS_ALL) -Iruntime/src/lua $(DEP_CFLAGS)
 # Every object records the headers it includes (-MMD -MP), so a header
 # change rebuilds what uses it and nothing else.
 DEPFLAGS = -MMD -MP
@@ -43,7 +48,8 @@ PROG_INC = -Iruntime/host -Itests/common -Itests/vectors -DKC_SOURCE_DIR='"$(CUR
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 TEST_LIBS = -lcmocka -ljansson
 
-LIB_SRCS    := $(sort $(wildcard runtime/src/*.c))
+CORE_SRCS   := $(sort $(wildcard runtime/src/*.c))
+LIB_SRCS    := $(CORE_SRCS) $(sort $(wildcard runtime/src/lua/*.c))
 HOST_SRCS   := $(sort $(wildcard runtime/host/*.c))
 COMMON_SRCS := $(sort $(wildcard tests/common/*.c))
 UNIT_SRCS   := $(sort $(wildcard tests/unit/test_*.c))
@@ -52,6 +58,12 @@ FUZZ_SRCS   := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 BENCH_SRCS  := $(sort $(wildcard tests/bench/*.c))
 
 UNIT_NAMES := $(patsubst tests/unit/%.c,%,$(UNIT_SRCS))
+# Unit tests of the Lua side include its headers; the others link the core
+# library without LuaJIT, which proves the core does not need it.
+LUA_UNIT_NAMES := $(patsubst tests/unit/%.c,%,$(shell grep -lE \
+    '^\#include [<"](lua|lauxlib|lualib|luajit|kc_lua[a-z_]*|kc_policy|kc_sandbox|kc_variant)\.h' \
+    $(UNIT_SRCS)))
+CORE_UNIT_NAMES := $(filter-out $(LUA_UNIT_NAMES),$(UNIT_NAMES))
 FUZZ_NAMES := $(patsubst tests/fuzz/%.c,%,$(FUZZ_SRCS))
 
 .PHONY: all deps run test check unit unit-asan vectors vectors-asan bench \
@@ -91,10 +103,17 @@ check: all api-test unit vectors unit-asan vectors-asan fuzz-smoke lua-test inte
 
 # ---- library and binary --------------------------------------------------------
 # The library exports only what kafkacrypto.h marks KC_EXPORT.
+# Core objects compile without Lua's headers in reach, so an include of one
+# fails the build (tests/api/check_layout.sh says why).
 LIB_OBJS := $(patsubst runtime/src/%.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
+CORE_OBJS := $(patsubst runtime/src/%.c,$(BUILD)/obj/%.o,$(CORE_SRCS))
 objs = $(patsubst %.c,$(1)/prog/%.o,$(2))
 
 $(BUILD)/obj/%.o: runtime/src/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CORE_CFLAGS_ALL) $(DEPFLAGS) -fvisibility=hidden -c $< -o $@
+
+$(BUILD)/obj/lua/%.o: runtime/src/lua/%.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -fvisibility=hidden -c $< -o $@
 
@@ -103,6 +122,10 @@ $(BUILD)/prog/%.o: %.c
 	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) $(PROG_INC) -c $< -o $@
 
 $(BUILD)/libkafkacrypto.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libkafkacrypto-core.a: $(CORE_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
@@ -133,25 +156,31 @@ install: all
 # The exported symbols are exactly the KC_EXPORT declarations, and a program
 # builds against an installed copy (tests/api/).
 api-test: all
+	sh tests/api/check_layout.sh
 	sh tests/api/check_exports.sh $(BUILD)/libkafkacrypto.so runtime/include/kafkacrypto.h \
-	    runtime/src/kc_lua.h
+	    runtime/src/lua/kc_lua.h
 	sh tests/api/test_install.sh $(BUILD)
 
 $(BUILD)/kafkacrypto: $(call objs,$(BUILD),$(HOST_SRCS)) $(BUILD)/libkafkacrypto.a
 	$(CC) -o $@ $^ $(DEP_LIBS) -Wl,-E
 
 # ---- unit tests (cmocka) ---------------------------------------------------------
-$(BUILD)/tests/%: $(BUILD)/prog/tests/unit/%.o $(call objs,$(BUILD),$(COMMON_SRCS)) \
-                  $(BUILD)/libkafkacrypto.a
+$(addprefix $(BUILD)/tests/,$(LUA_UNIT_NAMES)): $(BUILD)/tests/%: \
+        $(BUILD)/prog/tests/unit/%.o $(call objs,$(BUILD),$(COMMON_SRCS)) $(BUILD)/libkafkacrypto.a
 	@mkdir -p $(@D)
 	$(CC) -o $@ $^ $(DEP_LIBS) $(TEST_LIBS)
+
+$(addprefix $(BUILD)/tests/,$(CORE_UNIT_NAMES)): $(BUILD)/tests/%: \
+        $(BUILD)/prog/tests/unit/%.o $(call objs,$(BUILD),$(COMMON_SRCS)) $(BUILD)/libkafkacrypto-core.a
+	@mkdir -p $(@D)
+	$(CC) -o $@ $^ $(CORE_LIBS) $(TEST_LIBS)
 
 unit: $(addprefix $(BUILD)/tests/,$(UNIT_NAMES))
 	@set -e; for t in $^; do echo "== $$t"; KC_SOURCE_DIR=$(CURDIR) $$t; done
 
 # ---- interop vectors ---------------------------------------------------------------
-$(BUILD)/kc-vectors: $(call objs,$(BUILD),$(VEC_SRCS) $(COMMON_SRCS)) $(BUILD)/libkafkacrypto.a
-	$(CC) -o $@ $^ $(DEP_LIBS) $(TEST_LIBS)
+$(BUILD)/kc-vectors: $(call objs,$(BUILD),$(VEC_SRCS) $(COMMON_SRCS)) $(BUILD)/libkafkacrypto-core.a
+	$(CC) -o $@ $^ $(CORE_LIBS) $(TEST_LIBS)
 
 vectors: $(BUILD)/kc-vectors
 	$(BUILD)/kc-vectors $(VECTORS)
@@ -162,6 +191,10 @@ ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_sta
 ASAN_LIB_OBJS := $(patsubst runtime/src/%.c,$(ASAN_DIR)/obj/%.o,$(LIB_SRCS))
 
 $(ASAN_DIR)/obj/%.o: runtime/src/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CORE_CFLAGS_ALL) $(DEPFLAGS) $(SAN_FLAGS) -O1 -c $< -o $@
+
+$(ASAN_DIR)/obj/lua/%.o: runtime/src/lua/%.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) $(SAN_FLAGS) -O1 -c $< -o $@
 
@@ -192,7 +225,7 @@ vectors-asan: $(ASAN_DIR)/kc-vectors
 # ---- libFuzzer -------------------------------------------------------------------------
 FUZZ_DIR := $(BUILD)/fuzz
 FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
-    -fno-sanitize-recover=undefined -Iruntime/include -Iruntime/src
+    -fno-sanitize-recover=undefined -Iruntime/include -Iruntime/src -Iruntime/src/lua
 FUZZ_LIB_OBJS := $(patsubst runtime/src/%.c,$(FUZZ_DIR)/obj/%.o,$(LIB_SRCS))
 
 $(FUZZ_DIR)/obj/%.o: runtime/src/%.c
