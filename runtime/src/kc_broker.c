@@ -16,6 +16,7 @@
 
 #include "kc_kafka.h"
 #include "kc_log.h"
+#include "kc_thread.h"
 
 #define RELAY_MAX_CONNS 64
 #define RELAY_BUF 65536
@@ -55,13 +56,16 @@ kc_status kc_broker_start(kc_broker **out, kc_err *err)
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     kc_kafka_route_logs(conf);
     /* This handle only hosts the cluster; it never talks to a broker. */
+    sigset_t saved;
+    kc_signals_block(&saved);   /* the mock cluster's thread inherits the mask */
     b->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    b->mcluster = b->rk ? rd_kafka_mock_cluster_new(b->rk, 1) : NULL;
+    kc_signals_restore(&saved);
     if (!b->rk) {
         rd_kafka_conf_destroy(conf);
         free(b);
         return kc_err_set(err, KC_ERR_IO, "embedded broker: %s", errstr);
     }
-    b->mcluster = rd_kafka_mock_cluster_new(b->rk, 1);
     if (!b->mcluster) {
         rd_kafka_destroy(b->rk);
         free(b);
@@ -262,7 +266,7 @@ kc_status kc_broker_listen(kc_broker *broker, int port, int *bound_port, kc_err 
         free(r);
         return st;
     }
-    if (pthread_create(&r->thread, NULL, relay_main, r) != 0) {
+    if (kc_thread_start(&r->thread, relay_main, r) != 0) {
         close(r->listen_fd);
         close(r->wake[0]);
         close(r->wake[1]);

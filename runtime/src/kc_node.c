@@ -16,6 +16,7 @@
 #include "kc_keyidx.h"
 #include "kc_log.h"
 #include "kc_store.h"
+#include "kc_thread.h"
 
 #define LOGGER KC_NODE_LOGGER
 #define METADATA_TIMEOUT_MS 2000
@@ -1033,7 +1034,7 @@ kc_status kc_node_open(kc_node **out, const kc_node_options *o, kc_err *err)
         track(n, n->t.mgmt_topic_allowlist, NULL, TOPIC_MGMT);
         track(n, n->t.mgmt_topic_denylist, NULL, TOPIC_MGMT);
         n->last_ratchet = now(n);
-        if (pthread_create(&n->thread, NULL, management_thread, n) != 0)
+        if (kc_thread_start(&n->thread, management_thread, n) != 0)
             st = kc_err_set(err, KC_ERR_STATE, "cannot start the management thread");
         else
             n->started = true;
