@@ -285,6 +285,33 @@ static void test_no_call_outlives_its_budget(void **state)
     kc_sandbox_free(s);
 }
 
+/* A state full of small live values (a whole collection takes about
+ * 100 ms) that keeps making garbage: collections run in steps that stop
+ * with the call. */
+static void test_full_state_collects_in_time(void **state)
+{
+    kc_sandbox_limits lim = {.instructions = UINT64_MAX / 2, .seconds = 0.3};
+    kc_sandbox *s = loaded(&lim, "local keep = {}\n"
+                                 "return { fill = function(from) for i = from, from + 49999 do keep[i] = i .. '' end end,\n"
+                                 "         churn = function() while true do local x = { 1 } end end }\n");
+    lua_State *L = kc_sandbox_state(s);
+    kc_err err = {0};
+    for (int i = 0; i < 10; i++) {   /* 500 000 strings, in calls that fit the budget */
+        lua_pushinteger(L, 50000 * i + 1);
+        if (kc_sandbox_call(s, "fill", 1, 0, &err) != KC_OK)
+            fail_msg("fill: %s", err.msg);
+    }
+    assert_true(kc_sandbox_memory(s) > (20u << 20));
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(call0(s, "churn", &err), KC_ERR_DENIED);
+    double took = seconds_since(&t0);
+    if (!strstr(err.msg, "hook churn: time budget of 0.3 s exceeded") || took > lim.seconds + MARGIN)
+        fail_msg("%.3f s: %s", took, err.msg);
+    print_message("full state: stopped after %.3f s for a budget of %g s\n", took, lim.seconds);
+    kc_sandbox_free(s);
+}
+
 /* With the default budgets the same patterns are stopped by the
  * instruction budget (each pattern step counts as one), whatever the load
  * of the machine. */
@@ -493,6 +520,7 @@ int main(void)
         cmocka_unit_test(test_swallowing_the_budget_error_does_not_help),
         cmocka_unit_test(test_time_budget),
         cmocka_unit_test(test_no_call_outlives_its_budget),
+        cmocka_unit_test(test_full_state_collects_in_time),
         cmocka_unit_test(test_patterns_count_as_instructions),
         cmocka_unit_test(test_late_answer_is_refused),
         cmocka_unit_test(test_long_log_lines_are_cut),
