@@ -345,10 +345,14 @@ static void build_environment(lua_State *L)
     s->patterns.ctx = s;
     kc_lpattern_install(L, -1, &s->patterns);
     lua_pop(L, 1);
-    if (luaL_loadbuffer(L, sort_wrapper, sizeof sort_wrapper - 1, "=sandbox") == 0)
+    if (luaL_loadbuffer(L, sort_wrapper, sizeof sort_wrapper - 1, "=sandbox") == 0) {
         lua_call(L, 0, 0);
-    else   /* out of memory: no sort rather than an unbounded one */
-        lua_pop(L, 1), lua_getfield(L, g, "table"), set_nil(L, -1, "sort"), lua_pop(L, 1);
+    } else {   /* out of memory: no sort rather than an unbounded one */
+        lua_pop(L, 1);
+        lua_getfield(L, g, "table");
+        set_nil(L, -1, "sort");
+        lua_pop(L, 1);
+    }
 
     lua_getfield(L, g, "os");
     lua_createtable(L, 0, 4);

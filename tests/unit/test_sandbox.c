@@ -331,6 +331,27 @@ static void test_patterns_count_as_instructions(void **state)
     kc_sandbox_free(s);
 }
 
+/* table.sort still sorts, but its comparisons are counted: sorting 20 000
+ * numbers costs more instructions than filling the table. */
+static void test_sort_comparisons_are_counted(void **state)
+{
+    kc_sandbox_limits lim = {.instructions = 200000, .seconds = 5};
+    kc_sandbox *s = loaded(&lim,
+                           "return { small = function() local t, u = {3, 1, 2}, {'a', 'c', 'b'}\n"
+                           "  table.sort(t) table.sort(u, function(a, b) return a > b end)\n"
+                           "  return table.concat(t, ',') .. ' ' .. table.concat(u, ',') end,\n"
+                           "  big = function() local t = {} for i = 1, 20000 do t[i] = -i end\n"
+                           "    table.sort(t) end }\n");
+    kc_err err = {0};
+    lua_State *L = kc_sandbox_state(s);
+    assert_int_equal(kc_sandbox_call(s, "small", 0, 1, &err), KC_OK);
+    assert_string_equal(lua_tostring(L, -1), "1,2,3 c,b,a");
+    lua_pop(L, 1);
+    assert_int_equal(call0(s, "big", &err), KC_ERR_DENIED);
+    assert_non_null(strstr(err.msg, "hook big: instruction budget of 200000 exceeded"));
+    kc_sandbox_free(s);
+}
+
 /* A C function that takes its time and runs no instruction: the only way
  * a call can come back after its deadline unnoticed. */
 static int slow_c(lua_State *L)
@@ -522,6 +543,7 @@ int main(void)
         cmocka_unit_test(test_no_call_outlives_its_budget),
         cmocka_unit_test(test_full_state_collects_in_time),
         cmocka_unit_test(test_patterns_count_as_instructions),
+        cmocka_unit_test(test_sort_comparisons_are_counted),
         cmocka_unit_test(test_late_answer_is_refused),
         cmocka_unit_test(test_long_log_lines_are_cut),
         cmocka_unit_test(test_memory_cap),
