@@ -225,6 +225,17 @@ function TestCrypto:test_wrong_types_and_lengths_name_the_argument()
   local t = {}
   t[1] = t
   lu.assertStrContains(h.error_of(crypto.pack, t), "nested deeper than")
+  -- a table shared at every level (100^20 elements) is refused once the
+  -- output passes the limit, not after building it
+  local shared = { "x" }
+  for level = 1, 20 do
+    local up = {}
+    for i = 1, 100 do up[i] = shared end
+    shared = up
+  end
+  local t0 = os.clock()
+  lu.assertStrContains(h.error_of(crypto.pack, shared), "larger than 16777216 bytes")
+  lu.assertTrue(os.clock() - t0 < 5)
 end
 
 function TestCrypto:test_msgpack_strict_and_upstream_typed()

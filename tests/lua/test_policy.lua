@@ -92,6 +92,39 @@ function TestPolicy:test_producer_answers_listed_consumer()
   lu.assertNil(log:find("Refused by policy"))
 end
 
+-- Issue 9 §2: a key_request hook with a backtracking pattern held a
+-- producer's management thread for 20-25 s per request. Now each request
+-- is refused within the budget, logged with the file, hook and time, and
+-- the producer stays responsive (it closes promptly).
+function TestPolicy:test_pathological_pattern_does_not_hold_the_producer()
+  local f = setup()
+  local slow = f.dir .. "/slow.lua"
+  h.write_file(slow, "return { key_request = function(req)\n" ..
+                     "  return string.find(('a'):rep(200), 'a*a*a*a*b') == nil\nend }\n")
+  local log = kafkacrypto.log.capture()
+  local prod, cons = node("prod", { slow }), node("cons")
+  local topic = h.topic("pol") .. ".data"
+  local msg = cons:value_deserializer():deserialize(
+    topic, prod:value_serializer():serialize(topic, "reading"))
+  local line
+  local deadline = os.time() + 20
+  repeat
+    msg:is_cleartext()
+    line = log:find("slow.lua: hook key_request: ")
+  until line or os.time() > deadline
+  local t0 = os.clock()
+  prod:close()
+  cons:close()
+  log:stop()
+  lu.assertNotNil(line, "no refusal logged")
+  lu.assertStrContains(line, "WARNING:kafkacrypto.policy:Refused by policy (root=pol")
+  local took = tonumber(line:match("%(stopped after ([%d.]+) s%)"))
+  lu.assertNotNil(took, line)
+  lu.assertTrue(took < 1 + 0.8, line)
+  lu.assertFalse(msg:is_cleartext())
+  lu.assertTrue(os.clock() - t0 < 5)
+end
+
 function TestPolicy:test_bad_policy_file_stops_the_node()
   local f = setup()
   local bad = f.dir .. "/bad.lua"

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "kc_cryptokey_file.h"
 #include "kc_exchange.h"
@@ -475,6 +476,48 @@ static void test_failing_policies_refuse_and_all_must_allow(void **state)
     free(loop); free(boom); free(odd); free(silent); free(yes); free(other); free(broken);
 }
 
+/* The review's case: a key_request hook with a backtracking pattern held
+ * the management thread for 20-25 s per call and its answer was used. Now
+ * it is refused within its budget (plus a margin for loaded machines) and
+ * the refusal is logged with the file, the hook and the time it took; the
+ * next request is answered once the policy is fixed. */
+static void test_pathological_pattern_is_refused_in_time(void **state)
+{
+    tnode c, p;
+    node_make(&c, "consumer", KC_ROLE_CONSUMER, "^.*$");
+    node_make(&p, "producer", KC_ROLE_PRODUCER, "^.*$");
+    char *slow = policy_text("slow.lua",
+                             "return { key_request = function(req)\n"
+                             "  return string.find(('a'):rep(200), 'a*a*a*a*b') == nil\n"
+                             "end }\n");
+    kc_policy_free(p.policy);
+    kc_err err;
+    kc_sandbox_limits lim = {.instructions = UINT64_MAX / 2, .seconds = 0.2};
+    char *const files[] = {slow};
+    assert_int_equal(kc_policy_open(&p.policy, files, 1, &lim, &err), KC_OK);
+    kc_exchange_set_check(p.x, kc_policy_exchange_check, p.policy);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    kc_status got;
+    assert_int_equal(ask(&c, &p, "sensors", &got, &err), KC_ERR_DENIED);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    assert_true(took < 0.2 + 0.8);
+    const char *line = strstr(logbuf, "WARNING:kafkacrypto.policy:Refused by policy (root=sensors): "
+                                      "policy file ");
+    if (!line || !strstr(line, "slow.lua: hook key_request: time budget of 0.2 s exceeded "
+                               "(stopped after 0."))
+        fail_msg("%s", logbuf);
+    /* the default budgets stop it by instruction count */
+    const char *def[] = {slow};
+    node_policy(&p, def, 1);
+    assert_int_equal(ask(&c, &p, "sensors", &got, &err), KC_ERR_DENIED);
+    assert_non_null(strstr(err.msg, "slow.lua: hook key_request: instruction budget"));
+    node_free(&c);
+    node_free(&p);
+    free(slow);
+}
+
 static void test_consumer_refuses_a_reply_without_using_it(void **state)
 {
     tnode c, p;
@@ -583,6 +626,7 @@ int main(void)
         cmocka_unit_test_setup(test_per_root_allowlist_file, setup),
         cmocka_unit_test_setup(test_rate_limit_on_resigning, setup),
         cmocka_unit_test_setup(test_failing_policies_refuse_and_all_must_allow, setup),
+        cmocka_unit_test_setup(test_pathological_pattern_is_refused_in_time, setup),
         cmocka_unit_test_setup(test_consumer_refuses_a_reply_without_using_it, setup),
         cmocka_unit_test_setup(test_issue_chain_grants, setup),
     };

@@ -246,6 +246,10 @@ static void test_misbehaving_hooks_fail_with_reasons(void **state)
         "                   if ctx.root == 'number' then return 42 end\n"
         "                   if ctx.root == 'many' then local t = {} for i = 1, 17 do t[i] = 'x' end return t end\n"
         "                   if ctx.root == 'empty' then return '' end\n"
+        "                   if ctx.root == 'pattern' then return (('a'):rep(200)):match('a*a*a*a*b') end\n"
+        "                   if ctx.root == 'shared' then local t = { 'x' }\n"
+        "                     for l = 1, 20 do local u = {} for i = 1, 100 do u[i] = t end t = u end\n"
+        "                     return crypto.pack(t) end\n"
         "                   return { 'one', 'two' } end,\n"
         "  answer_request = function(ctx, req) keys = req.keys; error('no thanks') end,\n"
         "  accept_reply = function(ctx, reply) if reply.value == 'kept' then return keys end\n"
@@ -262,6 +266,9 @@ static void test_misbehaving_hooks_fail_with_reasons(void **state)
     const struct { const char *root, *why; } bad[] = {
         {"loop", "instruction"}, {"number", "expected a string or a list of 1 to 16 strings, got number"},
         {"many", "expected a string or a list"}, {"empty", "message 1: expected 1 to"},
+        /* the work of C functions counts too (issue 9 §2) */
+        {"pattern", "hook make_request: instruction budget of 10000000 exceeded (stopped after "},
+        {"shared", "crypto.pack: argument 1 (value: larger than 16777216 bytes)"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_int_equal(kc_variant_make_request(a.v, bad[i].root, NULL, 0, &m, &err),

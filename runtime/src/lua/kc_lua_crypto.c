@@ -801,6 +801,13 @@ static bool pack_value(lua_State *L, int idx, msgpack_packer *pk, int depth, con
 {
     size_t n;
     const char *s;
+    /* Checked as the output grows, not at the end: a table referenced many
+     * times at each level (t = {u, u, ...}, u = {v, v, ...}) would
+     * otherwise pack exponentially many bytes first. */
+    if (((const kc_mp_out *)pk->data)->buf.len > PACK_MAX) {
+        lua_pushfstring(L, "value: larger than %d bytes", (int)PACK_MAX);
+        return false;
+    }
     switch (lua_type(L, idx)) {
     case LUA_TNIL:
         msgpack_pack_nil(pk);

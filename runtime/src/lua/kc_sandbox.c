@@ -13,9 +13,19 @@
 #include <unistd.h>
 
 #include "kc_log.h"
+#include "kc_lpattern.h"
 
-/* Instructions between two checks of the budgets. */
-#define HOOK_STEP 1000
+/* The budgets are checked before every function call (a library call can
+ * work on a whole value for milliseconds, and may allocate nothing: LuaJIT
+ * interns strings, so an identical result is found, not built) and every
+ * HOOK_STEP instructions (some single instructions, comparing two long
+ * strings say, also take about a millisecond on the largest values). */
+#define HOOK_STEP 100
+/* The clock is also read after this many bytes allocated, so a few calls
+ * that each build a large value are stopped between them. */
+#define ALLOC_CHECK_BYTES (256u << 10)
+/* A log line from a sandbox is cut to this many bytes. */
+#define LOG_MAX 1024
 
 struct kc_sandbox {
     lua_State *L;
@@ -24,7 +34,11 @@ struct kc_sandbox {
     bool enforcing;        /* inside a budgeted call: the cap and budgets apply */
     uint64_t executed;     /* instructions of the current call (in HOOK_STEPs) */
     int step;
+    struct timespec start;
     struct timespec deadline;
+    size_t allocated;      /* bytes allocated since the clock was last read */
+    size_t after_gc;       /* bytes held after the last full collection of this call */
+    kc_lpattern_budget patterns;
     char stop[128];        /* why the current call was stopped; "" = not stopped */
     int hooks_ref;         /* registry ref of the loaded table; LUA_NOREF before */
     char *path;
@@ -40,8 +54,41 @@ static kc_sandbox *sandbox_of(lua_State *L)
     return ud;
 }
 
-/* Frees and shrinks always succeed; growth fails past the cap during a
- * budgeted call (LuaJIT then raises "not enough memory" in that call). */
+/* The checks on the way use the coarse clock (a few ns to read; it lags
+ * by at most a scheduler tick); the final check the precise one. */
+static bool past(const struct timespec *t, clockid_t clock)
+{
+    struct timespec now;
+    clock_gettime(clock, &now);
+    return now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
+}
+
+static double seconds_since(const struct timespec *t)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - t->tv_sec) + (double)(now.tv_nsec - t->tv_nsec) / 1e9;
+}
+
+/* Sets the reason the current call stops (the first one wins); true if
+ * the call is stopped. */
+static bool check_budgets(kc_sandbox *s, clockid_t clock)
+{
+    if (!s->stop[0]) {
+        if (s->executed > s->lim.instructions)
+            snprintf(s->stop, sizeof s->stop, "instruction budget of %llu exceeded",
+                     (unsigned long long)s->lim.instructions);
+        else if (past(&s->deadline, clock))
+            snprintf(s->stop, sizeof s->stop, "time budget of %g s exceeded", s->lim.seconds);
+    }
+    return s->stop[0] != 0;
+}
+
+/* Frees and shrinks always succeed. During a budgeted call growth fails
+ * (LuaJIT then raises "not enough memory" in that call, which the stop
+ * makes uncatchable) past the state's cap, for a single block larger than
+ * KC_SANDBOX_VALUE_MAX (which bounds the work of any one operation on one
+ * value), and once the time budget is spent. */
 static void *sandbox_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     kc_sandbox *s = ud;
@@ -50,11 +97,25 @@ static void *sandbox_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         s->used -= osize;
         return NULL;
     }
-    if (nsize > osize && s->enforcing && s->used - osize + nsize > s->lim.memory) {
-        if (!s->stop[0])
+    if (nsize > osize && s->enforcing) {
+        if (s->stop[0])
+            return NULL;
+        if (nsize > KC_SANDBOX_VALUE_MAX) {
+            snprintf(s->stop, sizeof s->stop, "a single value of %zu bytes is over the limit "
+                     "of %u bytes", nsize, KC_SANDBOX_VALUE_MAX);
+            return NULL;
+        }
+        if (s->used - osize + nsize > s->lim.memory) {
             snprintf(s->stop, sizeof s->stop, "memory limit of %zu bytes exceeded",
                      s->lim.memory);
-        return NULL;
+            return NULL;
+        }
+        s->allocated += nsize - osize;
+        if (s->allocated >= ALLOC_CHECK_BYTES) {
+            s->allocated = 0;
+            if (check_budgets(s, CLOCK_MONOTONIC_COARSE))
+                return NULL;
+        }
     }
     void *p = realloc(ptr, nsize);
     if (!p)
@@ -63,30 +124,44 @@ static void *sandbox_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return p;
 }
 
-static bool past(const struct timespec *t)
+/* A whole garbage collection takes about 100 ms with the state full of
+ * small live values: it runs in steps with the clock read between them
+ * (stopping with the call), and only once the state has grown since the
+ * last one. */
+static void collect(kc_sandbox *s)
 {
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
+    while (!lua_gc(s->L, LUA_GCSTEP, 0) && !check_budgets(s, CLOCK_MONOTONIC_COARSE))
+        ;
+    s->after_gc = s->used;
 }
 
 static void budget_hook(lua_State *L, lua_Debug *ar)
 {
-    (void)ar;
     kc_sandbox *s = sandbox_of(L);
     if (!s->enforcing)
         return;
-    s->executed += (uint64_t)s->step;
-    if (!s->stop[0]) {
-        if (s->executed > s->lim.instructions)
-            snprintf(s->stop, sizeof s->stop, "instruction budget of %llu exceeded",
-                     (unsigned long long)s->lim.instructions);
-        else if (past(&s->deadline))
-            snprintf(s->stop, sizeof s->stop, "time budget of %g s exceeded", s->lim.seconds);
-        else if (s->used > s->lim.memory / 4 * 3)
-            lua_gc(L, LUA_GCCOLLECT, 0);   /* garbage must not count against the cap */
+    if (ar->event == LUA_HOOKCOUNT) {
+        s->executed += (uint64_t)s->step;
+        /* garbage must not count against the cap */
+        if (!check_budgets(s, CLOCK_MONOTONIC_COARSE) && s->used > s->lim.memory / 4 * 3 &&
+            s->used > s->after_gc + s->lim.memory / 16)
+            collect(s);
+    } else {
+        check_budgets(s, CLOCK_MONOTONIC_COARSE);   /* a call */
     }
     if (s->stop[0])
+        luaL_error(L, "%s", s->stop);
+}
+
+/* Pattern functions (kc_lpattern) report their steps here: each counts as
+ * one instruction. */
+static void charge_pattern(lua_State *L, void *ctx, uint64_t steps)
+{
+    kc_sandbox *s = ctx;
+    if (!s->enforcing)
+        return;
+    s->executed += steps;
+    if (check_budgets(s, CLOCK_MONOTONIC_COARSE))
         luaL_error(L, "%s", s->stop);
 }
 
@@ -140,10 +215,16 @@ static const char *join_args(lua_State *L, int first)
     return lua_tostring(L, -1);
 }
 
+/* Lines are cut to LOG_MAX bytes: a log sink is not a sandbox's to stall. */
 static int log_at(lua_State *L, kc_log_level level, int first)
 {
     const char *msg = join_args(L, first);
-    kc_log(level, "kafkacrypto.policy", "%s: %s", sandbox_of(L)->name, msg);
+    size_t n = lua_objlen(L, -1);
+    if (n > LOG_MAX)
+        kc_log(level, "kafkacrypto.policy", "%s: %.*s... (%zu bytes cut)",
+               sandbox_of(L)->name, LOG_MAX, msg, n - LOG_MAX);
+    else
+        kc_log(level, "kafkacrypto.policy", "%s: %s", sandbox_of(L)->name, msg);
     return 0;
 }
 
@@ -232,6 +313,14 @@ static void set_nil(lua_State *L, int table, const char *name)
     lua_setfield(L, table, name);
 }
 
+/* table.sort with its own comparisons runs them in C, unbudgeted (and an
+ * adversarial order makes it quadratic): the sandbox's sort always passes
+ * a Lua comparator, whose calls the count hook sees. */
+static const char sort_wrapper[] =
+    "local sort = table.sort\n"
+    "local function less(a, b) return a < b end\n"
+    "table.sort = function(t, less_than) return sort(t, less_than or less) end\n";
+
 static void build_environment(lua_State *L)
 {
     open_lib(L, luaopen_base);
@@ -251,7 +340,19 @@ static void build_environment(lua_State *L)
 
     lua_getfield(L, g, "string");
     set_nil(L, -1, "dump");
+    kc_sandbox *s = sandbox_of(L);
+    s->patterns.charge = charge_pattern;
+    s->patterns.ctx = s;
+    kc_lpattern_install(L, -1, &s->patterns);
     lua_pop(L, 1);
+    if (luaL_loadbuffer(L, sort_wrapper, sizeof sort_wrapper - 1, "=sandbox") == 0) {
+        lua_call(L, 0, 0);
+    } else {   /* out of memory: no sort rather than an unbounded one */
+        lua_pop(L, 1);
+        lua_getfield(L, g, "table");
+        set_nil(L, -1, "sort");
+        lua_pop(L, 1);
+    }
 
     lua_getfield(L, g, "os");
     lua_createtable(L, 0, 4);
@@ -351,16 +452,20 @@ void kc_sandbox_free(kc_sandbox *s)
 }
 
 /* Runs the function below nargs arguments under the budgets. On failure
- * the stack is back to where the function was and err says why. */
+ * the stack is back to where the function was and err says why. An answer
+ * that comes after the deadline (the last check was before it) is refused
+ * like a stopped call: a late answer is no answer. */
 static kc_status run_budgeted(kc_sandbox *s, const char *hook, int nargs, int nresults,
                               kc_err *err)
 {
     lua_State *L = s->L;
-    if (s->used > s->lim.memory / 2)
-        lua_gc(L, LUA_GCCOLLECT, 0);
+    int base = lua_gettop(L) - nargs - 1;
     s->stop[0] = 0;
     s->executed = 0;
-    clock_gettime(CLOCK_MONOTONIC, &s->deadline);
+    s->allocated = 0;
+    s->after_gc = 0;
+    clock_gettime(CLOCK_MONOTONIC, &s->start);
+    s->deadline = s->start;
     double whole = (double)(time_t)s->lim.seconds;
     s->deadline.tv_sec += (time_t)whole;
     s->deadline.tv_nsec += (long)((s->lim.seconds - whole) * 1e9);
@@ -368,20 +473,27 @@ static kc_status run_budgeted(kc_sandbox *s, const char *hook, int nargs, int nr
         s->deadline.tv_sec++;
         s->deadline.tv_nsec -= 1000000000L;
     }
-    lua_sethook(L, budget_hook, LUA_MASKCOUNT, s->step);
+    if (s->used > s->lim.memory / 2)
+        collect(s);   /* inside the call's time */
+    lua_sethook(L, budget_hook, LUA_MASKCOUNT | LUA_MASKCALL, s->step);
     s->enforcing = true;
     int status = lua_pcall(L, nargs, nresults, 0);
     s->enforcing = false;
     lua_sethook(L, NULL, 0, 0);
-    if (status == 0)
+    if (status == 0 && !check_budgets(s, CLOCK_MONOTONIC))
         return KC_OK;
+    double took = seconds_since(&s->start);
     kc_status code = s->stop[0] ? KC_ERR_DENIED : KC_ERR_INVALID;
     const char *why = s->stop[0] ? s->stop : lua_tostring(L, -1);
     if (!why)
         why = "error object is not a string";
-    kc_err_set(err, code, "%s %s: %s %s: %s", s->label, kc_sandbox_path(s),
-               hook ? "hook" : "loading", hook ? hook : "the file", why);
-    lua_pop(L, 1);
+    char when[64] = "";
+    if (code == KC_ERR_DENIED)
+        snprintf(when, sizeof when, status == 0 ? ": answered after %.3f s (refused)"
+                                                : " (stopped after %.3f s)", took);
+    kc_err_set(err, code, "%s %s: %s %s: %s%s", s->label, kc_sandbox_path(s),
+               hook ? "hook" : "loading", hook ? hook : "the file", why, when);
+    lua_settop(L, base);
     return code;
 }
 

@@ -23,8 +23,17 @@
  * refused (node secrets must never reach Lua). Returns the content, or nil
  * and a message.
  *
- * Budgets do not interrupt a single long C call (a pathological
- * string.find, say); the memory cap bounds what such a call can build.
+ * No call holds its thread much past its time budget, whatever the script
+ * does: the budgets are checked before every function call, every 100 VM
+ * instructions, every 256 KiB allocated and every 1024 steps of a pattern
+ * function; string.find/match/
+ * gmatch/gsub are counted versions (kc_lpattern.h: each step is one
+ * instruction of the budget); table.sort always compares in Lua; no single
+ * value (string, table part, buffer) may exceed KC_SANDBOX_VALUE_MAX bytes,
+ * which bounds what any one instruction or library call can do between two
+ * checks (a few milliseconds). A call that returns after its deadline is
+ * refused like one that was stopped. Errors of stopped or late calls say
+ * how long the call took.
  *
  * A sandbox belongs to the thread that uses it; it is not thread-safe. */
 #ifndef KC_SANDBOX_H
@@ -41,6 +50,7 @@
 #define KC_SANDBOX_DEFAULT_SECONDS 1.0              /* per call, wall time */
 #define KC_SANDBOX_DEFAULT_MEMORY (32u << 20)       /* whole state, bytes */
 #define KC_SANDBOX_DATA_MAX (4u << 20)              /* one read_file */
+#define KC_SANDBOX_VALUE_MAX ((8u << 20) + 64u)     /* one allocation, bytes */
 
 /* Zero fields take the defaults above. */
 typedef struct kc_sandbox_limits {
@@ -79,7 +89,8 @@ bool kc_sandbox_has(kc_sandbox *s, const char *hook);
  * stack for the caller to read and pop. On failure nothing is left and err
  * says "policy file F: hook H: <reason>"; the status is KC_ERR_NOTFOUND
  * (no such hook), KC_ERR_DENIED (instruction, time or memory budget
- * exceeded) or KC_ERR_INVALID (the hook raised an error). */
+ * exceeded, or the answer came after the deadline) or KC_ERR_INVALID (the
+ * hook raised an error). */
 kc_status kc_sandbox_call(kc_sandbox *s, const char *hook, int nargs, int nresults,
                           kc_err *err);
 
