@@ -60,9 +60,9 @@ BENCH_SRCS  := $(sort $(wildcard tests/bench/*.c))
 UNIT_NAMES := $(patsubst tests/unit/%.c,%,$(UNIT_SRCS))
 # Unit tests of the Lua side include its headers; the others link the core
 # library without LuaJIT, which proves the core does not need it.
+LUA_SIDE_HEADERS := $(subst $(eval) ,|,$(notdir $(basename $(wildcard runtime/src/lua/*.h))))
 LUA_UNIT_NAMES := $(patsubst tests/unit/%.c,%,$(shell grep -lE \
-    '^\#include [<"](lua|lauxlib|lualib|luajit|kc_lua[a-z_]*|kc_policy|kc_sandbox|kc_variant)\.h' \
-    $(UNIT_SRCS)))
+    '^\#include [<"](lua|lauxlib|lualib|luajit|$(LUA_SIDE_HEADERS))\.h' $(UNIT_SRCS)))
 CORE_UNIT_NAMES := $(filter-out $(LUA_UNIT_NAMES),$(UNIT_NAMES))
 FUZZ_NAMES := $(patsubst tests/fuzz/%.c,%,$(FUZZ_SRCS))
 
