@@ -19,6 +19,10 @@
  * Failures say, for every root of trust tried, which chain item failed and
  * why (the root whose chain got furthest comes first).
  *
+ * Implemented by kc_poison.c (poisons), kc_cert.c (certificates and
+ * chains), kc_chain_temporary.c (the temporary root) and kc_chain.c (the
+ * decision); kc_chain_impl.h is what they share.
+ *
  * Deliberate differences from upstream (all fail closed or follow a project
  * decision of spec Appendix B):
  *  - B1: a regex choice is matched (re.match, bytes semantics) whether the
