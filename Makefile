@@ -24,9 +24,9 @@ FUZZ_SECONDS ?= 300
 DEB_PACKAGES := gcc make pkg-config clang libclang-rt-14-dev \
     libsodium-dev librdkafka-dev libluajit-5.1-dev luajit libconfig-dev \
     libmsgpack-dev lua-cjson libpcre2-dev libcmocka-dev lua-unit \
-    libjansson-dev valgrind
+    libjansson-dev valgrind libp11-kit-dev softhsm2 opensc
 
-PKGS = libsodium rdkafka luajit libconfig libpcre2-8
+PKGS = libsodium rdkafka luajit libconfig libpcre2-8 p11-kit-1
 # Recursive (=) so that pkg-config runs after `deps` has installed things.
 DEP_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 DEP_LIBS   = $(shell pkg-config --libs $(PKGS)) -lmsgpackc -lpthread -lm -ldl
