@@ -109,8 +109,15 @@ $(BUILD)/tests/%: tests/unit/%.c $(COMMON_SRCS) $(BUILD)/libkafkacrypto.a $(HEAD
 	$(CC) $(ALL_CFLAGS) -Itests/common -o $@ $< $(COMMON_SRCS) \
 	    $(BUILD)/libkafkacrypto.a $(DEP_LIBS) $(TEST_LIBS)
 
-unit: $(addprefix $(BUILD)/tests/,$(UNIT_NAMES))
-	@set -e; for t in $^; do echo "== $$t"; KC_SOURCE_DIR=$(CURDIR) $$t; done
+# A PKCS#11 module that fakes token faults over SoftHSM2 (tests/pkcs11/).
+P11_SHIM := $(BUILD)/tests/libkc_p11_shim.so
+$(P11_SHIM): tests/pkcs11/kc_p11_shim.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -shared -o $@ $< -ldl
+TEST_ENV = KC_SOURCE_DIR=$(CURDIR) KC_P11_SHIM=$(CURDIR)/$(P11_SHIM)
+
+unit: $(addprefix $(BUILD)/tests/,$(UNIT_NAMES)) | $(P11_SHIM)
+	@set -e; for t in $^; do echo "== $$t"; $(TEST_ENV) $$t; done
 
 # ---- interop vectors ---------------------------------------------------------------
 $(BUILD)/kc-vectors: $(VEC_SRCS) $(COMMON_SRCS) $(BUILD)/libkafkacrypto.a $(HEADERS)
@@ -122,7 +129,8 @@ vectors: $(BUILD)/kc-vectors
 
 # ---- the same tests under AddressSanitizer + UBSan ----------------------------------
 ASAN_DIR := $(BUILD)/asan
-ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
+ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    LSAN_OPTIONS=suppressions=$(CURDIR)/tests/pkcs11/lsan.supp
 ASAN_LIB_OBJS := $(patsubst runtime/src/%.c,$(ASAN_DIR)/obj/%.o,$(LIB_SRCS))
 
 $(ASAN_DIR)/obj/%.o: runtime/src/%.c $(HEADERS)
@@ -142,8 +150,8 @@ $(ASAN_DIR)/kc-vectors: $(VEC_SRCS) $(COMMON_SRCS) $(ASAN_DIR)/libkafkacrypto.a 
 	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -O1 -Itests/common -Itests/vectors -o $@ $(VEC_SRCS) \
 	    $(COMMON_SRCS) $(ASAN_DIR)/libkafkacrypto.a $(DEP_LIBS) $(TEST_LIBS)
 
-unit-asan: $(addprefix $(ASAN_DIR)/tests/,$(UNIT_NAMES))
-	@set -e; for t in $^; do echo "== $$t (asan+ubsan)"; KC_SOURCE_DIR=$(CURDIR) $(ASAN_ENV) $$t; done
+unit-asan: $(addprefix $(ASAN_DIR)/tests/,$(UNIT_NAMES)) | $(P11_SHIM)
+	@set -e; for t in $^; do echo "== $$t (asan+ubsan)"; $(TEST_ENV) $(ASAN_ENV) $$t; done
 
 vectors-asan: $(ASAN_DIR)/kc-vectors
 	$(ASAN_ENV) $(ASAN_DIR)/kc-vectors $(VECTORS) >/dev/null

@@ -9,6 +9,7 @@
 #include "kafkacrypto.h"
 #include "kc_chain.h"
 #include "kc_cryptokey.h"
+#include "kc_cryptokey_pkcs11.h"
 #include "kc_file.h"
 #include "kc_mp.h"
 
@@ -127,8 +128,11 @@ kc_status kc_provision_node(const kc_provision_request *r, kc_err *err)
                             "passwords correctly?", kc_provisioner_name(which));
         kc_chain_result_free(&res);
     }
-    /* the node's key: the first Ed25519 key of its .crypto (added if none) */
-    if (st == KC_OK) {
+    /* the node's key: the token's, or the first Ed25519 key of its .crypto
+     * (added if none) */
+    if (st == KC_OK && r->pkcs11) {
+        st = kc_cryptokey_pkcs11_open(&ck, r->pkcs11, r->pkcs11_create, err);
+    } else if (st == KC_OK) {
         int one = KC_KEYTYPE_ED25519;
         st = kc_cryptokey_open(&ck, crypto, &one, 1, err);
     }
@@ -162,7 +166,11 @@ kc_status kc_provision_node(const kc_provision_request *r, kc_err *err)
             st = kc_store_store_value(s, "allowlist", "temporary", NULL, err);
         kc_value_clear(&existing);
         const char *names[2] = {"cryptokey", "ratchet"}, *files[2] = {crypto, seed};
-        for (int i = 0; i < 2 && st == KC_OK; i++) {
+        if (st == KC_OK && r->pkcs11) { /* the chain certifies the token's key */
+            kc_value v = kc_value_text(r->pkcs11);
+            st = kc_store_store_value(s, NULL, "cryptokey", &v, err);
+        }
+        for (int i = r->pkcs11 ? 1 : 0; i < 2 && st == KC_OK; i++) {
             if (kc_store_load_value(s, NULL, names[i], &existing, NULL) != KC_OK) {
                 snprintf(ref, sizeof ref, "file#%s", files[i]);
                 kc_value v = kc_value_text(ref);
