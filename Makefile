@@ -197,10 +197,10 @@ lua-test: $(BUILD)/kafkacrypto
 	    $(BUILD)/kafkacrypto run tests/lua/run.lua tests/lua/test_*.lua; \
 	else echo "lua-test: no Lua tests yet"; fi
 
-integration: $(BUILD)/kafkacrypto
+integration: $(BUILD)/kafkacrypto $(P11_SHIM)
 	@set -e; found=0; for t in tests/integration/test_*.sh; do \
 	    [ -e "$$t" ] || continue; found=1; echo "== $$t"; \
-	    KC_BIN=$(CURDIR)/$(BUILD)/kafkacrypto KC_SOURCE_DIR=$(CURDIR) sh "$$t"; done; \
+	    KC_BIN=$(CURDIR)/$(BUILD)/kafkacrypto $(TEST_ENV) sh "$$t"; done; \
 	[ $$found = 1 ] || echo "integration: no integration tests yet"
 
 # ---- benchmark --------------------------------------------------------------------------

@@ -89,6 +89,27 @@ B=$(cat "$WORK/bootstrap")
 grep -q '^decrypted: tools exchange works$' ex.out || fail "no decryption: $(cat ex.out) $(tail -5 ex.err)"
 pass "a producer with its key in the token and a file-key consumer exchange keys"
 
+# ---- a token pulled while the node runs: it stops signing, says so, and resumes -------------------
+SHIM=${KC_P11_SHIM:-$KC_SOURCE_DIR/build/tests/libkc_p11_shim.so}
+[ -r "$SHIM" ] || fail "$SHIM missing: make $SHIM"
+mkdir faults
+KC_P11_SHIM_TARGET=$MODULE KC_P11_SHIM_DIR=$WORK/faults
+export KC_P11_SHIM_TARGET KC_P11_SHIM_DIR
+expect 0 "$K" $SP --node-id cons2 --role consumer --topics exh --pkcs11 "$(uri cons2 "$SHIM" pin)" --pkcs11-create
+# the token comes back once the node has said it is gone
+( wait_for 60 grep -q "Token gone" ex.err; rm -f faults/removed ) &
+PIDS="$PIDS $!"
+"$K" --broker "$B" run "$HERE/hsm_resume.lua" "$WORK" prod1 cons2 exh.resume "$WORK/faults" >ex.out 2>ex.err ||
+    fail "resume script failed: $(tail -3 ex.err)"
+grep -q '^decrypted: signed again after the token came back$' ex.out ||
+    fail "no decryption after the token came back: $(cat ex.out) $(tail -5 ex.err)"
+[ ! -e faults/removed ] || fail "decrypted while the token was out"
+[ "$(grep -c "ERROR:kafkacrypto.cryptokey:Token gone, not signing until it returns: pkcs11 URI pkcs11:token=kc-it;object=cons2" ex.err)" = 1 ] ||
+    fail "the loss is not logged once: $(grep -i token ex.err | head -5)"
+grep -q "WARNING:kafkacrypto.cryptokey:Token back, signing again: pkcs11:token=kc-it;object=cons2" ex.err ||
+    fail "the return is not logged: $(grep -i token ex.err | head -5)"
+pass "a node whose token is pulled stops signing, logs it once, and resumes when it returns"
+
 # ---- what the node wrote holds the public key only ------------------------------------------
 # The private key never left the token, so nothing can be compared with it;
 # what can be checked: the node's files are the config and the seed, the
