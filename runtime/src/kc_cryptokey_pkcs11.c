@@ -55,26 +55,40 @@ bool kc_pkcs11_is_uri(const char *s)
     return s && strncasecmp(s, "pkcs11:", 7) == 0;
 }
 
+/* A path or query attribute "pin-value" (with or without a value). */
+static bool is_pin_value(const char *p, size_t n)
+{
+    return n >= 9 && strncasecmp(p, "pin-value", 9) == 0 && (n == 9 || p[9] == '=');
+}
+
 char *kc_pkcs11_uri_shown(const char *uri)
 {
     char *out = malloc(strlen(uri) + 1);
     if (!out)
         return NULL;
-    const char *q = strchr(uri, '?');
-    size_t head = q ? (size_t)(q - uri) : strlen(uri);
-    memcpy(out, uri, head);
-    size_t len = head;
-    bool first = true;
-    for (const char *p = q ? q + 1 : NULL; p && *p;) {
-        const char *end = strchr(p, '&');
-        size_t n = end ? (size_t)(end - p) : strlen(p);
-        if (!(n >= 9 && strncasecmp(p, "pin-value", 9) == 0 && (n == 9 || p[9] == '='))) {
-            out[len++] = first ? '?' : '&';
+    size_t len = 0;
+    char sep = 0;           /* the separator before the current attribute */
+    bool query_open = false; /* a '?' not written yet: its first attribute was dropped */
+    for (const char *p = uri;;) {
+        if (sep == 0 && kc_pkcs11_is_uri(p)) {
+            memcpy(out, p, 7);
+            len = 7;
+            p += 7;
+        }
+        size_t n = strcspn(p, ";?&");
+        if (is_pin_value(p, n)) {
+            query_open |= sep == '?';
+        } else {
+            if (sep)
+                out[len++] = query_open && sep == '&' ? '?' : sep;
+            query_open = false;
             memcpy(out + len, p, n);
             len += n;
-            first = false;
         }
-        p = end ? end + 1 : NULL;
+        p += n;
+        if (!*p)
+            break;
+        sep = *p++;
     }
     out[len] = 0;
     return out;

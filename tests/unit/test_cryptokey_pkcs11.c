@@ -311,9 +311,29 @@ static void token_removed_and_back(void **state)
     free(u);
 }
 
+static void shown_uri_has_no_pin(void **state)
+{
+    (void)state;
+    static const char *const cases[][2] = {
+        {"pkcs11:token=a;object=b?module-path=/m.so&pin-value=1234&pin-source=file:/p",
+         "pkcs11:token=a;object=b?module-path=/m.so&pin-source=file:/p"},
+        {"pkcs11:token=a?pin-value=1234&module-path=/m.so", "pkcs11:token=a?module-path=/m.so"},
+        {"pkcs11:token=a?PIN-VALUE=1234", "pkcs11:token=a"},
+        {"pkcs11:token=a;pin-value=1234;object=b", "pkcs11:token=a;object=b"},
+        {"pkcs11:token=a?pin-valuex=1", "pkcs11:token=a?pin-valuex=1"},
+        {"pkcs11:", "pkcs11:"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *shown = kc_pkcs11_uri_shown(cases[i][0]);
+        assert_string_equal(shown, cases[i][1]);
+        free(shown);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(shown_uri_has_no_pin),
         cmocka_unit_test(create_sign_and_reopen),
         cmocka_unit_test(private_key_is_not_extractable),
         cmocka_unit_test(errors_name_the_uri),
