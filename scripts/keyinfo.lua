@@ -1,7 +1,7 @@
 -- show a node's keys, chains, allowlist and denylist in words
 --
 --   kafkacrypto keyinfo NODE.config
---       the node's signing public keys (from its .crypto), each chain of
+--       the node's signing public keys (from its .crypto or its token), each chain of
 --       [NODE-chains] validated now against the node's allowlist and
 --       denylist with its effective topics, usages, pathlen and expiry, and
 --       the allowlist and denylist entries. Nothing secret is printed.

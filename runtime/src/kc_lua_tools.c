@@ -386,6 +386,21 @@ static int l_unbase64(lua_State *L) { return decode_text(L, kc_base64_decode); }
 
 /* ---- the node's .crypto and .seed -------------------------------------------- */
 
+/* Pushes bytes() of public key idx. */
+static kc_status push_spk(lua_State *L, kc_cryptokey *ck, size_t idx, kc_err *err)
+{
+    kc_key k = {0};
+    kc_buf b = KC_BUF_INIT;
+    kc_status st = kc_cryptokey_get_spk(ck, idx, &k, err);
+    if (st == KC_OK && (st = kc_key_bytes(&k, &b)) != KC_OK)
+        kc_err_set(err, st, "cryptokey: out of memory");
+    if (st == KC_OK)
+        lua_pushlstring(L, (const char *)b.data, b.len);
+    kc_buf_free(&b);
+    kc_key_clear(&k);
+    return st;
+}
+
 /* cryptokey_keys(path or pkcs11: URI[, keytype]) -> {public key bytes, ...}
  * With keytype the file is created or given a key of that type if needed
  * (as upstream's CryptoKey(path, keytypes=[keytype])) and the keys of that
@@ -413,17 +428,9 @@ static int l_cryptokey_keys(lua_State *L)
         return kc_lua_error(L, &err);
     size_t n = kc_cryptokey_num_spk(ck);
     lua_createtable(L, (int)n, 0);
-    for (size_t i = 0; i < n && st == KC_OK; i++) {
-        kc_key k = {0};
-        kc_buf b = KC_BUF_INIT;
-        st = kc_cryptokey_get_spk(ck, i, &k, &err);
-        if (st == KC_OK && kc_key_bytes(&k, &b) == KC_OK) {
-            lua_pushlstring(L, (const char *)b.data, b.len);
+    for (size_t i = 0; i < n && st == KC_OK; i++)
+        if ((st = push_spk(L, ck, i, &err)) == KC_OK)
             lua_rawseti(L, -2, (int)i + 1);
-        }
-        kc_buf_free(&b);
-        kc_key_clear(&k);
-    }
     kc_cryptokey_close(ck);
     if (st != KC_OK)
         return kc_lua_error(L, &err);
@@ -437,17 +444,9 @@ static int l_pkcs11_key(lua_State *L)
     const char *uri = luaL_checkstring(L, 1);
     kc_cryptokey *ck = NULL;
     kc_err err;
-    kc_key k = {0};
-    kc_buf b = KC_BUF_INIT;
     kc_status st = kc_cryptokey_pkcs11_open(&ck, uri, lua_toboolean(L, 2), &err);
     if (st == KC_OK)
-        st = kc_cryptokey_get_spk(ck, 0, &k, &err);
-    if (st == KC_OK)
-        st = kc_key_bytes(&k, &b);
-    if (st == KC_OK)
-        lua_pushlstring(L, (const char *)b.data, b.len);
-    kc_buf_free(&b);
-    kc_key_clear(&k);
+        st = push_spk(L, ck, 0, &err);
     kc_cryptokey_close(ck);
     if (st != KC_OK)
         return kc_lua_error(L, &err);
