@@ -357,8 +357,8 @@ function P.write_node(w)
   local ok, err = pcall(function()
     local B = kafkacrypto.bytes
     kcs:store_value("chain" .. idx, B(w.chain), "chains")
-    if w.pkcs11 then   -- the chain certifies the token's key
-      kcs:store_value("cryptokey", w.pkcs11)
+    if w.pkcs11 then   -- the chain certifies the token's key ('%' interpolates in the file)
+      kcs:store_value("cryptokey", (w.pkcs11:gsub("%%", "%%%%")))
     elseif kcs:load_value("cryptokey") == nil then
       kcs:store_value("cryptokey", "file#" .. P.path(w.dir, w.node_id, ".crypto"))
     end

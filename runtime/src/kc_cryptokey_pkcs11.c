@@ -187,8 +187,8 @@ static kc_status load_pin(ck_p11 *k, kc_err *err)
     memset(k->pin, 0, PIN_MAX + 1);
     if (!src) {
         if (strlen(env) > PIN_MAX)
-            return kc_err_set(err, KC_ERR_INVALID, "$%s: longer than %d characters",
-                              KC_PKCS11_PIN_ENV, PIN_MAX);
+            return kc_err_set(err, KC_ERR_INVALID, "pkcs11 URI %s: $%s: longer than %d "
+                              "characters", k->shown, KC_PKCS11_PIN_ENV, PIN_MAX);
         memcpy(k->pin, env, strlen(env));
         return KC_OK;
     }

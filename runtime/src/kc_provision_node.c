@@ -68,6 +68,22 @@ static kc_status write_seed(const char *path, kc_err *err)
     return st;
 }
 
+/* Text as the config file must hold it: its values are '%'-interpolated
+ * (a URI's %-encoding would not survive), so '%' is written '%%'. */
+static char *config_text(const char *t)
+{
+    size_t n = strlen(t), pct = 0;
+    for (size_t i = 0; i < n; i++)
+        pct += t[i] == '%';
+    char *out = malloc(n + pct + 1), *o = out;
+    for (size_t i = 0; out && i <= n; i++) {
+        *o++ = t[i];
+        if (t[i] == '%')
+            *o++ = '%';
+    }
+    return out;
+}
+
 kc_status kc_provision_node(const kc_provision_request *r, kc_err *err)
 {
     if (!r->node_id || !*r->node_id || strchr(r->node_id, '/'))
@@ -167,8 +183,11 @@ kc_status kc_provision_node(const kc_provision_request *r, kc_err *err)
         kc_value_clear(&existing);
         const char *names[2] = {"cryptokey", "ratchet"}, *files[2] = {crypto, seed};
         if (st == KC_OK && r->pkcs11) { /* the chain certifies the token's key */
-            kc_value v = kc_value_text(r->pkcs11);
-            st = kc_store_store_value(s, NULL, "cryptokey", &v, err);
+            char *esc = config_text(r->pkcs11);
+            kc_value v = kc_value_text(esc ? esc : "");
+            st = esc ? kc_store_store_value(s, NULL, "cryptokey", &v, err)
+                     : kc_err_set(err, KC_ERR_NOMEM, "out of memory");
+            free(esc);
         }
         for (int i = r->pkcs11 ? 1 : 0; i < 2 && st == KC_OK; i++) {
             if (kc_store_load_value(s, NULL, names[i], &existing, NULL) != KC_OK) {
