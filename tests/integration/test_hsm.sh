@@ -63,7 +63,17 @@ contains err "already holds such a key"
 expect 0 "$K" keyinfo prod1.config
 contains out "key 0: (Ed25519, $PK)"
 contains out "chain0: valid, for signing key 0"
-pass "simple-provision --pkcs11: the chain certifies the token's key"
+# the Lua API: the token's key signs through a handle, and the signature checks
+cat >sign.lua <<'LUA'
+local crypto = require "kafkacrypto.crypto"
+local keys = crypto.signing_keys(arg[1])
+local signed = keys[1]:sign("through a handle")
+local hex = keys[1]:public():gsub(".", function(c) return ("%02x"):format(c:byte()) end)
+print(#keys, crypto.verify(keys[1]:public(), signed), hex == arg[2])
+LUA
+expect 0 "$K" run sign.lua "$P1" "$PK"
+[ "$(cat out)" = "1	through a handle	true" ] || fail "signing through the Lua API: $(cat out err)"
+pass "simple-provision --pkcs11: the chain certifies the token's key; the Lua API signs with it"
 
 # ---- the key cannot leave the token ---------------------------------------------------------
 # (test_cryptokey_pkcs11 asks the token for CKA_VALUE and is refused; here
