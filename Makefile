@@ -24,10 +24,10 @@ FUZZ_SECONDS ?= 300
 DEB_PACKAGES := gcc make pkg-config clang libclang-rt-14-dev \
     libsodium-dev librdkafka-dev libluajit-5.1-dev luajit libconfig-dev \
     libmsgpack-dev lua-cjson libpcre2-dev libcmocka-dev lua-unit \
-    libjansson-dev valgrind
+    libjansson-dev valgrind libp11-kit-dev softhsm2 opensc
 
 # The core (runtime/src) never sees Lua; runtime/src/lua hosts it.
-CORE_PKGS = libsodium rdkafka libconfig libpcre2-8
+CORE_PKGS = libsodium rdkafka libconfig libpcre2-8 p11-kit-1
 PKGS = $(CORE_PKGS) luajit
 # Recursive (=) so that pkg-config runs after `deps` has installed things.
 CORE_CFLAGS = $(shell pkg-config --cflags $(CORE_PKGS))
@@ -175,8 +175,15 @@ $(addprefix $(BUILD)/tests/,$(CORE_UNIT_NAMES)): $(BUILD)/tests/%: \
 	@mkdir -p $(@D)
 	$(CC) -o $@ $^ $(CORE_LIBS) $(TEST_LIBS)
 
-unit: $(addprefix $(BUILD)/tests/,$(UNIT_NAMES))
-	@set -e; for t in $^; do echo "== $$t"; KC_SOURCE_DIR=$(CURDIR) $$t; done
+# A PKCS#11 module that fakes token faults over SoftHSM2 (tests/pkcs11/).
+P11_SHIM := $(BUILD)/tests/libkc_p11_shim.so
+$(P11_SHIM): tests/pkcs11/kc_p11_shim.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -shared -o $@ $< -ldl
+TEST_ENV = KC_SOURCE_DIR=$(CURDIR) KC_P11_SHIM=$(CURDIR)/$(P11_SHIM)
+
+unit: $(addprefix $(BUILD)/tests/,$(UNIT_NAMES)) | $(P11_SHIM)
+	@set -e; for t in $^; do echo "== $$t"; $(TEST_ENV) $$t; done
 
 # ---- interop vectors ---------------------------------------------------------------
 $(BUILD)/kc-vectors: $(call objs,$(BUILD),$(VEC_SRCS) $(COMMON_SRCS)) $(BUILD)/libkafkacrypto-core.a
@@ -187,7 +194,8 @@ vectors: $(BUILD)/kc-vectors
 
 # ---- the same tests under AddressSanitizer + UBSan ----------------------------------
 ASAN_DIR := $(BUILD)/asan
-ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1
+ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    LSAN_OPTIONS=suppressions=$(CURDIR)/tests/pkcs11/lsan.supp
 ASAN_LIB_OBJS := $(patsubst runtime/src/%.c,$(ASAN_DIR)/obj/%.o,$(LIB_SRCS))
 
 $(ASAN_DIR)/obj/%.o: runtime/src/%.c
@@ -215,8 +223,8 @@ $(ASAN_DIR)/kc-vectors: $(call objs,$(ASAN_DIR),$(VEC_SRCS) $(COMMON_SRCS)) \
                         $(ASAN_DIR)/libkafkacrypto.a
 	$(CC) $(SAN_FLAGS) -o $@ $^ $(DEP_LIBS) $(TEST_LIBS)
 
-unit-asan: $(addprefix $(ASAN_DIR)/tests/,$(UNIT_NAMES))
-	@set -e; for t in $^; do echo "== $$t (asan+ubsan)"; KC_SOURCE_DIR=$(CURDIR) $(ASAN_ENV) $$t; done
+unit-asan: $(addprefix $(ASAN_DIR)/tests/,$(UNIT_NAMES)) | $(P11_SHIM)
+	@set -e; for t in $^; do echo "== $$t (asan+ubsan)"; $(TEST_ENV) $(ASAN_ENV) $$t; done
 
 vectors-asan: $(ASAN_DIR)/kc-vectors
 	$(ASAN_ENV) $(ASAN_DIR)/kc-vectors $(VECTORS) >/dev/null
@@ -267,10 +275,10 @@ lua-test: $(BUILD)/kafkacrypto
 	    $(BUILD)/kafkacrypto run tests/lua/run.lua tests/lua/test_*.lua; \
 	else echo "lua-test: no Lua tests yet"; fi
 
-integration: $(BUILD)/kafkacrypto
+integration: $(BUILD)/kafkacrypto $(P11_SHIM)
 	@set -e; found=0; for t in tests/integration/test_*.sh; do \
 	    [ -e "$$t" ] || continue; found=1; echo "== $$t"; \
-	    KC_BIN=$(CURDIR)/$(BUILD)/kafkacrypto KC_SOURCE_DIR=$(CURDIR) sh "$$t"; done; \
+	    KC_BIN=$(CURDIR)/$(BUILD)/kafkacrypto $(TEST_ENV) sh "$$t"; done; \
 	[ $$found = 1 ] || echo "integration: no integration tests yet"
 
 # ---- benchmark --------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 -- show a node's keys, chains, allowlist and denylist in words
 --
 --   kafkacrypto keyinfo NODE.config
---       the node's signing public keys (from its .crypto), each chain of
+--       the node's signing public keys (from its .crypto or its token), each chain of
 --       [NODE-chains] validated now against the node's allowlist and
 --       denylist with its effective topics, usages, pathlen and expiry, and
 --       the allowlist and denylist entries. Nothing secret is printed.
@@ -117,12 +117,13 @@ local deny, deny_names = section("denylist")
 local chains, chain_names = section("chains")
 
 local crypto = kcs:load_value("cryptokey")
-crypto = crypto and crypto:match("^file#(.*)$") or (node_id .. ".crypto")
+crypto = crypto and (crypto:lower():match("^pkcs11:") and crypto or crypto:match("^file#(.*)$"))
+  or (node_id .. ".crypto")
 local keys
 local quiet = kafkacrypto.log.capture()   -- the file's notes on key types it cannot use
 ok, keys = pcall(require("kafkacrypto.core").cryptokey_keys, crypto)
 quiet:stop()
-print(("Signing keys (%s):"):format(crypto))
+print(("Signing keys (%s):"):format((crypto:gsub("([?&])[Pp][Ii][Nn]%-[Vv][Aa][Ll][Uu][Ee]=[^&]*&?", "%1"))))
 local key_index = {}
 if ok then
   for i, k in ipairs(keys) do

@@ -15,7 +15,8 @@
 -- Questions and defaults are upstream's (consumers limited by default, all
 -- topics not allowed by default, lifetime 1 week, 1 year for controllers).
 -- With an escrow key the seed is printed sealed to it; without one it is
--- not printed (upstream prints it in the clear).
+-- not printed (upstream prints it in the clear). With --pkcs11 URI the
+-- node key is in a PKCS#11 token (README "Keys in an HSM").
 local P = require "kafkacrypto.provisioning"
 local chain = require "kafkacrypto.chain"
 
@@ -35,10 +36,12 @@ local t = P.tool {
     { "--password-file", "FILE", "provisioning password (12+ characters)" },
     { "--dir", "DIR", "where to write the files (default: the current directory)" },
     { "--yes", nil, "no confirmation; defaults for key type and pathlen" },
+    P.PKCS11_OPTIONS[1], P.PKCS11_OPTIONS[2],
   },
 }
 local opts, rest = t:parse(arg)
 if #rest > 0 then t:usage_error("unexpected argument %s", rest[1]) end
+P.check_pkcs11(t, opts)
 if not opts.setup then t:usage_error("--setup FILE is required") end
 local setup, why = P.read_setup(opts.setup)
 if not setup then t:usage_error("--setup: %s", why) end
@@ -70,8 +73,12 @@ local topics = P.ask_topics(t, opts, role, false)
 local pathlen = P.ask_pathlen(t, opts, 1)
 P.confirm(t, opts, topics, lifetime, pathlen)
 
+-- the key first: a token that is missing or refuses the PIN changes nothing on disk
+local ok, pk = pcall(P.node_key, opts.dir, node_id, keytype, opts)
+if not ok then t:fail("%s", pk) end
 local seed = P.path(opts.dir, node_id, ".seed")
-local ok, err = pcall(function()
+local err
+ok, err = pcall(function()
   local _, index = P.seed_init(seed)
   if setup.escrow then
     local sealed = P.seed_escrow(seed, setup.escrow)
@@ -85,9 +92,6 @@ local ok, err = pcall(function()
   end
 end)
 if not ok then t:fail("%s", err) end
-local pk
-ok, pk = pcall(P.node_key, opts.dir, node_id, keytype)
-if not ok then t:fail("%s", pk) end
 local item = provs[prov_name]:sign(P.cert { max_age = os.time() + lifetime, key = pk,
                                             poison = P.node_poison(usages, topics, pathlen) })
 for _, s in pairs(provs) do s:close() end
@@ -97,7 +101,7 @@ ok, err = pcall(P.write_node, {
   dir = opts.dir, node_id = node_id, chain = node_chain, rot = rot_entry,
   chainrot = check_entry ~= rot_entry and check_entry or nil,
   provisioners = role == "controller" and chainrot_entry ~= rot_entry and chainrot_entry or nil,
-  maxage = lifetime, ratchet = true, producer = role:match("^prod") ~= nil,
+  maxage = lifetime, ratchet = true, producer = role:match("^prod") ~= nil, pkcs11 = opts.pkcs11,
 })
 if not ok then t:fail("%s", err) end
 local info = chain.process(node_chain, { allowlist = { check_entry } })

@@ -10,6 +10,8 @@
 -- Writes NODE.config, NODE.crypto and NODE.seed (in --dir, default the
 -- current directory) exactly as upstream's tool does; the node runs on the
 -- Python package too. Unlike upstream, the ratchet seed is never printed.
+-- With --pkcs11 URI the node key is in a PKCS#11 token and no NODE.crypto
+-- is written (such a node runs only here: README "Keys in an HSM").
 local P = require "kafkacrypto.provisioning"
 local kafkacrypto = require "kafkacrypto"
 local chain = require "kafkacrypto.chain"
@@ -31,10 +33,12 @@ local t = P.tool {
     { "--password-file", "FILE", "provisioning password (6+ characters)" },
     { "--dir", "DIR", "where to write the files (default: the current directory)" },
     { "--yes", nil, "no confirmation; defaults for key type and pathlen" },
+    P.PKCS11_OPTIONS[1], P.PKCS11_OPTIONS[2],
   },
 }
 local opts, rest = t:parse(arg)
 if #rest > 0 then t:usage_error("unexpected argument %s", rest[1]) end
+P.check_pkcs11(t, opts)
 
 local keytype = P.ask_keytype(t, opts, false)
 local rot_password = t:password(opts, "rot-password-file", P.DEFAULT_ROT_PASSWORD_ENV,
@@ -71,7 +75,7 @@ P.confirm(t, opts, topics, lifetime, pathlen)
 local request = {
   dir = opts.dir, node_id = node_id, role = role, rot_password = rot_password,
   provisioning_password = password, topics = topics[1] == "^.*$" and {} or topics,
-  pathlen = pathlen, lifetime = lifetime,
+  pathlen = pathlen, lifetime = lifetime, pkcs11 = opts.pkcs11, pkcs11_create = opts["pkcs11-create"],
 }
 rot_password, password = nil, nil
 local err

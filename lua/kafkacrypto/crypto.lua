@@ -9,7 +9,7 @@
 --   local crypto = require "kafkacrypto.crypto"
 --
 -- Signing keys (a node's identity, spec §5.6)
---   crypto.signing_keys(node | "NODE.crypto")  -> { handle, ... } (enabled keys;
+--   crypto.signing_keys(node | "NODE.crypto" | "pkcs11:" URI) -> { handle, ... } (enabled keys;
 --                      the file is only read. Not in variant sandboxes: ctx has them)
 --   sk:public()        public key bytes (32 for Ed25519, upstream's bytes() form)
 --   sk:sign(msg)       signature(64) .. msg  (upstream's combined form)

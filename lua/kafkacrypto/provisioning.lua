@@ -318,14 +318,35 @@ function P.path(dir, node_id, suffix)
 end
 
 -- The node's signing public key of `keytype` (its .crypto created or
--- extended as needed) and its index, as upstream's tools pick it.
-function P.node_key(dir, node_id, keytype)
+-- extended as needed) and its index, as upstream's tools pick it. With
+-- opts.pkcs11 (a pkcs11: URI) the key is the token's (created there with
+-- opts.pkcs11_create) and no .crypto is written.
+function P.node_key(dir, node_id, keytype, opts)
+  if opts and opts.pkcs11 then
+    if keytype ~= 1 then error("--pkcs11: a token key is Ed25519 (key type 1)", 0) end
+    return core.pkcs11_key(opts.pkcs11, opts["pkcs11-create"] and true or false), 0
+  end
   local keys = core.cryptokey_keys(P.path(dir, node_id, ".crypto"), keytype)
   return keys[1], 0
 end
 
+-- The options of a tool that can keep the node key in a PKCS#11 token.
+P.PKCS11_OPTIONS = {
+  { "--pkcs11", "URI", "keep the node key in a PKCS#11 token: an RFC 7512 pkcs11: URI with module-path= "
+    .. "(PIN: pin-source=file:PATH or $KAFKACRYPTO_PKCS11_PIN; never pin-value)" },
+  { "--pkcs11-create", nil, "create the key named by --pkcs11 in the token (non-extractable)" },
+}
+
+-- Checks the --pkcs11 options of a parsed command line.
+function P.check_pkcs11(t, opts)
+  if opts["pkcs11-create"] and not opts.pkcs11 then t:usage_error("--pkcs11-create needs --pkcs11 URI") end
+  if opts.pkcs11 and not opts.pkcs11:lower():match("^pkcs11:") then
+    t:usage_error("--pkcs11: expected a pkcs11: URI")
+  end
+end
+
 -- P.write_node{ dir=, node_id=, idx=0, chain=, rot=, chainrot=, provisioners=,
---               maxage=, ratchet=bool, producer=bool, chainkeys=bool }
+--               maxage=, ratchet=bool, producer=bool, chainkeys=bool, pkcs11=URI }
 -- Writes NODE.config as upstream's tools do (spec §9.3, §9.4): the chain as
 -- chain<idx>, the root as rot<idx> (chainrot<idx>/provisioners<idx> when
 -- given), removes the temporary root, cryptokey/ratchet file references,
@@ -336,7 +357,9 @@ function P.write_node(w)
   local ok, err = pcall(function()
     local B = kafkacrypto.bytes
     kcs:store_value("chain" .. idx, B(w.chain), "chains")
-    if kcs:load_value("cryptokey") == nil then
+    if w.pkcs11 then   -- the chain certifies the token's key ('%' interpolates in the file)
+      kcs:store_value("cryptokey", (w.pkcs11:gsub("%%", "%%%%")))
+    elseif kcs:load_value("cryptokey") == nil then
       kcs:store_value("cryptokey", "file#" .. P.path(w.dir, w.node_id, ".crypto"))
     end
     kcs:store_value("rot" .. idx, B(w.rot), "allowlist")

@@ -8,6 +8,7 @@
 #include "kafkacrypto.h"
 #include "kc_chain.h"
 #include "kc_cryptokey.h"
+#include "kc_cryptokey_ref.h"
 #include "kc_hex.h"
 #include "kc_log.h"
 #include "kc_mp.h"
@@ -107,13 +108,9 @@ kc_status kc_chainserver_open(kc_chainserver **out, const char *config_path,
     if (!cs)
         return kc_err_set(err, KC_ERR_NOMEM, "out of memory");
     kc_store_options so = {.kafka = true, .keep_log_level = true};
-    char *path = NULL;
     kc_status st = kc_store_open(&cs->store, config_path, NULL, &so, err);
     if (st == KC_OK)
-        st = kc_store_file_option(cs->store, "cryptokey", ".crypto", &path, err);
-    if (st == KC_OK)
-        st = kc_cryptokey_open(&cs->ck, path, NULL, 0, err);
-    free(path);
+        st = kc_cryptokey_open_config(&cs->ck, cs->store, NULL, 0, err);
     if (st == KC_OK) {
         cs->nspk = kc_cryptokey_num_spk(cs->ck);
         cs->spk = calloc(cs->nspk ? cs->nspk : 1, sizeof *cs->spk);

@@ -1,7 +1,11 @@
 #include "kc_cryptokey.h"
 
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define NONCE_BYTES crypto_secretbox_NONCEBYTES
+#define WRAP_OVERHEAD (NONCE_BYTES + crypto_secretbox_MACBYTES)
 
 struct kc_cryptokey {
     const kc_cryptokey_ops *ops;
@@ -134,6 +138,32 @@ kc_status kc_cryptokey_unwrap_opaque(kc_cryptokey *ck, const uint8_t *c, size_t 
     if (!c && n)
         return KC_ERR_CRYPTO;
     return ck->ops->unwrap(ck->self, c, n, out);
+}
+
+kc_status kc_cryptokey_secretbox_wrap(const uint8_t *ek, const uint8_t *p, size_t n, kc_buf *out,
+                                      kc_err *err)
+{
+    if (n > crypto_secretbox_MESSAGEBYTES_MAX || n > SIZE_MAX - WRAP_OVERHEAD)
+        return kc_err_set(err, KC_ERR_INVALID, "wrap_opaque: value of %zu bytes is too long", n);
+    if (kc_buf_reserve(out, WRAP_OVERHEAD + n) != KC_OK)
+        return kc_err_set(err, KC_ERR_NOMEM, "wrap_opaque: out of memory");
+    randombytes_buf(out->data, NONCE_BYTES);
+    crypto_secretbox_easy(out->data + NONCE_BYTES, p, n, out->data, ek);
+    out->len = WRAP_OVERHEAD + n;
+    return KC_OK;
+}
+
+kc_status kc_cryptokey_secretbox_unwrap(const uint8_t *ek, const uint8_t *c, size_t n,
+                                        kc_buf *out)
+{
+    if (n < WRAP_OVERHEAD)
+        return KC_ERR_CRYPTO;
+    if (kc_buf_reserve(out, n - WRAP_OVERHEAD + 1) != KC_OK)
+        return KC_ERR_NOMEM;
+    if (crypto_secretbox_open_easy(out->data, c + NONCE_BYTES, n - NONCE_BYTES, c, ek) != 0)
+        return KC_ERR_CRYPTO;
+    out->len = n - WRAP_OVERHEAD;
+    return KC_OK;
 }
 
 size_t kc_cryptokey_ephemeral_versions(kc_cryptokey *ck, int *out, size_t cap)

@@ -4,7 +4,7 @@
  * Callers see public keys, signatures, the shared inputs of completed key
  * agreements and opaque wrap/unwrap — never a secret key. The secrets live
  * in a backend: the default one is the `.crypto` file
- * (kc_cryptokey_file.h); a hardware-backed one (HSM, TPM) fills in a
+ * (kc_cryptokey_file.h); a hardware-backed one (kc_cryptokey_pkcs11.h) fills in a
  * kc_cryptokey_ops table and calls kc_cryptokey_new, and its callers do not
  * change: every call below and in kafkacrypto.h works on any backend. */
 #ifndef KC_CRYPTOKEY_H
@@ -71,6 +71,13 @@ kc_status kc_cryptokey_wrap_opaque(kc_cryptokey *ck, const uint8_t *p, size_t n,
 /* KC_ERR_CRYPTO (upstream: None) on any failure; out is then empty. */
 KC_MUST_CHECK kc_status kc_cryptokey_unwrap_opaque(kc_cryptokey *ck, const uint8_t *c, size_t n,
                                      kc_buf *out);
+
+/* For backends: the opaque-value format with a 32-byte key ek (the caller
+ * keeps ek readable for the call). */
+kc_status kc_cryptokey_secretbox_wrap(const uint8_t *ek, const uint8_t *p, size_t n, kc_buf *out,
+                                      kc_err *err);
+kc_status kc_cryptokey_secretbox_unwrap(const uint8_t *ek, const uint8_t *c, size_t n,
+                                        kc_buf *out);
 
 /* Usable ephemeral versions (at most cap written); returns the count. */
 size_t kc_cryptokey_ephemeral_versions(kc_cryptokey *ck, int *out, size_t cap);

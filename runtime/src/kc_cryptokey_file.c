@@ -14,8 +14,6 @@
 #define LOGGER "kafkacrypto.cryptokey"
 #define MAX_FILE_BYTES (1u << 20)
 #define EK_BYTES crypto_secretbox_KEYBYTES
-#define NONCE_BYTES crypto_secretbox_NONCEBYTES
-#define WRAP_OVERHEAD (NONCE_BYTES + crypto_secretbox_MACBYTES)
 
 /* ---- the loaded backend ---------------------------------------------------- */
 
@@ -103,33 +101,19 @@ static kc_status f_use_epks(void *self, const char *topic, const char *usage,
 static kc_status f_wrap(void *self, const uint8_t *p, size_t n, kc_buf *out, kc_err *err)
 {
     ck_file *f = self;
-    if (n > crypto_secretbox_MESSAGEBYTES_MAX || n > SIZE_MAX - WRAP_OVERHEAD)
-        return kc_err_set(err, KC_ERR_INVALID, "wrap_opaque: value of %zu bytes is too long", n);
-    if (kc_buf_reserve(out, WRAP_OVERHEAD + n) != KC_OK)
-        return kc_err_set(err, KC_ERR_NOMEM, "wrap_opaque: out of memory");
-    randombytes_buf(out->data, NONCE_BYTES);
     secrets_open(f);
-    crypto_secretbox_easy(out->data + NONCE_BYTES, p, n, out->data, f->sec->ek);
+    kc_status st = kc_cryptokey_secretbox_wrap(f->sec->ek, p, n, out, err);
     secrets_close(f);
-    out->len = WRAP_OVERHEAD + n;
-    return KC_OK;
+    return st;
 }
 
 static kc_status f_unwrap(void *self, const uint8_t *c, size_t n, kc_buf *out)
 {
     ck_file *f = self;
-    if (n < WRAP_OVERHEAD)
-        return KC_ERR_CRYPTO;
-    if (kc_buf_reserve(out, n - WRAP_OVERHEAD + 1) != KC_OK)
-        return KC_ERR_NOMEM;
     secrets_open(f);
-    int rc = crypto_secretbox_open_easy(out->data, c + NONCE_BYTES, n - NONCE_BYTES, c,
-                                        f->sec->ek);
+    kc_status st = kc_cryptokey_secretbox_unwrap(f->sec->ek, c, n, out);
     secrets_close(f);
-    if (rc != 0)
-        return KC_ERR_CRYPTO;
-    out->len = n - WRAP_OVERHEAD;
-    return KC_OK;
+    return st;
 }
 
 static size_t f_ephemeral_versions(void *self, int *out, size_t cap)

@@ -12,6 +12,7 @@
 #include "kc_broker.h"
 #include "kc_chain.h"
 #include "kc_cryptokey.h"
+#include "kc_cryptokey_ref.h"
 #include "kc_hex.h"
 #include "kc_keyidx.h"
 #include "kc_log.h"
@@ -1002,14 +1003,10 @@ kc_status kc_node_open(kc_node **out, const kc_node_options *o, kc_err *err)
         st = kc_err_set(err, KC_ERR_NOMEM, "out of memory");
     if (st == KC_OK)
         st = load_tunables(n, err);
-    if (st == KC_OK)
-        st = kc_store_file_option(n->store, "cryptokey", ".crypto", &path, err);
     if (st == KC_OK) {
         size_t nkt = load_keytypes(n, keytypes, 4);
-        st = kc_cryptokey_open(&n->ck, path, nkt ? keytypes : NULL, nkt, err);
+        st = kc_cryptokey_open_config(&n->ck, n->store, nkt ? keytypes : NULL, nkt, err);
     }
-    free(path);
-    path = NULL;
     if (st == KC_OK)
         st = kc_store_migrate_legacy(n->store, err);
     if (st == KC_OK)

@@ -9,6 +9,7 @@
 #include "kafkacrypto.h"
 #include "kc_chain.h"
 #include "kc_cryptokey.h"
+#include "kc_cryptokey_pkcs11.h"
 #include "kc_file.h"
 #include "kc_mp.h"
 
@@ -65,6 +66,22 @@ static kc_status write_seed(const char *path, kc_err *err)
         st = kc_file_replace(path, mo.buf.data, mo.buf.len, 0600, err);
     kc_mp_out_free(&mo);
     return st;
+}
+
+/* Text as the config file must hold it: its values are '%'-interpolated
+ * (a URI's %-encoding would not survive), so '%' is written '%%'. */
+static char *config_text(const char *t)
+{
+    size_t n = strlen(t), pct = 0;
+    for (size_t i = 0; i < n; i++)
+        pct += t[i] == '%';
+    char *out = malloc(n + pct + 1), *o = out;
+    for (size_t i = 0; out && i <= n; i++) {
+        *o++ = t[i];
+        if (t[i] == '%')
+            *o++ = '%';
+    }
+    return out;
 }
 
 kc_status kc_provision_node(const kc_provision_request *r, kc_err *err)
@@ -127,8 +144,11 @@ kc_status kc_provision_node(const kc_provision_request *r, kc_err *err)
                             "passwords correctly?", kc_provisioner_name(which));
         kc_chain_result_free(&res);
     }
-    /* the node's key: the first Ed25519 key of its .crypto (added if none) */
-    if (st == KC_OK) {
+    /* the node's key: the token's, or the first Ed25519 key of its .crypto
+     * (added if none) */
+    if (st == KC_OK && r->pkcs11) {
+        st = kc_cryptokey_pkcs11_open(&ck, r->pkcs11, r->pkcs11_create, err);
+    } else if (st == KC_OK) {
         int one = KC_KEYTYPE_ED25519;
         st = kc_cryptokey_open(&ck, crypto, &one, 1, err);
     }
@@ -162,7 +182,14 @@ kc_status kc_provision_node(const kc_provision_request *r, kc_err *err)
             st = kc_store_store_value(s, "allowlist", "temporary", NULL, err);
         kc_value_clear(&existing);
         const char *names[2] = {"cryptokey", "ratchet"}, *files[2] = {crypto, seed};
-        for (int i = 0; i < 2 && st == KC_OK; i++) {
+        if (st == KC_OK && r->pkcs11) { /* the chain certifies the token's key */
+            char *esc = config_text(r->pkcs11);
+            kc_value v = kc_value_text(esc ? esc : "");
+            st = esc ? kc_store_store_value(s, NULL, "cryptokey", &v, err)
+                     : kc_err_set(err, KC_ERR_NOMEM, "out of memory");
+            free(esc);
+        }
+        for (int i = r->pkcs11 ? 1 : 0; i < 2 && st == KC_OK; i++) {
             if (kc_store_load_value(s, NULL, names[i], &existing, NULL) != KC_OK) {
                 snprintf(ref, sizeof ref, "file#%s", files[i]);
                 kc_value v = kc_value_text(ref);

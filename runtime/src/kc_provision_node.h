@@ -10,6 +10,7 @@
 #ifndef KC_PROVISION_NODE_H
 #define KC_PROVISION_NODE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "kc_err.h"
@@ -26,10 +27,16 @@ typedef struct kc_provision_request {
     int pathlen;                     /* -1: no limit (simple-provision's default is 1) */
     double lifetime;                 /* s; 0: KC_SIMPLE_PROVISION_LIFETIME (10 years) */
     double now;                      /* 0: the wall clock */
+    const char *pkcs11;              /* a pkcs11: URI: the node key is in that token, and
+                                        no .crypto is written; NULL: the .crypto file */
+    bool pkcs11_create;              /* create the key in the token (it must not exist) */
 } kc_provision_request;
 
 /* Writes <dir>/<node_id>.config, .crypto and .seed (existing .crypto and
- * .seed files are kept: the node key is the file's first Ed25519 key). */
+ * .seed files are kept: the node key is the file's first Ed25519 key).
+ * With pkcs11 the key is the token's and the config's cryptokey is the
+ * URI; the token is opened before any file is written, so a token error
+ * changes nothing on disk. */
 kc_status kc_provision_node(const kc_provision_request *r, kc_err *err);
 
 #endif

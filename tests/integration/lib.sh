@@ -15,6 +15,19 @@ trap cleanup EXIT INT TERM
 fail() { echo "FAIL: $*" >&2; exit 1; }
 pass() { echo "ok - $*"; }
 
+# expect STATUS COMMAND...: runs COMMAND with stdin from $WORK/in (empty
+# unless a test writes it); output in $WORK/out and $WORK/err.
+: >"$WORK/in"
+expect() {
+    want=$1; shift
+    status=0
+    "$@" >"$WORK/out" 2>"$WORK/err" <"$WORK/in" || status=$?
+    [ "$status" = "$want" ] || fail "'$*' exited $status, expected $want: $(tail -3 "$WORK/err")"
+}
+# contains FILE TEXT / lacks FILE TEXT: about $WORK/FILE
+contains() { grep -qF -- "$2" "$WORK/$1" || fail "$1 lacks '$2': $(tail -5 "$WORK/$1")"; }
+lacks() { ! grep -qF -- "$2" "$WORK/$1" || fail "$1 has '$2'"; }
+
 # wait_for SECONDS COMMAND...: polls COMMAND every 0.1 s.
 wait_for() {
     limit=$(( $1 * 10 )); shift

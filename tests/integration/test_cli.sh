@@ -3,15 +3,6 @@
 # settings files, running scripts and tools.
 . "$(dirname "$0")/lib.sh"
 
-# expect STATUS COMMAND...: runs COMMAND, output in $WORK/out and $WORK/err.
-expect() {
-    want=$1; shift
-    status=0
-    "$@" >"$WORK/out" 2>"$WORK/err" </dev/null || status=$?
-    [ "$status" = "$want" ] || fail "'$*' exited $status, expected $want: $(cat "$WORK/err")"
-}
-contains() { grep -qF -- "$2" "$WORK/$1" || fail "$1 lacks '$2': $(cat "$WORK/$1")"; }
-
 expect 0 "$KC_BIN" --help
 contains out "usage: kafkacrypto"
 contains out "broker [--port N]"

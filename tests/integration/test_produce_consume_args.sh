@@ -4,15 +4,6 @@
 # node files (status 1). No broker is needed: these fail before connecting.
 . "$(dirname "$0")/lib.sh"
 
-# expect STATUS COMMAND...: runs COMMAND, output in $WORK/out and $WORK/err.
-expect() {
-    want=$1; shift
-    status=0
-    "$@" >"$WORK/out" 2>"$WORK/err" </dev/null || status=$?
-    [ "$status" = "$want" ] || fail "'$*' exited $status, expected $want: $(cat "$WORK/err")"
-}
-contains() { grep -qF -- "$2" "$WORK/$1" || fail "$1 lacks '$2': $(cat "$WORK/$1")"; }
-
 cat >"$WORK/provision.lua" <<'LUA'
 require "kafkacrypto".provision{ node_id = "n1", role = "prodcon", dir = arg[1],
   rot_password = "root of trust password", provisioning_password = "provisioning password" }

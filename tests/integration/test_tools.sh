@@ -6,17 +6,6 @@
 K=$KC_BIN
 cd "$WORK"
 
-# expect STATUS COMMAND...: runs COMMAND with stdin from $WORK/in (empty by
-# default); output in $WORK/out and $WORK/err.
-: >"$WORK/in"
-expect() {
-    want=$1; shift
-    status=0
-    "$@" >"$WORK/out" 2>"$WORK/err" <"$WORK/in" || status=$?
-    [ "$status" = "$want" ] || fail "'$*' exited $status, expected $want: $(tail -3 "$WORK/err")"
-}
-contains() { grep -qF -- "$2" "$WORK/$1" || fail "$1 lacks '$2': $(tail -5 "$WORK/$1")"; }
-lacks() { ! grep -qF -- "$2" "$WORK/$1" || fail "$1 has '$2'"; }
 # usage_error TOOL ARGS...: exit 2, one error line naming the tool, the usage
 usage_error() {
     tool=$1

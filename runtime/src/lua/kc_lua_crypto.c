@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "kc_cryptokey_file.h"
+#include "kc_cryptokey_pkcs11.h"
 #include "kc_file.h"
 #include "kc_keyidx.h"
 #include "kc_lua.h"
@@ -262,7 +263,7 @@ static int l_identity_gc(lua_State *L)
     return 0;
 }
 
-/* crypto.signing_keys(node | ".crypto path") -> { key handle, ... } */
+/* crypto.signing_keys(node | ".crypto path" | "pkcs11:" URI) -> { key handle, ... } */
 static int l_signing_keys(lua_State *L)
 {
     kc_cryptokey *ck;
@@ -277,8 +278,10 @@ static int l_signing_keys(lua_State *L)
         identity *id = new_handle(L, IDENTITY, sizeof *id);
         kc_buf data = KC_BUF_INIT;
         kc_err err;
-        kc_status st = kc_file_read(path, CRYPTO_FILE_MAX, &data, &err);
-        if (st == KC_OK)
+        kc_status st = KC_OK;
+        if (kc_pkcs11_is_uri(path))
+            st = kc_cryptokey_pkcs11_open(&id->ck, path, false, &err);
+        else if ((st = kc_file_read(path, CRYPTO_FILE_MAX, &data, &err)) == KC_OK)
             st = kc_cryptokey_open_bytes(&id->ck, data.data, data.len, path, NULL, 0, &err);
         kc_buf_free(&data); /* wipes */
         if (st != KC_OK)

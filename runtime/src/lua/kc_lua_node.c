@@ -276,7 +276,8 @@ static int l_tostring(lua_State *L)
 }
 
 /* core.provision{ node_id=, role=, rot_password=, provisioning_password=,
- *                 topics={...}, pathlen=, lifetime=, dir= } */
+ *                 topics={...}, pathlen=, lifetime=, dir=,
+ *                 pkcs11=URI, pkcs11_create=bool } */
 static int l_provision(lua_State *L)
 {
     check_table_arg(L, 1, "provision", "a table {node_id=, role=, rot_password=, ...}");
@@ -297,6 +298,10 @@ static int l_provision(lua_State *L)
     r.rot_password = v[2];
     r.prov_password = v[3];
     r.dir = v[4];
+    r.pkcs11 = string_field(L, 1, "provision", "pkcs11", false);
+    lua_getfield(L, 1, "pkcs11_create");
+    r.pkcs11_create = lua_toboolean(L, -1);
+    lua_pop(L, 1);
     r.pathlen = (int)opt_number_field(L, 1, "provision", "pathlen", 1);
     r.lifetime = opt_number_field(L, 1, "provision", "lifetime", 0);
     lua_getfield(L, 1, "topics");

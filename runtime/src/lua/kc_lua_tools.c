@@ -17,6 +17,8 @@
 #include "kc_chain.h"
 #include "kc_cryptokey.h"
 #include "kc_cryptokey_file.h"
+#include "kc_cryptokey_pkcs11.h"
+#include "kc_cryptokey_ref.h"
 #include "kc_file.h"
 #include "kc_hex.h"
 #include "kc_lua.h"
@@ -384,11 +386,26 @@ static int l_unbase64(lua_State *L) { return decode_text(L, kc_base64_decode); }
 
 /* ---- the node's .crypto and .seed -------------------------------------------- */
 
-/* cryptokey_keys(path[, keytype]) -> {public key bytes, ...}
+/* Pushes bytes() of public key idx. */
+static kc_status push_spk(lua_State *L, kc_cryptokey *ck, size_t idx, kc_err *err)
+{
+    kc_key k = {0};
+    kc_buf b = KC_BUF_INIT;
+    kc_status st = kc_cryptokey_get_spk(ck, idx, &k, err);
+    if (st == KC_OK && (st = kc_key_bytes(&k, &b)) != KC_OK)
+        kc_err_set(err, st, "cryptokey: out of memory");
+    if (st == KC_OK)
+        lua_pushlstring(L, (const char *)b.data, b.len);
+    kc_buf_free(&b);
+    kc_key_clear(&k);
+    return st;
+}
+
+/* cryptokey_keys(path or pkcs11: URI[, keytype]) -> {public key bytes, ...}
  * With keytype the file is created or given a key of that type if needed
  * (as upstream's CryptoKey(path, keytypes=[keytype])) and the keys of that
  * type are listed; without, the file is only read and all usable keys are
- * listed. */
+ * listed. A token's key is only read. */
 static int l_cryptokey_keys(lua_State *L)
 {
     const char *path = luaL_checkstring(L, 1);
@@ -397,7 +414,9 @@ static int l_cryptokey_keys(lua_State *L)
     kc_status st;
     if (!lua_isnoneornil(L, 2)) {
         int kt = (int)luaL_checkinteger(L, 2);
-        st = kc_cryptokey_open(&ck, path, &kt, 1, &err);
+        st = kc_cryptokey_open_ref(&ck, path, &kt, 1, &err);
+    } else if (kc_pkcs11_is_uri(path)) {
+        st = kc_cryptokey_pkcs11_open(&ck, path, false, &err);
     } else {
         kc_buf b = KC_BUF_INIT;
         st = kc_file_read(path, 1 << 20, &b, &err);
@@ -409,17 +428,25 @@ static int l_cryptokey_keys(lua_State *L)
         return kc_lua_error(L, &err);
     size_t n = kc_cryptokey_num_spk(ck);
     lua_createtable(L, (int)n, 0);
-    for (size_t i = 0; i < n && st == KC_OK; i++) {
-        kc_key k = {0};
-        kc_buf b = KC_BUF_INIT;
-        st = kc_cryptokey_get_spk(ck, i, &k, &err);
-        if (st == KC_OK && kc_key_bytes(&k, &b) == KC_OK) {
-            lua_pushlstring(L, (const char *)b.data, b.len);
+    for (size_t i = 0; i < n && st == KC_OK; i++)
+        if ((st = push_spk(L, ck, i, &err)) == KC_OK)
             lua_rawseti(L, -2, (int)i + 1);
-        }
-        kc_buf_free(&b);
-        kc_key_clear(&k);
-    }
+    kc_cryptokey_close(ck);
+    if (st != KC_OK)
+        return kc_lua_error(L, &err);
+    return 1;
+}
+
+/* pkcs11_key(uri[, create]) -> public key bytes of the token's key,
+ * created in the token first when create is true. */
+static int l_pkcs11_key(lua_State *L)
+{
+    const char *uri = luaL_checkstring(L, 1);
+    kc_cryptokey *ck = NULL;
+    kc_err err;
+    kc_status st = kc_cryptokey_pkcs11_open(&ck, uri, lua_toboolean(L, 2), &err);
+    if (st == KC_OK)
+        st = push_spk(L, ck, 0, &err);
     kc_cryptokey_close(ck);
     if (st != KC_OK)
         return kc_lua_error(L, &err);
@@ -520,6 +547,7 @@ void kc_lua_open_tools(lua_State *L)
         {"unhex", l_unhex},
         {"unbase64", l_unbase64},
         {"cryptokey_keys", l_cryptokey_keys},
+        {"pkcs11_key", l_pkcs11_key},
         {"seed_init", l_seed_init},
         {"seed_escrow", l_seed_escrow},
         {NULL, NULL},
