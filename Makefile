@@ -196,8 +196,9 @@ integration: $(BUILD)/kafkacrypto
 	[ $$found = 1 ] || echo "integration: no integration tests yet"
 
 # ---- benchmark --------------------------------------------------------------------------
-$(BUILD)/kc-bench: $(BENCH_SRCS) $(wildcard tests/bench/*.h) $(BUILD)/libkafkacrypto.a $(HEADERS)
-	$(CC) $(ALL_CFLAGS) -O3 -o $@ $(BENCH_SRCS) $(BUILD)/libkafkacrypto.a $(DEP_LIBS)
+$(BUILD)/kc-bench: $(BENCH_SRCS) $(COMMON_SRCS) $(wildcard tests/bench/*.h) $(BUILD)/libkafkacrypto.a $(HEADERS)
+	$(CC) $(ALL_CFLAGS) -O3 -Itests/common -o $@ $(BENCH_SRCS) $(COMMON_SRCS) \
+	    $(BUILD)/libkafkacrypto.a $(DEP_LIBS)
 
 bench: deps
 	@$(MAKE) --no-print-directory $(BUILD)/kc-bench

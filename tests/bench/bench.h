@@ -17,5 +17,8 @@ void bench_e2e(kc_serde *prod, kc_serde *cons, const uint8_t *value);
 /* Key-exchange latency between two nodes on the embedded broker; dir is
  * a scratch directory. */
 void bench_key_exchange(const char *dir);
+/* Open time, mappings, locked memory and key lookup of a node with 100 000
+ * old producer keys; dir is a scratch directory. */
+void bench_oldkeys(const char *dir);
 
 #endif
