@@ -3,7 +3,7 @@
 #   make run      install missing Debian packages, build, run the demo
 #   make test     the same set-up, then every test
 #   make vectors  [VECTORS=DIR]  upstream interop vectors
-#   make bench    throughput against the raw crypto bound
+#   make bench    throughput against the raw crypto bound; a node with 100 000 old keys
 #   make fuzz     longer libFuzzer runs (FUZZ_SECONDS per target)
 #
 # Sources are discovered by directory, so adding a file needs no edit here:
