@@ -542,7 +542,7 @@ static int l_open_key(lua_State *L)
     key *k = check_key(L, 1, "open_key", "key");
     size_t cn, n;
     const uint8_t *c = check_bytes(L, 2, "open_key", "sealed", &cn);
-    key *o = new_handle(L, KEY, sizeof *o); /* first: nothing may raise once plain is held */
+    key *o = new_key(L); /* first: nothing may raise once plain is held */
     uint8_t *plain;
     if (!open_sealed(k, BOX_KEYS, c, cn, &plain, &n))
         return push_open_failure(L, cn);
@@ -552,7 +552,8 @@ static int l_open_key(lua_State *L)
         lua_pushfstring(L, "sealed data holds %d bytes, not a %d-byte key", (int)n, KEY_BYTES);
         return 2;
     }
-    o->k = plain;
+    memcpy(o->k, plain, KEY_BYTES);
+    sodium_free(plain); /* wipes */
     return 1;
 }
 

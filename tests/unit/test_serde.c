@@ -632,14 +632,21 @@ static void test_key_reuse_guard_logs(void **state)
     assert_int_equal(ncritical, 1);
 }
 
+/* A producer whose records expire after 100 s. */
+static kc_serde *producer_keeping_100s(hooks *h, kc_ratchet *r)
+{
+    kc_serde_config c = config(h, r);
+    c.max_pgen_age = 100;
+    kc_serde *prod;
+    assert_int_equal(kc_serde_new(&c, &prod, NULL), KC_OK);
+    return prod;
+}
+
 static void test_ratchet_step_and_pruning(void **state)
 {
     hooks h = {.clock = 5000};
     kc_ratchet *r = open_seed();
-    kc_serde_config c = config(&h, r);
-    c.max_pgen_age = 100;
-    kc_serde *prod;
-    assert_int_equal(kc_serde_new(&c, &prod, NULL), KC_OK);
+    kc_serde *prod = producer_keeping_100s(&h, r);
     kc_buf w = KC_BUF_INIT;
     kc_keyidx k1, k2;
     kc_serde_serialize(prod, KC_KIND_VALUE, "s", (const uint8_t *)"x", 1, &w, NULL);
@@ -685,10 +692,7 @@ static void test_find_pgens_answers_requests_by_index(void **state)
 {
     hooks h = {.clock = 5000};
     kc_ratchet *r = open_seed();
-    kc_serde_config c = config(&h, r);
-    c.max_pgen_age = 100;
-    kc_serde *prod;
-    assert_int_equal(kc_serde_new(&c, &prod, NULL), KC_OK);
+    kc_serde *prod = producer_keeping_100s(&h, r);
     /* {"pgens": [["s", 7, 32 x 0x07, 4950.0], ["s", 3, ..., 4990.0], ["s", 5, ..., 4999.0]]} */
     kc_mp_out mo;
     kc_mp_out_init(&mo);
