@@ -42,6 +42,16 @@ void bench_die(const char *what, const kc_err *err)
     exit(1);
 }
 
+void bench_remove_node(const char *dir, const char *node)
+{
+    static const char *const suffixes[] = {".config", ".crypto", ".seed"};
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s%s", dir, node, suffixes[i]);
+        unlink(path);
+    }
+}
+
 typedef struct bench {
     kc_serde *prod, *cons;
     const uint8_t *value;

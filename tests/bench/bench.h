@@ -10,6 +10,8 @@
 double bench_now(void);
 /* Prints what failed (and why) and exits 1. */
 void bench_die(const char *what, const kc_err *err);
+/* Removes the files of node `node` (config, .crypto, .seed) from dir. */
+void bench_remove_node(const char *dir, const char *node);
 
 /* End-to-end throughput, encrypted (prod/cons share the key of root
  * "bench") and plaintext; value holds at least 1 KiB. */

@@ -79,4 +79,5 @@ void bench_oldkeys(const char *dir)
     free(a.kis);
     kc_node_close(n);
     free(config);
+    bench_remove_node(dir, "oldkeys");
 }
