@@ -74,6 +74,9 @@ void bench_oldkeys(const char *dir)
     double lookup_ns = (bench_now() - t0) * 1e9 / OLDKEYS_LOOKUPS;
     if (l.found != OLDKEYS_LOOKUPS)
         bench_die("an old key was not found", NULL);
+    printf("\na producer node with %d old keys (oldkeys): time to open it, the process's "
+           "mappings and locked memory then, time to find one old key for a request\n",
+           OLDKEYS_RECORDS);
     printf("bench oldkeys records=%d open_ms=%.0f mappings=%zu locked_kib=%zu lookup_ns=%.0f\n",
            OLDKEYS_RECORDS, open_ms, maps, locked, lookup_ns);
     free(a.kis);
