@@ -713,9 +713,10 @@ static void test_find_pgens_answers_requests_by_index(void **state)
     assert_int_equal(kc_serde_import_pgens(prod, mo.buf.data, mo.buf.len, NULL), KC_OK);
     kc_mp_out_free(&mo);
     kc_buf w = KC_BUF_INIT;
-    kc_serde_serialize(prod, KC_KIND_VALUE, "s", (const uint8_t *)"x", 1, &w, NULL);
+    assert_int_equal(kc_serde_serialize(prod, KC_KIND_VALUE, "s", (const uint8_t *)"x", 1, &w,
+                                        NULL), KC_OK);
     kc_keyidx live;
-    kc_serde_producer_state(prod, "s", KC_KIND_VALUE, &live, NULL);
+    assert_int_equal(kc_serde_producer_state(prod, "s", KC_KIND_VALUE, &live, NULL), KC_OK);
 
     kc_keyidx wanted[6];
     kc_keyidx_from_int(&wanted[0], 5);
