@@ -6,9 +6,11 @@
 #include <string.h>
 
 #include "kafkacrypto.h"
+#include "kc_secmem.h"
 
 /* The secrets of one (topic, usage), one per configured version, in
- * sodium_malloc'd memory (guard pages, locked, wiped when freed). */
+ * kc_secmem (locked, wiped when freed; one pool rather than a mapping per
+ * root: a consumer may wait for the keys of 1 000 roots). */
 typedef struct eph_entry {
     char *topic;
     char *usage;
@@ -54,7 +56,7 @@ kc_status kc_ephemeral_new(kc_ephemeral **out, const int *versions, size_t n, bo
     *out = NULL;
     if (n == 0)
         return kc_err_set(err, KC_ERR_INVALID, "ephemeral keys: no usable versions");
-    if (kc_init() != 0)  /* sodium_malloc needs it */
+    if (kc_init() != 0)  /* key generation needs it */
         return kc_err_set(err, KC_ERR_CRYPTO, "ephemeral keys: libsodium failed to start");
     kc_ephemeral *e = calloc(1, sizeof *e);
     if (!e || !(e->versions = calloc(n, sizeof(int)))) {
@@ -85,7 +87,7 @@ static void entry_free(const kc_ephemeral *e, eph_entry *x)
 {
     for (size_t i = 0; i < e->nversions; i++)
         kc_key_clear(&x->esk[i]);
-    sodium_free(x->esk);
+    kc_secmem_free(x->esk);
     free(x->topic);
     free(x->usage);
     free(x);
@@ -121,16 +123,14 @@ static kc_status new_entry(kc_ephemeral *e, const char *topic, const char *usage
         return KC_ERR_NOMEM;
     x->topic = strdup(topic);
     x->usage = strdup(usage);
-    x->esk = sodium_malloc(e->nversions * sizeof(kc_key));
+    x->esk = kc_secmem_alloc(e->nversions * sizeof(kc_key));
     if (!x->topic || !x->usage || !x->esk) {
         free(x->topic);
         free(x->usage);
-        if (x->esk)
-            sodium_free(x->esk);
+        kc_secmem_free(x->esk);
         free(x);
         return KC_ERR_NOMEM;
     }
-    memset(x->esk, 0, e->nversions * sizeof(kc_key));
     x->next = e->entries;
     e->entries = x;
     *out = x;

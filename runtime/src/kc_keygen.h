@@ -10,7 +10,7 @@
  * kc_keygen_next() is the data path (no allocation, no failure); the
  * kc_any-taking functions reproduce upstream's dynamic-typing rules for
  * parsers and bindings. The struct holds a secret: kc_keygen_clear() wipes
- * it, and long-lived instances belong in sodium_malloc'd memory. */
+ * it, and long-lived instances belong in kc_secmem (or sodium_malloc'd) memory. */
 #ifndef KC_KEYGEN_H
 #define KC_KEYGEN_H
 

@@ -274,6 +274,18 @@ void *kc_kimap_remove(kc_kimap *m, const kc_keyidx *k)
     return v;
 }
 
+void kc_kimap_filter(kc_kimap *m, bool (*keep)(void *ctx, void *value), void *ctx)
+{
+    size_t before = m->live;
+    for (size_t i = 0; i < m->nentries; i++)
+        if (m->entries[i].live && !keep(ctx, m->entries[i].value)) {
+            m->entries[i].live = false;
+            m->live--;
+        }
+    if (m->live != before)
+        reindex(m);
+}
+
 bool kc_kimap_next(const kc_kimap *m, size_t *pos, const kc_kimap_entry **e)
 {
     while (*pos < m->nentries) {

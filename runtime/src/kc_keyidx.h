@@ -59,6 +59,9 @@ void *kc_kimap_get(const kc_kimap *m, const kc_keyidx *k);
 kc_status kc_kimap_put(kc_kimap *m, const kc_keyidx *k, void *value);
 /* Removes and returns the value (NULL if absent). */
 void *kc_kimap_remove(kc_kimap *m, const kc_keyidx *k);
+/* Removes every entry whose value keep() refuses, in one pass (each
+ * kc_kimap_remove re-fills the index: removing many that way is quadratic). */
+void kc_kimap_filter(kc_kimap *m, bool (*keep)(void *ctx, void *value), void *ctx);
 static inline size_t kc_kimap_count(const kc_kimap *m)
 {
     return m->live;

@@ -301,7 +301,7 @@ static void handle_request(kc_node *n, const char *root, const kc_record *m)
 {
     kc_keyidx *wanted = NULL;
     size_t nwanted = 0;
-    kc_exchange_keys held = {0}, sel = {0};
+    kc_exchange_keys sel = {0};
     kc_exchange_msgs replies = {0};
     kc_buf msgkey = KC_BUF_INIT;
     kc_err err;
@@ -312,9 +312,9 @@ static void handle_request(kc_node *n, const char *root, const kc_record *m)
         count_refused(n);
         goto done;
     }
-    held_ctx hc = {&held};
-    kc_serde_foreach_pgen(n->serde, root, add_held, &hc);
-    kc_exchange_keys_select(&held, wanted, nwanted, &sel);
+    held_ctx hc = {&sel};
+    if (kc_serde_find_pgens(n->serde, root, wanted, nwanted, add_held, &hc) != KC_OK)
+        kc_log(KC_LOG_WARNING, LOGGER, "Out of memory looking up keys for root=%s.", root);
     if (sel.n == 0) {
         kc_log(KC_LOG_INFO, LOGGER, "No keys for root=%s to send to new receiver.", root);
         goto done;
@@ -347,7 +347,6 @@ static void handle_request(kc_node *n, const char *root, const kc_record *m)
     pthread_mutex_unlock(&n->mu);
 done:
     free(wanted);
-    kc_exchange_keys_clear(&held);
     kc_exchange_keys_clear(&sel);
     kc_exchange_msgs_clear(&replies);
     kc_buf_free(&msgkey);

@@ -14,6 +14,7 @@
 #include "kc_message.h"
 #include "kc_mp.h"
 #include "kc_ratchet.h"
+#include "kc_secmem.h"
 
 #define LOGGER "kafkacrypto.crypto"
 
@@ -23,16 +24,19 @@
  * has no bound. Past it a miss neither waits nor requests the key. */
 #define MAX_WAITS_PER_ROOT 1024
 
-/* A producer generation (sodium_malloc'd: it holds secrets). */
+/* A producer generation. Its secrets are in kc_secmem (one locked pool, not
+ * a mapping per key); a record loaded from oldkeys holds only its 32-byte
+ * secret there, so 100 000 of them need about 3 MiB of locked memory. */
 typedef struct pgen {
     kc_keyidx ki;
-    uint8_t secret[KC_SECRET_BYTES];
+    uint8_t *secret;     /* KC_SECRET_BYTES */
     double birth;
     bool has_gens;       /* false: loaded from oldkeys, never encrypts */
-    kc_keygen gen[2];    /* indexed by kc_kind */
+    kc_keygen *gen;      /* [2], indexed by kc_kind; NULL without gens */
+    uint64_t seq;        /* creation order across the serde */
 } pgen;
 
-/* A consumer key (sodium_malloc'd). */
+/* A consumer key (in kc_secmem). */
 typedef struct cgen {
     kc_keygen gen[2];
 } cgen;
@@ -47,6 +51,7 @@ typedef struct root_entry {
     pgen *cur;           /* current producer generation, or NULL */
     pgen **pgens;        /* creation order */
     size_t npgens, pcap;
+    kc_kimap pindex;     /* ki -> pgen*: oldkeys may hold 100 000 records */
     bool exported;       /* listed in kc_serde.proots */
     kc_kimap cgens;      /* ki -> cgen* */
     cgen *last_cgen;     /* the consumer key found last, and its index */
@@ -90,6 +95,7 @@ struct kc_serde {
     root_entry **proots; /* roots in the order they first had producer records */
     size_t nproots, prcap;
     bool new_pgens;
+    uint64_t pgen_seq;
 };
 
 /* ---- defaults ----------------------------------------------------------- */
@@ -211,6 +217,7 @@ static root_entry *root_get(kc_serde *s, const char *name, size_t len)
     r->len = len;
     kc_kimap_init(&r->cgens);
     kc_kimap_init(&r->cwaits);
+    kc_kimap_init(&r->pindex);
     bool found;
     size_t slot = root_slot(s, name, len, &found);
     s->roots[s->nroots++] = r;
@@ -218,15 +225,41 @@ static root_entry *root_get(kc_serde *s, const char *name, size_t len)
     return r;
 }
 
+static void pgen_free(pgen *p)
+{
+    if (!p)
+        return;
+    kc_secmem_free(p->secret);
+    kc_secmem_free(p->gen);
+    free(p);
+}
+
+/* A zeroed record with room for its secret (and generators). */
+static pgen *pgen_new(bool with_gens)
+{
+    pgen *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->secret = kc_secmem_alloc(KC_SECRET_BYTES);
+    p->gen = with_gens ? kc_secmem_alloc(2 * sizeof *p->gen) : NULL;
+    if (!p->secret || (with_gens && !p->gen)) {
+        pgen_free(p);
+        return NULL;
+    }
+    p->has_gens = with_gens;
+    return p;
+}
+
 static void root_free(root_entry *r)
 {
     for (size_t i = 0; i < r->npgens; i++)
-        sodium_free(r->pgens[i]);
+        pgen_free(r->pgens[i]);
     free(r->pgens);
+    kc_kimap_free(&r->pindex);
     size_t pos = 0;
     const kc_kimap_entry *e;
     while (kc_kimap_next(&r->cgens, &pos, &e))
-        sodium_free(e->value);
+        kc_secmem_free(e->value);
     pos = 0;
     while (kc_kimap_next(&r->cwaits, &pos, &e))
         free(e->value);
@@ -238,10 +271,7 @@ static void root_free(root_entry *r)
 
 static pgen *root_pgen(const root_entry *r, const kc_keyidx *ki)
 {
-    for (size_t i = 0; i < r->npgens; i++)
-        if (kc_keyidx_equal(&r->pgens[i]->ki, ki))
-            return r->pgens[i];
-    return NULL;
+    return kc_kimap_get(&r->pindex, ki);
 }
 
 static kc_status root_add_pgen(kc_serde *s, root_entry *r, pgen *p)
@@ -254,6 +284,9 @@ static kc_status root_add_pgen(kc_serde *s, root_entry *r, pgen *p)
         s->proots[s->nproots++] = r;
         r->exported = true;
     }
+    if (kc_kimap_put(&r->pindex, &p->ki, p) != KC_OK)
+        return KC_ERR_NOMEM;
+    p->seq = s->pgen_seq++;
     r->pgens[r->npgens++] = p;
     return KC_OK;
 }
@@ -405,22 +438,20 @@ static kc_status get_producer(kc_serde *s, root_entry *r, kc_err *err)
             r->cur = known;
             return KC_OK;
         }
-        pgen *p = sodium_malloc(sizeof *p);
+        pgen *p = pgen_new(true);
         if (!p) {
             sodium_memzero(secret, sizeof secret);
             return kc_err_set(err, KC_ERR_NOMEM, "topic root %s: out of memory", r->name);
         }
-        memset(p, 0, sizeof *p);
         p->ki = ki;
         memcpy(p->secret, secret, sizeof secret);
         sodium_memzero(secret, sizeof secret);
         p->birth = s->now_fn(s->now_ctx);
-        p->has_gens = true;
         kc_keygen_init(&p->gen[KC_KIND_KEY], p->secret, KC_SECRET_BYTES, kc_keygen_ctx_key, 16, NULL);
         kc_keygen_init(&p->gen[KC_KIND_VALUE], p->secret, KC_SECRET_BYTES, kc_keygen_ctx_value, 16,
                        NULL);
         if (root_add_pgen(s, r, p) != KC_OK) {
-            sodium_free(p);
+            pgen_free(p);
             return kc_err_set(err, KC_ERR_NOMEM, "topic root %s: out of memory", r->name);
         }
         r->cur = p;
@@ -694,7 +725,7 @@ kc_status kc_serde_add_consumer_key(kc_serde *s, const char *root, const kc_keyi
     if (ki->type != KC_KEYIDX_INT && ki->type != KC_KEYIDX_BYTES)
         return kc_err_set(err, KC_ERR_INVALID,
                           "root %s: consumer key: the key index must be an integer or bytes", root);
-    cgen *g = sodium_malloc(sizeof *g);
+    cgen *g = kc_secmem_alloc(sizeof *g);
     if (!g)
         return kc_err_set(err, KC_ERR_NOMEM, "root %s: out of memory", root);
     kc_keygen_init(&g->gen[KC_KIND_KEY], secret, KC_SECRET_BYTES, kc_keygen_ctx_key, 16, NULL);
@@ -704,11 +735,10 @@ kc_status kc_serde_add_consumer_key(kc_serde *s, const char *root, const kc_keyi
     root_entry *r = root_get(s, root, strlen(root));
     cgen *old = r ? kc_kimap_get(&r->cgens, ki) : NULL;
     if (!r || kc_kimap_put(&r->cgens, ki, g) != KC_OK) {
-        sodium_free(g);
+        kc_secmem_free(g);
         st = kc_err_set(err, KC_ERR_NOMEM, "root %s: out of memory", root);
     } else {
-        if (old)
-            sodium_free(old);
+        kc_secmem_free(old);
         r->last_cgen = NULL;
         free(kc_kimap_remove(&r->cwaits, ki));
         r->waits_full_logged = false;
@@ -718,6 +748,16 @@ kc_status kc_serde_add_consumer_key(kc_serde *s, const char *root, const kc_keyi
 }
 
 /* ---- periodic step and persistence (§7.10) --------------------------------------- */
+
+typedef struct prune_ctx {
+    double now, max_age;
+} prune_ctx;
+
+static bool pgen_young(void *ctx, void *value)
+{
+    const prune_ctx *pc = ctx;
+    return !(((const pgen *)value)->birth + pc->max_age < pc->now);
+}
 
 kc_status kc_serde_ratchet_step(kc_serde *s, kc_err *err)
 {
@@ -729,13 +769,14 @@ kc_status kc_serde_ratchet_step(kc_serde *s, kc_err *err)
     kc_status st = s->ratchet ? kc_ratchet_increment(s->ratchet, err) : KC_OK;
     if (st == KC_OK) {
         kc_log(KC_LOG_INFO, LOGGER, "Periodic ratchet increment.");
-        double now = s->now_fn(s->now_ctx);
+        prune_ctx pc = {s->now_fn(s->now_ctx), s->max_pgen_age};
         for (size_t i = 0; i < s->nroots; i++) {
             root_entry *r = s->roots[i];
             size_t keep = 0;
+            kc_kimap_filter(&r->pindex, pgen_young, &pc);
             for (size_t j = 0; j < r->npgens; j++) {
-                if (r->pgens[j]->birth + s->max_pgen_age < now)
-                    sodium_free(r->pgens[j]);
+                if (!pgen_young(&pc, r->pgens[j]))
+                    pgen_free(r->pgens[j]);
                 else
                     r->pgens[keep++] = r->pgens[j];
             }
@@ -899,12 +940,14 @@ kc_status kc_serde_import_pgens(kc_serde *s, const uint8_t *p, size_t n, kc_err 
         goto out;
     pthread_mutex_lock(&s->lock);
     double now = s->now_fn(s->now_ctx);
+    bool info = kc_log_enabled(KC_LOG_INFO);  /* describe 100 000 indices only if logged */
     for (uint32_t i = 0; i < count && st == KC_OK; i++) {
         const old_entry *e = &entries[i];
-        char d[2 * KC_KEYIDX_MAX_BYTES + 1];
-        kc_log(KC_LOG_INFO, LOGGER, "Attempting load of root=%.*s, ki=%s, b=%.17g at %.17g",
-               (int)e->root_len, (const char *)e->root, kc_keyidx_describe(&e->ki, d, sizeof d),
-               e->birth, now);
+        char d[2 * KC_KEYIDX_MAX_BYTES + 1] = "";
+        if (info)
+            kc_log(KC_LOG_INFO, LOGGER, "Attempting load of root=%.*s, ki=%s, b=%.17g at %.17g",
+                   (int)e->root_len, (const char *)e->root,
+                   kc_keyidx_describe(&e->ki, d, sizeof d), e->birth, now);
         if (!(now - e->birth < s->max_pgen_age))
             continue;
         root_entry *r = root_get(s, (const char *)e->root, e->root_len);
@@ -915,16 +958,15 @@ kc_status kc_serde_import_pgens(kc_serde *s, const uint8_t *p, size_t n, kc_err 
         pgen *known = root_pgen(r, &e->ki);
         if (known && known->has_gens)
             continue;  /* a live generation is never replaced */
-        pgen *rec = known ? known : sodium_malloc(sizeof *rec);
+        pgen *rec = known ? known : pgen_new(false);
         if (!rec) {
             st = kc_err_set(err, KC_ERR_NOMEM, "oldkeys: out of memory");
             break;
         }
         if (!known) {
-            memset(rec, 0, sizeof *rec);
             rec->ki = e->ki;
             if (root_add_pgen(s, r, rec) != KC_OK) {
-                sodium_free(rec);
+                pgen_free(rec);
                 st = kc_err_set(err, KC_ERR_NOMEM, "oldkeys: out of memory");
                 break;
             }
@@ -950,6 +992,35 @@ void kc_serde_foreach_pgen(kc_serde *s, const char *root, kc_pgen_fn fn, void *c
     for (size_t i = 0; r && i < r->npgens; i++)
         fn(ctx, &r->pgens[i]->ki, r->pgens[i]->secret, r->pgens[i]->birth, r->pgens[i]->has_gens);
     pthread_mutex_unlock(&s->lock);
+}
+
+static int by_seq(const void *a, const void *b)
+{
+    uint64_t x = (*(const pgen *const *)a)->seq, y = (*(const pgen *const *)b)->seq;
+    return x < y ? -1 : x > y;
+}
+
+kc_status kc_serde_find_pgens(kc_serde *s, const char *root, const kc_keyidx *wanted,
+                              size_t nwanted, kc_pgen_fn fn, void *ctx)
+{
+    pgen **hit = malloc((nwanted ? nwanted : 1) * sizeof *hit);
+    if (!hit)
+        return KC_ERR_NOMEM;
+    size_t n = 0;
+    pthread_mutex_lock(&s->lock);
+    root_entry *r = root_find(s, root, strlen(root));
+    for (size_t i = 0; r && i < nwanted; i++) {
+        pgen *p = root_pgen(r, &wanted[i]);
+        if (p)
+            hit[n++] = p;
+    }
+    qsort(hit, n, sizeof *hit, by_seq);
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || hit[i] != hit[i - 1])  /* an index asked twice is sent once */
+            fn(ctx, &hit[i]->ki, hit[i]->secret, hit[i]->birth, hit[i]->has_gens);
+    pthread_mutex_unlock(&s->lock);
+    free(hit);
+    return KC_OK;
 }
 
 void kc_serde_foreach_wait(kc_serde *s, const char *root, kc_ki_fn fn, void *ctx)

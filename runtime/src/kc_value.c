@@ -576,6 +576,19 @@ kc_status kc_value_decode(const uint8_t *text, size_t n, bool iskey, kc_value *o
     kc_value_clear(out);
     if (!kc_utf8_valid(text, n))
         return KC_ERR_INVALID;
+    /* Tried first, unlike upstream, with the same result ("base64#..." is
+     * never a number or a bool): int() and float() would otherwise copy a
+     * value of megabytes (a large oldkeys) before failing. */
+    if (n >= 7 && memcmp(text, "base64#", 7) == 0) {
+        kc_buf b = KC_BUF_INIT;
+        kc_status st = kc_py_b64decode(text + 7, n - 7, &b);
+        if (st == KC_OK)
+            st = kc_value_set_data(out, KC_VALUE_BYTES, b.data, b.len);
+        else if (st == KC_ERR_INVALID)
+            st = KC_OK; /* Python returns None */
+        kc_buf_free(&b);
+        return st;
+    }
     if (kc_py_int(text, n, out))
         return KC_OK;
     double f;
@@ -586,16 +599,6 @@ kc_status kc_value_decode(const uint8_t *text, size_t n, bool iskey, kc_value *o
     if (text_is(text, n, "true") || text_is(text, n, "false")) {
         *out = kc_value_bool(n == 4);
         return KC_OK;
-    }
-    if (n >= 7 && memcmp(text, "base64#", 7) == 0) {
-        kc_buf b = KC_BUF_INIT;
-        kc_status st = kc_py_b64decode(text + 7, n - 7, &b);
-        if (st == KC_OK)
-            st = kc_value_set_data(out, KC_VALUE_BYTES, b.data, b.len);
-        else if (st == KC_ERR_INVALID)
-            st = KC_OK; /* Python returns None */
-        kc_buf_free(&b);
-        return st;
     }
     if (!iskey)
         return kc_value_set_data(out, KC_VALUE_TEXT, text, n);

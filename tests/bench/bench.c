@@ -10,8 +10,8 @@
  *
  * Then (bench_e2e.c) end-to-end throughput through the embedded broker,
  * encrypted against plaintext, and (bench_kx.c) the key-exchange latency
- * between two nodes. `kc-bench [datapath] [e2e] [kx]` runs only the parts
- * named. */
+ * between two nodes, and (bench_oldkeys.c) a node with 100 000 old producer
+ * keys. `kc-bench [datapath] [e2e] [kx] [oldkeys]` runs only the parts named. */
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +40,16 @@ void bench_die(const char *what, const kc_err *err)
 {
     fprintf(stderr, "kc-bench: %s: %s\n", what, err ? err->msg : "failed");
     exit(1);
+}
+
+void bench_remove_node(const char *dir, const char *node)
+{
+    static const char *const suffixes[] = {".config", ".crypto", ".seed"};
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/%s%s", dir, node, suffixes[i]);
+        unlink(path);
+    }
 }
 
 typedef struct bench {
@@ -159,8 +169,8 @@ int main(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "datapath") != 0 && strcmp(argv[i], "e2e") != 0 &&
-            strcmp(argv[i], "kx") != 0) {
-            fprintf(stderr, "usage: kc-bench [datapath] [e2e] [kx]\n");
+            strcmp(argv[i], "kx") != 0 && strcmp(argv[i], "oldkeys") != 0) {
+            fprintf(stderr, "usage: kc-bench [datapath] [e2e] [kx] [oldkeys]\n");
             return 2;
         }
     if (kc_init() != 0)
@@ -226,6 +236,8 @@ int main(int argc, char **argv)
         bench_e2e(b.prod, b.cons, value);
     if (wants(argc, argv, "kx"))
         bench_key_exchange(dir);
+    if (wants(argc, argv, "oldkeys"))
+        bench_oldkeys(dir);
     kc_broker_embedded_stop();
     kc_message_free(b.msg);
     kc_buf_free(&b.out);

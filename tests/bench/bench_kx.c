@@ -114,14 +114,8 @@ void bench_key_exchange(const char *dir)
     printf("bench key_exchange trials=%d first_ms=%.0f median_ms=%.0f max_ms=%.0f\n", KX_TRIALS,
            first, ms[KX_TRIALS / 2], ms[KX_TRIALS - 1]);
     fflush(stdout);
-    const char *suffixes[] = {".config", ".crypto", ".seed"};
-    const char *nodes[] = {"kxprod", "kxcons"};
-    for (int i = 0; i < 2; i++)
-        for (int j = 0; j < 3; j++) {
-            char path[512];
-            snprintf(path, sizeof path, "%s/%s%s", dir, nodes[i], suffixes[j]);
-            unlink(path);
-        }
+    bench_remove_node(dir, "kxprod");
+    bench_remove_node(dir, "kxcons");
     free(pcfg);
     free(ccfg);
 }

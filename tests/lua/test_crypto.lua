@@ -103,6 +103,11 @@ function TestCrypto:test_keys_and_keysets_travel_sealed()
   -- same key: same MAC
   lu.assertEquals(crypto.blake2b("m", 32, reopened), crypto.blake2b("m", 32, inner))
   lu.assertNotEquals(crypto.blake2b("m", 32, crypto.key()), crypto.blake2b("m", 32, inner))
+  -- an opened key is released like any other (wipe, then the collector)
+  reopened:wipe()
+  reopened = crypto.open_key(k, crypto.seal_key(k, inner))
+  reopened = nil
+  collectgarbage()
   local ks = crypto.keyset { 5, ("i"):rep(32), -3 }
   lu.assertEquals(#ks, 3)
   lu.assertEquals(ks:indices(), { 5, ("i"):rep(32), -3 })

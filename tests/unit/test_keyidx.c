@@ -143,12 +143,54 @@ static void test_map(void **state)
     kc_kimap_free(&m);
 }
 
+static bool keep_odd(void *ctx, void *value)
+{
+    ++*(int *)ctx;
+    return *(const int *)value % 2 == 1;
+}
+
+static void test_map_filter(void **state)
+{
+    (void)state;
+    kc_kimap m;
+    kc_kimap_init(&m);
+    static int v[2000];
+    kc_keyidx k[2000];
+    for (int i = 0; i < 2000; i++) {
+        v[i] = i;
+        kc_keyidx_from_int(&k[i], i);
+        assert_int_equal(kc_kimap_put(&m, &k[i], &v[i]), KC_OK);
+    }
+    int calls = 0;
+    kc_kimap_filter(&m, keep_odd, &calls);
+    assert_int_equal(calls, 2000);
+    assert_int_equal(kc_kimap_count(&m), 1000);
+    for (int i = 0; i < 2000; i++)
+        if (i % 2)
+            assert_ptr_equal(kc_kimap_get(&m, &k[i]), &v[i]);
+        else
+            assert_null(kc_kimap_get(&m, &k[i]));
+    /* Insertion order survives, and the map keeps working. */
+    size_t pos = 0;
+    const kc_kimap_entry *e;
+    int expect = 1;
+    while (kc_kimap_next(&m, &pos, &e)) {
+        assert_ptr_equal(e->value, &v[expect]);
+        expect += 2;
+    }
+    assert_int_equal(expect, 2001);
+    assert_int_equal(kc_kimap_put(&m, &k[0], &v[0]), KC_OK);
+    assert_ptr_equal(kc_kimap_get(&m, &k[0]), &v[0]);
+    kc_kimap_free(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_equality),
         cmocka_unit_test(test_pack_smallest),
         cmocka_unit_test(test_map),
+        cmocka_unit_test(test_map_filter),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

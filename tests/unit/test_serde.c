@@ -16,6 +16,7 @@
 #include "kc_keyidx.h"
 #include "kc_log.h"
 #include "kc_message.h"
+#include "kc_mp.h"
 #include "kc_ratchet.h"
 #include "kc_serde.h"
 #include "kc_test.h"
@@ -631,14 +632,21 @@ static void test_key_reuse_guard_logs(void **state)
     assert_int_equal(ncritical, 1);
 }
 
+/* A producer whose records expire after 100 s. */
+static kc_serde *producer_keeping_100s(hooks *h, kc_ratchet *r)
+{
+    kc_serde_config c = config(h, r);
+    c.max_pgen_age = 100;
+    kc_serde *prod;
+    assert_int_equal(kc_serde_new(&c, &prod, NULL), KC_OK);
+    return prod;
+}
+
 static void test_ratchet_step_and_pruning(void **state)
 {
     hooks h = {.clock = 5000};
     kc_ratchet *r = open_seed();
-    kc_serde_config c = config(&h, r);
-    c.max_pgen_age = 100;
-    kc_serde *prod;
-    assert_int_equal(kc_serde_new(&c, &prod, NULL), KC_OK);
+    kc_serde *prod = producer_keeping_100s(&h, r);
     kc_buf w = KC_BUF_INIT;
     kc_keyidx k1, k2;
     assert_int_equal(kc_serde_serialize(prod, KC_KIND_VALUE, "s", (const uint8_t *)"x", 1, &w, NULL), KC_OK);
@@ -657,6 +665,94 @@ static void test_ratchet_step_and_pruning(void **state)
     records = 0;
     kc_serde_foreach_pgen(prod, "s", count_records, &records);
     assert_int_equal(records, 11);
+    kc_buf_free(&w);
+    kc_serde_free(prod);
+    kc_ratchet_close(r);
+}
+
+/* What a key request is answered with: the records asked for, found by
+ * index, each once, in creation order; nothing for other indices or roots;
+ * nothing once pruned. */
+typedef struct found {
+    int n;
+    kc_keyidx ki[8];
+    bool can_encrypt[8];
+    uint8_t first_byte[8];
+} found;
+
+static void note_found(void *c, const kc_keyidx *ki, const uint8_t s[32], double b, bool e)
+{
+    found *f = c;
+    f->ki[f->n] = *ki;
+    f->can_encrypt[f->n] = e;
+    f->first_byte[f->n++] = s[0];
+}
+
+static void test_find_pgens_answers_requests_by_index(void **state)
+{
+    hooks h = {.clock = 5000};
+    kc_ratchet *r = open_seed();
+    kc_serde *prod = producer_keeping_100s(&h, r);
+    /* {"pgens": [["s", 7, 32 x 0x07, 4950.0], ["s", 3, ..., 4990.0], ["s", 5, ..., 4999.0]]} */
+    kc_mp_out mo;
+    kc_mp_out_init(&mo);
+    msgpack_pack_map(&mo.pk, 1);
+    kc_mp_pack_text(&mo.pk, "pgens");
+    msgpack_pack_array(&mo.pk, 3);
+    static const int kis[] = {7, 3, 5};
+    static const double births[] = {4950, 4990, 4999};
+    for (int i = 0; i < 3; i++) {
+        uint8_t secret[32];
+        memset(secret, kis[i], sizeof secret);
+        msgpack_pack_array(&mo.pk, 4);
+        kc_mp_pack_text(&mo.pk, "s");
+        msgpack_pack_int(&mo.pk, kis[i]);
+        kc_mp_pack_bin(&mo.pk, secret, sizeof secret);
+        msgpack_pack_double(&mo.pk, births[i]);
+    }
+    assert_int_equal(kc_serde_import_pgens(prod, mo.buf.data, mo.buf.len, NULL), KC_OK);
+    kc_mp_out_free(&mo);
+    kc_buf w = KC_BUF_INIT;
+    assert_int_equal(kc_serde_serialize(prod, KC_KIND_VALUE, "s", (const uint8_t *)"x", 1, &w,
+                                        NULL), KC_OK);
+    kc_keyidx live;
+    assert_int_equal(kc_serde_producer_state(prod, "s", KC_KIND_VALUE, &live, NULL), KC_OK);
+
+    kc_keyidx wanted[6];
+    kc_keyidx_from_int(&wanted[0], 5);
+    kc_keyidx_from_int(&wanted[1], 99);  /* never made */
+    wanted[2] = live;
+    kc_keyidx_from_int(&wanted[3], 7);
+    kc_keyidx_from_int(&wanted[4], 5);   /* asked twice */
+    kc_keyidx_from_bytes(&wanted[5], (const uint8_t *)"\x03", 1);  /* bytes never equal an int */
+    found f = {0};
+    assert_int_equal(kc_serde_find_pgens(prod, "s", wanted, 6, note_found, &f), KC_OK);
+    assert_int_equal(f.n, 3);
+    assert_true(kc_keyidx_equal(&f.ki[0], &wanted[3]));  /* 7 */
+    assert_true(kc_keyidx_equal(&f.ki[1], &wanted[0]));  /* 5 */
+    assert_true(kc_keyidx_equal(&f.ki[2], &live));
+    assert_int_equal(f.first_byte[0], 7);
+    assert_int_equal(f.first_byte[1], 5);
+    assert_false(f.can_encrypt[0]);
+    assert_false(f.can_encrypt[1]);
+    assert_true(f.can_encrypt[2]);
+    found none = {0};
+    assert_int_equal(kc_serde_find_pgens(prod, "other", wanted, 6, note_found, &none), KC_OK);
+    assert_int_equal(kc_serde_find_pgens(prod, "s", wanted, 0, note_found, &none), KC_OK);
+    assert_int_equal(none.n, 0);
+
+    /* At 5060 only 7 (born 4950) is more than 100 s old. */
+    h.clock = 5060;
+    assert_int_equal(kc_serde_ratchet_step(prod, NULL), KC_OK);
+    found after = {0};
+    assert_int_equal(kc_serde_find_pgens(prod, "s", wanted, 6, note_found, &after), KC_OK);
+    assert_int_equal(after.n, 2);
+    assert_true(kc_keyidx_equal(&after.ki[0], &wanted[0]));
+    assert_true(kc_keyidx_equal(&after.ki[1], &live));
+    kc_keyidx three;
+    kc_keyidx_from_int(&three, 3);
+    assert_int_equal(kc_serde_find_pgens(prod, "s", &three, 1, note_found, &after), KC_OK);
+    assert_int_equal(after.n, 3);
     kc_buf_free(&w);
     kc_serde_free(prod);
     kc_ratchet_close(r);
@@ -939,6 +1035,7 @@ int main(void)
         T(test_restart_gives_a_new_index),
         T(test_key_reuse_guard_logs),
         T(test_ratchet_step_and_pruning),
+        T(test_find_pgens_answers_requests_by_index),
         T(test_failed_step_changes_nothing),
         T(test_oldkeys_format),
         T(test_oldkeys_validation),

@@ -16,6 +16,7 @@
 #include "kc_lua.h"
 #include "kc_mp.h"
 #include "kc_node.h"
+#include "kc_secmem.h"
 
 static const char SIGNING_KEY[] = "kafkacrypto.crypto.signing_key";
 static const char X25519[] = "kafkacrypto.crypto.x25519";
@@ -47,12 +48,12 @@ typedef struct identity {
 } identity;
 
 typedef struct x25519 {
-    uint8_t *sk;          /* sodium_malloc'd; NULL once wiped */
+    uint8_t *sk;          /* in kc_secmem; NULL once wiped */
     uint8_t pk[crypto_scalarmult_BYTES];
 } x25519;
 
 typedef struct key {
-    uint8_t *k;           /* sodium_malloc'd KEY_BYTES; NULL once wiped */
+    uint8_t *k;           /* KEY_BYTES in kc_secmem; NULL once wiped */
 } key;
 
 typedef struct keyset {
@@ -165,11 +166,13 @@ static void *new_handle(lua_State *L, const char *tname, size_t size)
     return p;
 }
 
-/* A key handle with fresh sodium_malloc'd storage (raises on no memory). */
+/* A key handle with fresh storage in kc_secmem, which (unlike a
+ * sodium_malloc each) stays within a few mappings however many handles a
+ * script holds before they are collected (raises on no memory). */
 static key *new_key(lua_State *L)
 {
     key *k = new_handle(L, KEY, sizeof *k);
-    if (!(k->k = sodium_malloc(KEY_BYTES)))
+    if (!(k->k = kc_secmem_alloc(KEY_BYTES)))
         kc_lua_errorf(L, "crypto: out of memory for a key");
     return k;
 }
@@ -337,7 +340,7 @@ static int l_verify(lua_State *L)
 static int l_x25519(lua_State *L)
 {
     x25519 *x = new_handle(L, X25519, sizeof *x);
-    if (!(x->sk = sodium_malloc(crypto_scalarmult_SCALARBYTES)))
+    if (!(x->sk = kc_secmem_alloc(crypto_scalarmult_SCALARBYTES)))
         return kc_lua_errorf(L, "crypto.x25519: out of memory");
     randombytes_buf(x->sk, crypto_scalarmult_SCALARBYTES);
     crypto_scalarmult_base(x->pk, x->sk);
@@ -366,8 +369,7 @@ static int l_x_shared(lua_State *L)
 static int l_x_wipe(lua_State *L)
 {
     x25519 *x = check_handle(L, 1, X25519, "x25519:wipe", "self", "an x25519 handle");
-    if (x->sk)
-        sodium_free(x->sk);
+    kc_secmem_free(x->sk);
     x->sk = NULL;
     return 0;
 }
@@ -418,8 +420,7 @@ static int l_key_derive(lua_State *L)
 static int l_key_wipe(lua_State *L)
 {
     key *k = check_handle(L, 1, KEY, "key:wipe", "self", "a key handle");
-    if (k->k)
-        sodium_free(k->k);
+    kc_secmem_free(k->k);
     k->k = NULL;
     return 0;
 }
@@ -544,7 +545,7 @@ static int l_open_key(lua_State *L)
     key *k = check_key(L, 1, "open_key", "key");
     size_t cn, n;
     const uint8_t *c = check_bytes(L, 2, "open_key", "sealed", &cn);
-    key *o = new_handle(L, KEY, sizeof *o); /* first: nothing may raise once plain is held */
+    key *o = new_key(L); /* first: nothing may raise once plain is held */
     uint8_t *plain;
     if (!open_sealed(k, BOX_KEYS, c, cn, &plain, &n))
         return push_open_failure(L, cn);
@@ -554,7 +555,8 @@ static int l_open_key(lua_State *L)
         lua_pushfstring(L, "sealed data holds %d bytes, not a %d-byte key", (int)n, KEY_BYTES);
         return 2;
     }
-    o->k = plain;
+    memcpy(o->k, plain, KEY_BYTES);
+    sodium_free(plain); /* wipes */
     return 1;
 }
 
@@ -1058,8 +1060,7 @@ static int l_equal(lua_State *L)
 static int l_x_gc(lua_State *L)
 {
     x25519 *x = lua_touserdata(L, 1);
-    if (x->sk)
-        sodium_free(x->sk);
+    kc_secmem_free(x->sk);
     x->sk = NULL;
     return 0;
 }
@@ -1067,8 +1068,7 @@ static int l_x_gc(lua_State *L)
 static int l_key_gc(lua_State *L)
 {
     key *k = lua_touserdata(L, 1);
-    if (k->k)
-        sodium_free(k->k);
+    kc_secmem_free(k->k);
     k->k = NULL;
     return 0;
 }

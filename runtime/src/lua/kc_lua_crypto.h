@@ -3,7 +3,7 @@
  * the Lua API).
  *
  * Lua composes operations; C keeps every secret. Secrets live behind
- * handles (full userdata whose secret bytes are in sodium_malloc'd memory,
+ * handles (full userdata whose secret bytes are in kc_secmem's locked pool,
  * wiped by :wipe() or the garbage collector); no function returns them and
  * a handle's tostring shows only public facts. Kinds of handle:
  *   signing key   one of a node's signing keys (sign, public key)
