@@ -296,10 +296,15 @@ static void test_full_state_collects_in_time(void **state)
                                  "         churn = function() while true do local x = { 1 } end end }\n");
     lua_State *L = kc_sandbox_state(s);
     kc_err err = {0};
-    /* 500 000 strings, in calls small enough to fit the budget on a loaded machine */
+    /* 500 000 strings: set-up, not what is measured, so a call that a
+     * loaded machine stretches past the budget is simply made again */
     for (int i = 0; i < 100; i++) {
-        lua_pushinteger(L, 5000 * i + 1);
-        if (kc_sandbox_call(s, "fill", 1, 0, &err) != KC_OK)
+        kc_status st = KC_ERR_DENIED;
+        for (int tries = 0; st != KC_OK && tries < 20; tries++) {
+            lua_pushinteger(L, 5000 * i + 1);
+            st = kc_sandbox_call(s, "fill", 1, 0, &err);
+        }
+        if (st != KC_OK)
             fail_msg("fill: %s", err.msg);
     }
     assert_true(kc_sandbox_memory(s) > (20u << 20));
