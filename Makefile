@@ -24,7 +24,7 @@ FUZZ_SECONDS ?= 300
 DEB_PACKAGES := gcc make pkg-config clang libclang-rt-14-dev \
     libsodium-dev librdkafka-dev libluajit-5.1-dev luajit libconfig-dev \
     libmsgpack-dev lua-cjson libpcre2-dev libcmocka-dev lua-unit \
-    libjansson-dev valgrind
+    libjansson-dev valgrind strace
 
 PKGS = libsodium rdkafka luajit libconfig libpcre2-8
 # Recursive (=) so that pkg-config runs after `deps` has installed things.
