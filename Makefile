@@ -5,6 +5,7 @@
 #   make vectors  [VECTORS=DIR]  upstream interop vectors
 #   make bench    throughput against the raw crypto bound
 #   make fuzz     longer libFuzzer runs (FUZZ_SECONDS per target)
+#   make soak     long runs: tests/soak/soak_*.sh (500 kills, floods)
 #
 # Sources are discovered by directory, so adding a file needs no edit here:
 #   runtime/src/*.c      the library          runtime/host/*.c   the binary
@@ -51,14 +52,14 @@ UNIT_NAMES := $(patsubst tests/unit/%.c,%,$(UNIT_SRCS))
 FUZZ_NAMES := $(patsubst tests/fuzz/%.c,%,$(FUZZ_SRCS))
 
 .PHONY: all deps run test check unit unit-asan vectors vectors-asan bench \
-        fuzz fuzz-smoke lua-test integration clean help
+        fuzz fuzz-smoke lua-test integration soak clean help
 .DEFAULT_GOAL := all
 .SECONDARY:
 
 all: $(BUILD)/libkafkacrypto.a $(BUILD)/libkafkacrypto.so $(BUILD)/kafkacrypto
 
 help:
-	@sed -n '3,8p' Makefile
+	@sed -n '3,9p' Makefile
 
 # ---- Debian packages ---------------------------------------------------------
 deps:
@@ -194,6 +195,14 @@ integration: $(BUILD)/kafkacrypto
 	    [ -e "$$t" ] || continue; found=1; echo "== $$t"; \
 	    KC_BIN=$(CURDIR)/$(BUILD)/kafkacrypto KC_SOURCE_DIR=$(CURDIR) sh "$$t"; done; \
 	[ $$found = 1 ] || echo "integration: no integration tests yet"
+
+# Long runs, not part of `make test`: every tests/soak/soak_*.sh (e.g. 500
+# kills of a producer, floods of made-up key indices).
+soak: $(BUILD)/kafkacrypto
+	@set -e; found=0; for t in tests/soak/soak_*.sh; do \
+	    [ -e "$$t" ] || continue; found=1; echo "== $$t"; \
+	    KC_BIN=$(CURDIR)/$(BUILD)/kafkacrypto KC_SOURCE_DIR=$(CURDIR) sh "$$t"; done; \
+	[ $$found = 1 ] || echo "soak: no soak tests"
 
 # ---- benchmark --------------------------------------------------------------------------
 $(BUILD)/kc-bench: $(BENCH_SRCS) $(wildcard tests/bench/*.h) $(BUILD)/libkafkacrypto.a $(HEADERS)
