@@ -56,9 +56,12 @@ check_run() {
 }
 
 for delay in $(cat delays); do
+    # emptied here, not by the child's redirection: a kill can come before
+    # the child opens it, and the last run's lines must not count twice
+    : >run.out
     "$K" --set tunables.crypto_ratchet_interval=0.1 --set tunables.mgmt_poll_interval=20 \
         --set tunables.mgmt_flush_time=0.02 run "$PRODUCER" kl.config "$BROKER" \
-        >run.out 2>run.err &
+        >>run.out 2>run.err &
     pid=$!
     sleep "$delay"
     kill -KILL "$pid" 2>/dev/null || true
@@ -77,11 +80,15 @@ for delay in $(cat delays); do
     cat new.txt >>handed.txt
     leftovers >>pending.txt
     LEFTOVERS_SEEN=$((LEFTOVERS_SEEN + $(leftovers | wc -l)))
+    [ -z "${KC_KEEP:-}" ] || cp run.out "run$KILLED.out"
     [ "$CORRUPT$REUSED$LOST$LEFT" = 0000 ] || break
 done
+# KC_KEEP=DIR: a failed loop's node directory and runs, for a post-mortem
+[ -z "${KC_KEEP:-}" ] || [ "$CORRUPT$REUSED$LOST$LEFT" = 0000 ] || cp -a . "$KC_KEEP"
 
 # a last open, left to finish opening: it sees everything
-"$K" run "$PRODUCER" kl.config "$BROKER" >run.out 2>run.err &
+: >run.out
+"$K" run "$PRODUCER" kl.config "$BROKER" >>run.out 2>run.err &
 pid=$!
 wait_for 30 grep -q '^open$' run.out || { CORRUPT=$((CORRUPT + 1)); echo "final open: $(tail -3 run.err)" >&2; }
 kill -KILL "$pid" 2>/dev/null || true
