@@ -20,20 +20,7 @@
 #include "kc_file.h"
 #include "kc_test.h"
 
-static char *dir;
-
-static int setup(void **state)
-{
-    dir = tc_tmpdir();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    tc_rmtree(dir);
-    free(dir);
-    return 0;
-}
+static const char *dir; /* this test's, from tc_setup_tmpdir */
 
 static double now_s(void)
 {
@@ -61,6 +48,7 @@ static void assert_content(const char *path, const char *text)
  * entry point, with the same words. */
 static void test_not_regular(void **state)
 {
+    dir = *state;
     char *fifo = tc_path(dir, "node.config"), *sub = tc_path(dir, "sub.crypto");
     assert_int_equal(mkfifo(fifo, 0600), 0);
     assert_int_equal(mkdir(sub, 0700), 0);
@@ -89,6 +77,7 @@ static void test_not_regular(void **state)
 
 static void test_replace_and_create(void **state)
 {
+    dir = *state;
     char *path = tc_path(dir, "node.crypto");
     kc_err err = {0};
     mode_t old = umask(0);
@@ -122,6 +111,7 @@ static void test_replace_and_create(void **state)
  * holder replaces it with the lock carried over to the new file. */
 static void test_locking(void **state)
 {
+    dir = *state;
     char *path = tc_path(dir, "node.seed");
     kc_err err = {0};
     int fd;
@@ -160,6 +150,7 @@ static int count_entries(void)
  * a live writer holds locked stays, and so do names that are not ours. */
 static void test_stale_temps(void **state)
 {
+    dir = *state;
     char *path = tc_path(dir, "node.crypto");
     kc_err err = {0};
     assert_int_equal(kc_file_replace(path, (const uint8_t *)"k", 1, 0600, &err), KC_OK);
@@ -206,10 +197,10 @@ static void test_stale_temps(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_not_regular, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_replace_and_create, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_locking, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stale_temps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_regular, tc_setup_tmpdir, tc_teardown_tmpdir),
+        cmocka_unit_test_setup_teardown(test_replace_and_create, tc_setup_tmpdir, tc_teardown_tmpdir),
+        cmocka_unit_test_setup_teardown(test_locking, tc_setup_tmpdir, tc_teardown_tmpdir),
+        cmocka_unit_test_setup_teardown(test_stale_temps, tc_setup_tmpdir, tc_teardown_tmpdir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
