@@ -5,6 +5,7 @@
 #   make vectors  [VECTORS=DIR]  upstream interop vectors
 #   make bench    throughput against the raw crypto bound; a node with 100 000 old keys
 #   make fuzz     longer libFuzzer runs (FUZZ_SECONDS per target)
+#   make soak     long runs: tests/soak/soak_*.sh (500 kills, floods)
 #
 # Sources are discovered by directory, so adding a file needs no edit here:
 #   runtime/src/*.c      the library          runtime/host/*.c   the binary
@@ -24,7 +25,7 @@ FUZZ_SECONDS ?= 300
 DEB_PACKAGES := gcc make pkg-config clang libclang-rt-14-dev \
     libsodium-dev librdkafka-dev libluajit-5.1-dev luajit libconfig-dev \
     libmsgpack-dev lua-cjson libpcre2-dev libcmocka-dev lua-unit \
-    libjansson-dev valgrind libp11-kit-dev softhsm2 opensc
+    libjansson-dev valgrind libp11-kit-dev softhsm2 opensc strace
 
 # The core (runtime/src) never sees Lua; runtime/src/lua hosts it.
 CORE_PKGS = libsodium rdkafka libconfig libpcre2-8 p11-kit-1
@@ -67,14 +68,14 @@ CORE_UNIT_NAMES := $(filter-out $(LUA_UNIT_NAMES),$(UNIT_NAMES))
 FUZZ_NAMES := $(patsubst tests/fuzz/%.c,%,$(FUZZ_SRCS))
 
 .PHONY: all deps run test check unit unit-asan vectors vectors-asan bench \
-        fuzz fuzz-smoke lua-test integration api-test install clean help
+        fuzz fuzz-smoke lua-test integration api-test install soak clean help
 .DEFAULT_GOAL := all
 .SECONDARY:
 
 all: $(BUILD)/libkafkacrypto.a $(BUILD)/libkafkacrypto.so $(BUILD)/kafkacrypto
 
 help:
-	@sed -n '3,8p' Makefile
+	@sed -n '3,9p' Makefile
 
 # ---- Debian packages ---------------------------------------------------------
 deps:
@@ -280,6 +281,14 @@ integration: $(BUILD)/kafkacrypto $(P11_SHIM)
 	    [ -e "$$t" ] || continue; found=1; echo "== $$t"; \
 	    KC_BIN=$(CURDIR)/$(BUILD)/kafkacrypto $(TEST_ENV) sh "$$t"; done; \
 	[ $$found = 1 ] || echo "integration: no integration tests yet"
+
+# Long runs, not part of `make test`: every tests/soak/soak_*.sh (e.g. 500
+# kills of a producer, floods of made-up key indices).
+soak: $(BUILD)/kafkacrypto
+	@set -e; found=0; for t in tests/soak/soak_*.sh; do \
+	    [ -e "$$t" ] || continue; found=1; echo "== $$t"; \
+	    KC_BIN=$(CURDIR)/$(BUILD)/kafkacrypto KC_SOURCE_DIR=$(CURDIR) sh "$$t"; done; \
+	[ $$found = 1 ] || echo "soak: no soak tests"
 
 # ---- benchmark --------------------------------------------------------------------------
 $(BUILD)/bench/%.o: tests/bench/%.c

@@ -98,10 +98,9 @@ if #rest == 0 then
 end
 
 local path = rest[1]
-local f = io.open(path, "rb")
-if not f then t:usage_error("%s: no such file", path) end
-f:close()
+-- (no io.open check first: opening a FIFO for reading would wait for ever)
 local ok, kcs = pcall(kafkacrypto.store, path)
+if not ok and tostring(kcs):find("No such file", 1, true) then t:usage_error("%s: no such file", path) end
 if not ok then t:fail("%s", kcs) end
 local node_id = kcs:node_id()
 print(("Node %s (%s)"):format(node_id, path))

@@ -74,7 +74,9 @@ kafkacrypto.is_message = core.is_message
 -- kafkacrypto.new{ node_id = ..., config = ..., producer = ..., consumer = ... }
 -- is the same. Methods: :key_serializer(), :value_serializer(),
 -- :key_deserializer(), :value_deserializer()  (getKeySerializer, ...),
--- :node_id(), :stats(), :close().
+-- :node_id(), :stats(), :close(), and :producer_keys() -> {{root=, key_index=}, ...}:
+-- the producer keys the node holds and serves (earlier runs' from oldkeys
+-- included; key_index is hex for long indices), never their secrets.
 local function options_of(client)
   if type(client) == "table" and client._options then return client._options end
   return client

@@ -1,10 +1,12 @@
 #include "kc_cryptokey_file.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kc_file.h"
 #include "kc_hex.h"
@@ -160,6 +162,7 @@ typedef struct span {
 typedef struct loader {
     const char *what;  /* "file <path>" or the caller's name, for messages */
     const char *path;  /* NULL when loading from memory: nothing is written */
+    int *fd;           /* path's descriptor, locked by us */
     kc_mp_doc doc;
     int format;        /* 0 = unversioned [ssk, ek], 1 or 2 */
     span *top;         /* the root's elements */
@@ -354,7 +357,7 @@ static kc_status rewrite(const loader *ld, const kc_key *added, size_t nadded, k
     if (st != KC_OK)
         st = kc_err_set(err, st, "%s: out of memory", ld->what);
     else
-        st = kc_file_replace(ld->path, b.data, b.len, 0600, err);
+        st = kc_file_replace_locked(ld->path, b.data, b.len, ld->fd, err);
     kc_buf_free(&b);
     return st;
 }
@@ -565,11 +568,14 @@ static void enable_keytypes(ck_file *f, const int *want, size_t nwant)
     f->nspk = j;
 }
 
+/* path and fd: the file, open and locked, that a rewrite replaces (NULL:
+ * nothing is written). */
 static kc_status load(kc_cryptokey **out, const uint8_t *data, size_t n, const char *what,
-                      const char *path, const int *keytypes, size_t n_keytypes, kc_err *err)
+                      const char *path, int *fd, const int *keytypes, size_t n_keytypes,
+                      kc_err *err)
 {
     *out = NULL;
-    loader ld = {.what = what, .path = path};
+    loader ld = {.what = what, .path = path, .fd = fd};
     int *want = NULL;
     size_t nwant = 0;
     ck_file *f = calloc(1, sizeof *f);
@@ -643,7 +649,8 @@ kc_status kc_cryptokey_open_bytes(kc_cryptokey **out, const uint8_t *p, size_t n
         return kc_err_set(err, KC_ERR_INVALID, "cryptokey: no data");
     if (kc_init() != 0)  /* sodium_malloc needs it */
         return kc_err_set(err, KC_ERR_CRYPTO, "cryptokey: libsodium failed to start");
-    return load(out, p, n, name ? name : "cryptokey data", NULL, keytypes, n_keytypes, err);
+    return load(out, p, n, name ? name : "cryptokey data", NULL, NULL, keytypes, n_keytypes,
+                err);
 }
 
 /* mp([2, [], bin(random32), false, [5, 2, 1]]): what upstream writes, so the
@@ -669,11 +676,11 @@ static kc_status create_file(const char *path, kc_err *err)
     if (st != KC_OK)
         st = kc_err_set(err, st, "file %s: out of memory", path);
     else
-        st = kc_file_replace(path, o.buf.data, o.buf.len, 0600, err);
+        st = kc_file_create(path, o.buf.data, o.buf.len, 0600, NULL, err);
     kc_mp_out_free(&o);
     if (st == KC_OK)
         kc_log(KC_LOG_WARNING, LOGGER, "  CryptoKey Initialized.");
-    return st;
+    return st == KC_ERR_STATE ? KC_OK : st; /* created meanwhile by someone else: theirs */
 }
 
 kc_status kc_cryptokey_open(kc_cryptokey **out, const char *path, const int *keytypes,
@@ -689,19 +696,30 @@ kc_status kc_cryptokey_open(kc_cryptokey **out, const char *path, const int *key
     kc_status st = KC_OK;
     if (!kc_file_exists(path) && (st = create_file(path, err)) != KC_OK)
         return st;
+    /* Read and (when it needs upgrading or new keys) rewritten under its
+     * lock, which also clears temporary files a killed rewrite left. A file
+     * we may only read is loaded as it is. */
+    int fd = -1;
     kc_buf data = KC_BUF_INIT;
-    if ((st = kc_file_read(path, MAX_FILE_BYTES, &data, err)) != KC_OK) {
+    st = kc_file_open_locked(path, KC_FILE_LOCK_WAIT, &fd, err);
+    if (st == KC_ERR_IO && (errno == EACCES || errno == EROFS))
+        st = kc_file_read(path, MAX_FILE_BYTES, &data, err);
+    else if (st == KC_OK)
+        st = kc_file_read_fd(fd, path, MAX_FILE_BYTES, &data, err);
+    if (st != KC_OK) {
+        if (fd >= 0)
+            close(fd);
         kc_buf_free(&data);
         return st;
     }
     size_t wl = strlen(path) + 6;
     char *what = malloc(wl);
-    if (!what) {
-        kc_buf_free(&data);
-        return kc_err_set(err, KC_ERR_NOMEM, "file %s: out of memory", path);
-    }
-    snprintf(what, wl, "file %s", path);
-    st = load(out, data.data, data.len, what, path, keytypes, n_keytypes, err);
+    if (what)
+        snprintf(what, wl, "file %s", path);
+    st = !what ? kc_err_set(err, KC_ERR_NOMEM, "file %s: out of memory", path) : load(out, data.data, data.len, what, fd >= 0 ? path : NULL, &fd, keytypes, n_keytypes,
+              err);
+    if (fd >= 0)
+        close(fd);
     free(what);
     kc_buf_free(&data);
     return st;

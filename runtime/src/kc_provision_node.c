@@ -63,9 +63,9 @@ static kc_status write_seed(const char *path, kc_err *err)
     sodium_memzero(rb, sizeof rb);
     kc_status st = kc_mp_out_status(&mo);
     if (st == KC_OK)
-        st = kc_file_replace(path, mo.buf.data, mo.buf.len, 0600, err);
+        st = kc_file_create(path, mo.buf.data, mo.buf.len, 0600, NULL, err);
     kc_mp_out_free(&mo);
-    return st;
+    return st == KC_ERR_STATE ? KC_OK : st; /* appeared meanwhile: kept */
 }
 
 /* Text as the config file must hold it: its values are '%'-interpolated

@@ -1,7 +1,6 @@
 /* The file backend of the ratchet: upstream's `.seed` file (see kc_ratchet.h
  * for the format, the update rule and why it is crash-safe). */
 #include <errno.h>
-#include <fcntl.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,87 +23,13 @@ typedef struct file_ratchet {
     kc_keygen *gen;   /* sodium_malloc'd; keyed with the current secret */
 } file_ratchet;
 
-/* ---- locking -------------------------------------------------------------- */
+/* kc_file does the locking and the atomic replacing (see kc_file.h). */
 
-/* A whole-file write lock of the fcntl family, so that it also excludes
- * lockf()/F_SETLK users. Open-file-description locks additionally conflict
- * between two opens inside one process and are not dropped when some other
- * descriptor of the file is closed. */
-static int lock_fd(int fd)
+static kc_status lock_busy(const char *path, kc_err *err)
 {
-    struct flock fl;
-    memset(&fl, 0, sizeof fl);
-    fl.l_type = F_WRLCK;
-    fl.l_whence = SEEK_SET;
-#ifdef F_OFD_SETLK
-    if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
-        return 0;
-    if (errno != EINVAL)
-        return -1;
-#endif
-    return fcntl(fd, F_SETLK, &fl);
-}
-
-static kc_status lock_error(const char *path, kc_err *err)
-{
-    if (errno == EAGAIN || errno == EACCES)
-        return kc_err_set(err, KC_ERR_BUSY,
-                          "file %s: locked by another ratchet (a seed file must have one "
-                          "user, or two producers would reuse keys)", path);
-    return kc_err_set(err, KC_ERR_IO, "file %s: cannot lock: %s", path, strerror(errno));
-}
-
-/* A new file holding p, written next to `path` and renamed over it (or,
- * with `exclusive`, linked to it only if path does not exist yet). The
- * temporary file is locked before it gets its final name, so no other
- * opener can ever see the new file unlocked. Returns the new descriptor
- * in *fd_out (locked) when fd_out is not NULL. */
-static kc_status write_new_file(const char *path, const uint8_t *p, size_t n, mode_t mode,
-                                bool exclusive, int *fd_out, kc_err *err)
-{
-    size_t tl = strlen(path) + 16;
-    char *tmp = malloc(tl);
-    if (!tmp)
-        return kc_err_set(err, KC_ERR_NOMEM, "file %s: out of memory", path);
-    snprintf(tmp, tl, "%s.new.XXXXXX", path);
-    int fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0) {
-        kc_status st = kc_err_set(err, KC_ERR_IO, "file %s: cannot create %s: %s", path, tmp,
-                                  strerror(errno));
-        free(tmp);
-        return st;
-    }
-    kc_status st = KC_OK;
-    if (fchmod(fd, mode) != 0)
-        st = kc_err_set(err, KC_ERR_IO, "file %s: chmod failed: %s", tmp, strerror(errno));
-    if (st == KC_OK && fd_out && lock_fd(fd) != 0)
-        st = lock_error(tmp, err);
-    if (st == KC_OK)
-        st = kc_file_write_all(fd, p, n, tmp, err);
-    if (st == KC_OK && fsync(fd) != 0)
-        st = kc_err_set(err, KC_ERR_IO, "file %s: fsync failed: %s", tmp, strerror(errno));
-    if (st == KC_OK) {
-        if (exclusive) {
-            if (link(tmp, path) != 0)
-                st = errno == EEXIST ? KC_ERR_BUSY
-                                     : kc_err_set(err, KC_ERR_IO, "file %s: cannot create: %s",
-                                                  path, strerror(errno));
-            unlink(tmp);
-        } else if (rename(tmp, path) != 0) {
-            st = kc_err_set(err, KC_ERR_IO, "file %s: rename failed: %s", path,
-                            strerror(errno));
-        }
-    }
-    if (st != KC_OK)
-        unlink(tmp);
-    else
-        kc_file_sync_dir(path);
-    free(tmp);
-    if (st == KC_OK && fd_out)
-        *fd_out = fd;
-    else
-        close(fd);
-    return st;
+    return kc_err_set(err, KC_ERR_BUSY,
+                      "file %s: locked by another ratchet (a seed file must have one user, or "
+                      "two producers would reuse keys)", path);
 }
 
 /* ---- creation (spec §3.4) ------------------------------------------------- */
@@ -126,9 +51,9 @@ static kc_status create_seed(const char *path, const uint8_t *escrow_pk, kc_err 
         kc_buf_free(&content);
         return kc_err_set(err, st, "file %s: out of memory", path);
     }
-    st = write_new_file(path, content.data, content.len, 0600, true, NULL, err);
+    st = kc_file_create(path, content.data, content.len, 0600, NULL, err);
     kc_buf_free(&content);
-    if (st == KC_ERR_BUSY)  /* someone else created it meanwhile: use theirs */
+    if (st == KC_ERR_STATE)  /* someone else created it meanwhile: use theirs */
         return KC_OK;
     if (st != KC_OK)
         return st;
@@ -190,13 +115,7 @@ static kc_status file_increment(void *self, kc_err *err)
     if (content.len >= (size_t)n) {
         st = kc_file_overwrite(fr->fd, content.data, content.len, fr->path, err);
     } else {
-        int nfd = -1;
-        st = write_new_file(fr->real, content.data, content.len, sb.st_mode & 07777, false,
-                            &nfd, err);
-        if (st == KC_OK) {
-            close(fr->fd);
-            fr->fd = nfd;
-        }
+        st = kc_file_replace_locked(fr->real, content.data, content.len, &fr->fd, err);
     }
     if (st == KC_OK) {
         /* rekey cannot fail: s was checked above. */
@@ -240,33 +159,11 @@ static const kc_ratchet_ops file_ops = {
     .close = file_close,
 };
 
-/* Opens and locks the seed, making sure the locked descriptor is still the
- * file at its path (a rewrite through rename may replace it meanwhile). */
+/* Opens and locks the seed (removing temporary files a killed rewrite left). */
 static kc_status open_locked(file_ratchet *fr, kc_err *err)
 {
-    for (int attempt = 0; attempt < 8; attempt++) {
-        int fd = open(fr->real, O_RDWR | O_CLOEXEC);
-        if (fd < 0)
-            return kc_err_set(err, errno == ENOENT ? KC_ERR_NOTFOUND : KC_ERR_IO,
-                              "file %s: cannot open: %s", fr->path, strerror(errno));
-        if (lock_fd(fd) != 0) {
-            kc_status st = lock_error(fr->path, err);
-            close(fd);
-            return st;
-        }
-        struct stat a, b;
-        if (fstat(fd, &a) == 0 && stat(fr->real, &b) == 0 && a.st_dev == b.st_dev &&
-            a.st_ino == b.st_ino) {
-            if (!S_ISREG(a.st_mode)) {
-                close(fd);
-                return kc_err_set(err, KC_ERR_INVALID, "file %s: not a regular file", fr->path);
-            }
-            fr->fd = fd;
-            return KC_OK;
-        }
-        close(fd);
-    }
-    return kc_err_set(err, KC_ERR_BUSY, "file %s: keeps being replaced while opening", fr->path);
+    kc_status st = kc_file_open_locked(fr->path, 0, &fr->fd, err);
+    return st == KC_ERR_BUSY ? lock_busy(fr->path, err) : st;
 }
 
 kc_status kc_ratchet_open_file(const char *path, const uint8_t *escrow_pk, kc_ratchet **out,

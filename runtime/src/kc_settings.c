@@ -1,11 +1,15 @@
 #include "kc_settings.h"
 
+#include <fcntl.h>
 #include <libconfig.h>
 #include <librdkafka/rdkafka.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "kc_file.h"
 
 const char *const kc_settings_names[] = {
     "broker", "node_config", "node_id", "log_level", "lua_path", "lua_cpath",
@@ -500,9 +504,16 @@ kc_status kc_settings_load(kc_settings *s, const char *path, kc_err *err)
     }
     config_set_include_dir(&cfg, ld.dir);
     kc_status st = KC_OK;
-    FILE *f = fopen(path, "r");
+    int fd = -1;
+    kc_err why = {0};
+    kc_status ost = kc_file_open(path, O_RDONLY, &fd, &why);
+    FILE *f = ost == KC_OK ? fdopen(fd, "r") : NULL;
     if (!f) {
-        st = kc_err_set(err, KC_ERR_NOTFOUND, "settings file %s: cannot open", path);
+        if (fd >= 0)
+            close(fd);
+        st = ost == KC_ERR_INVALID
+                 ? kc_err_set(err, KC_ERR_INVALID, "settings file %s: not a regular file", path)
+                 : kc_err_set(err, KC_ERR_NOTFOUND, "settings file %s: cannot open", path);
     } else if (!config_read(&cfg, f)) {
         const char *file = config_error_file(&cfg);
         st = kc_err_set(err, KC_ERR_INVALID, "%s:%d: %s", file ? file : path,

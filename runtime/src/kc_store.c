@@ -1,10 +1,6 @@
 #include "kc_store.h"
 
-#include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,191 +18,17 @@ static const char *const upstream_ca_files[] = {
     "/usr/lib/ssl/certs/ca-certificates.crt", /* Debian/Ubuntu */
     NULL};
 
-/* ---- locking and atomic files ----------------------------------------------------- */
-
-/* The whole-file exclusive lock of Python's fcntl.lockf(LOCK_EX | LOCK_NB).
- * Open-file-description locks conflict with it and with each other, even
- * within one process, and survive the closing of other descriptors. */
-static int lock_whole_file(int fd)
-{
-    struct flock fl;
-    memset(&fl, 0, sizeof fl);
-    fl.l_type = F_WRLCK;
-    fl.l_whence = SEEK_SET;
-#ifdef F_OFD_SETLK
-    return fcntl(fd, F_OFD_SETLK, &fl);
-#else
-    return fcntl(fd, F_SETLK, &fl);
-#endif
-}
-
-static int sync_fd(int fd)
-{
-#ifdef F_FULLFSYNC
-    if (fcntl(fd, F_FULLFSYNC) == 0)
-        return 0;
-#endif
-    return fsync(fd);
-}
-
-/* A locked, fsync'ed temporary file next to path holding p[0..n). */
-static kc_status write_temp(const char *path, const uint8_t *p, size_t n, mode_t mode,
-                            char **tmp_out, int *fd_out, kc_err *err)
-{
-    size_t len = strlen(path) + 16;
-    char *tmp = malloc(len);
-    if (!tmp)
-        return kc_err_set(err, KC_ERR_NOMEM, "file %s: out of memory", path);
-    snprintf(tmp, len, "%s.tmpXXXXXX", path);
-    int fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0) {
-        kc_status st = kc_err_set(err, KC_ERR_IO, "file %s: cannot create a temporary file: %s",
-                                  path, strerror(errno));
-        free(tmp);
-        return st;
-    }
-    kc_status st = KC_OK;
-    if (lock_whole_file(fd) != 0)
-        st = kc_err_set(err, KC_ERR_IO, "file %s: cannot lock: %s", tmp, strerror(errno));
-    else if (fchmod(fd, mode) != 0)
-        st = kc_err_set(err, KC_ERR_IO, "file %s: chmod failed: %s", tmp, strerror(errno));
-    if (st == KC_OK)
-        st = kc_file_write_all(fd, p, n, tmp, err);
-    if (st == KC_OK && sync_fd(fd) != 0)
-        st = kc_err_set(err, KC_ERR_IO, "file %s: fsync failed: %s", tmp, strerror(errno));
-    if (st != KC_OK) {
-        close(fd);
-        unlink(tmp);
-        free(tmp);
-        return st;
-    }
-    *tmp_out = tmp;
-    *fd_out = fd;
-    return KC_OK;
-}
+/* ---- the locked file ------------------------------------------------------------------ */
+/* kc_file does the locking and atomic replacing (see kc_file.h). */
 
 /* Replaces the store's file with content, keeping the lock throughout: the
  * new file is locked before it takes the old one's name. */
 static kc_status replace_file(kc_store *s, const kc_buf *content, kc_err *err)
 {
-    struct stat sb;
-    if (fstat(s->fd, &sb) != 0)
-        return kc_err_set(err, KC_ERR_IO, "file %s: stat failed: %s", s->path, strerror(errno));
-    char *tmp;
-    int fd;
-    kc_status st = write_temp(s->path, content->data, content->len, sb.st_mode & 07777, &tmp,
-                              &fd, err);
+    kc_status st = kc_file_replace_locked(s->path, content->data, content->len, &s->fd, err);
     if (st != KC_OK)
         return st;
-    if (rename(tmp, s->path) != 0) {
-        st = kc_err_set(err, KC_ERR_IO, "file %s: cannot replace it: %s", s->path,
-                        strerror(errno));
-        close(fd);
-        unlink(tmp);
-        free(tmp);
-        return st;
-    }
-    free(tmp);
-    kc_file_sync_dir(s->path);
-    close(s->fd); /* releases the lock of the old, now unlinked, file */
-    s->fd = fd;
     return kc_buf_set(&s->content, content->data, content->len);
-}
-
-/* Creates path with content only if it does not exist, locked, in one step
- * (a temporary file hard-linked into place), so a new file is never seen
- * half-initialised. KC_ERR_STATE: the file appeared meanwhile. */
-static kc_status create_file(const char *path, const kc_buf *content, int *fd_out, kc_err *err)
-{
-    char *tmp;
-    int fd;
-    kc_status st = write_temp(path, content->data, content->len, 0600, &tmp, &fd, err);
-    if (st != KC_OK)
-        return st;
-    int rc = link(tmp, path), e = errno;
-    unlink(tmp);
-    free(tmp);
-    if (rc == 0) {
-        kc_file_sync_dir(path);
-        *fd_out = fd;
-        return KC_OK;
-    }
-    close(fd);
-    if (e == EEXIST)
-        return KC_ERR_STATE;
-    /* no hard links here: exclusive create, then write under the lock */
-    fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return errno == EEXIST ? KC_ERR_STATE
-                               : kc_err_set(err, KC_ERR_IO, "file %s: cannot create: %s", path,
-                                            strerror(errno));
-    if (lock_whole_file(fd) != 0) {
-        close(fd);
-        return KC_ERR_STATE;
-    }
-    st = kc_file_write_all(fd, content->data, content->len, path, err);
-    if (st == KC_OK && sync_fd(fd) != 0)
-        st = kc_err_set(err, KC_ERR_IO, "file %s: fsync failed: %s", path, strerror(errno));
-    if (st != KC_OK) {
-        close(fd);
-        return st;
-    }
-    kc_file_sync_dir(path);
-    *fd_out = fd;
-    return KC_OK;
-}
-
-static kc_status read_locked(int fd, const char *path, kc_buf *out, kc_err *err)
-{
-    kc_buf_reset(out);
-    for (;;) {
-        if (kc_buf_reserve(out, 65536) != KC_OK)
-            return kc_err_set(err, KC_ERR_NOMEM, "file %s: out of memory", path);
-        ssize_t k = pread(fd, out->data + out->len, out->cap - out->len, (off_t)out->len);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0)
-            return kc_err_set(err, KC_ERR_IO, "file %s: read failed: %s", path, strerror(errno));
-        if (k == 0)
-            return KC_OK;
-        out->len += (size_t)k;
-        if (out->len > KC_STORE_MAX_FILE)
-            return kc_err_set(err, KC_ERR_INVALID, "file %s: larger than %zu bytes", path,
-                              KC_STORE_MAX_FILE);
-    }
-}
-
-/* Removes "<path>.tmpXXXXXX" files that writers killed mid-rewrite left;
- * called with the lock held, so no rewrite of ours is under way. */
-static void remove_stale_temps(const char *path)
-{
-    char *d = strdup(path), *b = strdup(path);
-    DIR *dh = d && b ? opendir(dirname(d)) : NULL;
-    const char *base = b ? basename(b) : "";
-    size_t n = strlen(base);
-    struct dirent *e;
-    while (dh && (e = readdir(dh))) {
-        const char *name = e->d_name;
-        if (strlen(name) != n + 10 || strncmp(name, base, n) != 0 ||
-            strncmp(name + n, ".tmp", 4) != 0)
-            continue;
-        bool ours = true;
-        for (size_t i = n + 4; i < n + 10; i++)
-            ours &= isalnum((unsigned char)name[i]) != 0;
-        if (ours)
-            unlinkat(dirfd(dh), name, 0);
-    }
-    if (dh)
-        closedir(dh);
-    free(d);
-    free(b);
-}
-
-static bool same_file(int fd, const char *path)
-{
-    struct stat a, b;
-    return fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_dev == b.st_dev &&
-           a.st_ino == b.st_ino;
 }
 
 /* ---- names and values --------------------------------------------------------------- */
@@ -381,19 +203,19 @@ static kc_status open_locked(kc_store *s, const char *node_id, const kc_store_op
 {
     *created = false;
     for (int attempt = 0; attempt < 16; attempt++) {
-        int fd = open(s->path, O_RDWR | O_CLOEXEC);
-        if (fd < 0 && errno == ENOENT && node_id) {
+        kc_status st = kc_file_open_locked(s->path, 0, &s->fd, err);
+        if (st == KC_ERR_NOTFOUND && node_id) {
             kc_ini ini;
             kc_ini_init(&ini);
             kc_value id = kc_value_text(node_id), key = kc_value_text("node_id");
-            kc_status st = ini_store(&ini, "DEFAULT", &key, &id, err);
+            st = ini_store(&ini, "DEFAULT", &key, &id, err);
             if (st == KC_OK)
                 st = init_new_file(s, &ini, opts, err);
             kc_buf content = KC_BUF_INIT;
             if (st == KC_OK)
                 st = kc_ini_write(&ini, &content);
             if (st == KC_OK)
-                st = create_file(s->path, &content, &s->fd, err);
+                st = kc_file_create(s->path, content.data, content.len, 0600, &s->fd, err);
             if (st == KC_OK) {
                 kc_log(KC_LOG_WARNING, KC_STORE_LOGGER,
                        "Initializing new CryptoStore file=%s, nodeID=%s.", s->path, node_id);
@@ -419,27 +241,13 @@ static kc_status open_locked(kc_store *s, const char *node_id, const kc_store_op
             return st == KC_ERR_NOMEM ? kc_err_set(err, st, "file %s: out of memory", s->path)
                                       : st;
         }
-        if (fd < 0)
-            return kc_err_set(err, errno == ENOENT ? KC_ERR_NOTFOUND : KC_ERR_IO,
-                              "file %s: cannot open: %s%s", s->path, strerror(errno),
-                              errno == ENOENT ? " (give a node ID to create it)" : "");
-        if (lock_whole_file(fd) != 0) {
-            int e = errno;
-            close(fd);
-            if (e == EAGAIN || e == EACCES)
-                return kc_err_set(err, KC_ERR_BUSY,
-                                  "file %s: locked by another process or store (a kafkacrypto "
-                                  "node, Python or C, already has it open)", s->path);
-            return kc_err_set(err, KC_ERR_IO, "file %s: cannot lock: %s", s->path, strerror(e));
-        }
-        if (same_file(fd, s->path)) {
-            s->fd = fd;
-            remove_stale_temps(s->path);
-            return KC_OK;
-        }
-        close(fd); /* replaced between open and lock: take the new one */
+        if (st == KC_ERR_NOTFOUND)
+            kc_err_set(err, st, "file %s: cannot open: %s (give a node ID to create it)", s->path,
+                       strerror(ENOENT));
+        return st;
     }
-    return kc_err_set(err, KC_ERR_BUSY, "file %s: keeps being replaced while opening", s->path);
+    return kc_err_set(err, KC_ERR_BUSY, "file %s: keeps appearing and disappearing while opening",
+                      s->path);
 }
 
 /* The node_id rules of upstream's CryptoStore.__init__. */
@@ -590,7 +398,7 @@ kc_status kc_store_open(kc_store **out, const char *path, const char *node_id,
                        ? open_locked(s, node_id, opts, &created, err)
                        : kc_err_set(err, KC_ERR_NOMEM, "out of memory");
     if (st == KC_OK && !created) {
-        st = read_locked(s->fd, s->path, &s->content, err);
+        st = kc_file_read_fd(s->fd, s->path, KC_STORE_MAX_FILE, &s->content, err);
         if (st == KC_OK)
             st = kc_ini_parse(&s->ini, s->content.data, s->content.len, s->path, err);
         if (st == KC_OK)

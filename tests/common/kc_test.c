@@ -44,6 +44,19 @@ char *tc_tmpdir(void)
     return path;
 }
 
+int tc_setup_tmpdir(void **state)
+{
+    *state = tc_tmpdir();
+    return 0;
+}
+
+int tc_teardown_tmpdir(void **state)
+{
+    tc_rmtree(*state);
+    free(*state);
+    return 0;
+}
+
 static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
     (void)sb; (void)flag; (void)ftw;

@@ -15,6 +15,9 @@ const char *tc_tohex(const uint8_t *p, size_t n);
 /* A fresh private directory under $TMPDIR (or /tmp); tc_rmtree removes it. */
 char *tc_tmpdir(void);
 void tc_rmtree(const char *path);
+/* cmocka setup/teardown pair: a fresh tc_tmpdir() in *state per test. */
+int tc_setup_tmpdir(void **state);
+int tc_teardown_tmpdir(void **state);
 /* dir + "/" + name in a malloc'd string */
 char *tc_path(const char *dir, const char *name);
 void tc_write_file(const char *path, const uint8_t *p, size_t n);

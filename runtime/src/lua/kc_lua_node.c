@@ -6,8 +6,12 @@
 #include <string.h>
 
 #include "kc_lua.h"
+#include "kc_hex.h"
+#include "kc_keyidx.h"
+#include "kc_mp.h"
 #include "kc_node.h"
 #include "kc_policy.h"
+#include "kc_serde.h"
 #include "kc_provision_node.h"
 #include "kc_variant.h"
 
@@ -265,6 +269,51 @@ static int l_stats(lua_State *L)
     return 1;
 }
 
+/* node:producer_keys() -> { {root = "r", key_index = "hex" or integer}, ... }:
+ * the producer keys the node holds and serves (those of earlier runs, from
+ * oldkeys, included), without their secrets. */
+static int l_producer_keys(lua_State *L)
+{
+    kc_node *n = check_node(L, 1)->n;
+    kc_buf plain = KC_BUF_INIT;
+    kc_err err;
+    kc_mp_doc doc;
+    kc_status st = kc_serde_export_pgens(kc_node_serde(n), &plain, NULL, &err);
+    if (st == KC_OK)
+        st = kc_mp_decode(&doc, plain.data, plain.len, "producer keys", &err);
+    if (st != KC_OK) {
+        kc_buf_free(&plain);
+        return kc_lua_error(L, &err);
+    }
+    /* export_pgens wrote {"pgens": [[root, keyidx, secret, birth], ...]} */
+    const msgpack_object *list = &kc_mp_root(&doc)->via.map.ptr[0].val;
+    lua_createtable(L, (int)list->via.array.size, 0);
+    for (uint32_t i = 0; i < list->via.array.size; i++) {
+        const msgpack_object *e = list->via.array.ptr[i].via.array.ptr;
+        const uint8_t *p;
+        size_t len;
+        int64_t v;
+        lua_createtable(L, 0, 2);
+        if (kc_mp_bytes(&e[0], &p, &len)) {
+            lua_pushlstring(L, (const char *)p, len);
+            lua_setfield(L, -2, "root");
+        }
+        if (kc_mp_bytes(&e[1], &p, &len) && len <= KC_KEYIDX_MAX_BYTES) {
+            char hex[2 * KC_KEYIDX_MAX_BYTES + 1];
+            lua_pushstring(L, kc_hex(p, len, hex));
+        } else if (kc_mp_int(&e[1], &v)) {
+            lua_pushnumber(L, (lua_Number)v);
+        } else {
+            lua_pushnil(L);
+        }
+        lua_setfield(L, -2, "key_index");
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    kc_mp_doc_free(&doc);
+    kc_buf_free(&plain); /* wipes the secrets */
+    return 1;
+}
+
 static int l_tostring(lua_State *L)
 {
     lua_node *ln = luaL_checkudata(L, 1, NODE);
@@ -355,6 +404,7 @@ void kc_lua_open_node(lua_State *L)
         {"key_serializer", l_key_serializer},     {"value_serializer", l_value_serializer},
         {"key_deserializer", l_key_deserializer}, {"value_deserializer", l_value_deserializer},
         {"node_id", l_node_id},                   {"stats", l_stats},
+        {"producer_keys", l_producer_keys},
         {"close", l_close},                       {NULL, NULL},
     };
     if (luaL_newmetatable(L, NODE)) {

@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kc_datafile.h"
+#include "kc_file.h"
 #include "kc_log.h"
 #include "kc_lpattern.h"
 
@@ -234,30 +236,21 @@ static int log_info(lua_State *L) { return log_at(L, KC_LOG_INFO, 1); }
 static int log_warning(lua_State *L) { return log_at(L, KC_LOG_WARNING, 1); }
 static int log_error(lua_State *L) { return log_at(L, KC_LOG_ERROR, 1); }
 
-static bool has_suffix(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && strcmp(s + n - m, suffix) == 0;
-}
-
-static bool safe_data_name(const char *name)
-{
-    if (!name[0] || name[0] == '/' || has_suffix(name, ".crypto") || has_suffix(name, ".seed"))
-        return false;
-    for (const char *p = name; *p;) {
-        size_t n = strcspn(p, "/");
-        if (n == 2 && p[0] == '.' && p[1] == '.')
-            return false;
-        p += n + (p[n] == '/');
-    }
-    return true;
-}
-
 static int fail_read(lua_State *L, const char *name, const char *why)
 {
     lua_pushnil(L);
     lua_pushfstring(L, "read_file %s: %s", name, why);
     return 2;
+}
+
+/* Makes the string in protected mode, so that hitting the memory cap cannot
+ * jump past the buffer's release. */
+static int push_data(lua_State *L)
+{
+    const kc_buf *b = lua_touserdata(L, 1);
+    lua_pushlstring(L, (const char *)b->data, b->len);
+    lua_setfield(L, LUA_REGISTRYINDEX, "kc.read_file");
+    return 0;
 }
 
 static int sandbox_read_file(lua_State *L)
@@ -266,36 +259,19 @@ static int sandbox_read_file(lua_State *L)
     const char *name = luaL_checkstring(L, 1);
     if (!s->dir)
         return fail_read(L, name, "no policy file loaded");
-    if (!safe_data_name(name))
-        return fail_read(L, name, "expected a relative name inside the policy's directory, "
-                                  "without '..', not a .crypto or .seed file");
-    const char *path = lua_pushfstring(L, "%s/%s", s->dir, name);
-    struct stat st;
-    if (lstat(path, &st) != 0)
-        return fail_read(L, name, strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        return fail_read(L, name, "not a regular file");
-    if ((uint64_t)st.st_size > KC_SANDBOX_DATA_MAX)
-        return fail_read(L, name, "larger than the data file limit");
-    /* The buffer is allocated before the file is opened, so an allocation
-     * error cannot leak the descriptor. */
-    size_t cap = (size_t)st.st_size + 1;
-    char *buf = lua_newuserdata(L, cap);
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return fail_read(L, name, strerror(errno));
-    size_t got = 0;
-    ssize_t r = 0;
-    while (got < cap && ((r = read(fd, buf + got, cap - got)) > 0 || (r < 0 && errno == EINTR)))
-        if (r > 0)
-            got += (size_t)r;
-    int saved = errno;
-    close(fd);
-    if (r < 0)
-        return fail_read(L, name, strerror(saved));
-    if (got == cap)
-        return fail_read(L, name, "grew while being read");
-    lua_pushlstring(L, buf, got);
+    kc_buf data = KC_BUF_INIT;
+    kc_err err = {0};
+    if (kc_datafile_read(s->dir, name, KC_SANDBOX_DATA_MAX, &data, &err) != KC_OK) {
+        kc_buf_free(&data);
+        return fail_read(L, name, err.msg);
+    }
+    int rc = lua_cpcall(L, push_data, &data);
+    kc_buf_free(&data);
+    if (rc != 0)
+        return lua_error(L);
+    lua_getfield(L, LUA_REGISTRYINDEX, "kc.read_file");
+    lua_pushnil(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, "kc.read_file");
     return 1;
 }
 
@@ -510,25 +486,18 @@ kc_status kc_sandbox_load(kc_sandbox *s, const char *path, kc_err *err)
         return kc_err_set(err, KC_ERR_NOMEM, "%s %s: out of memory", s->label, path);
     s->name = slash ? s->path + (slash - path) + 1 : s->path;
 
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return kc_err_set(err, errno == ENOENT ? KC_ERR_NOTFOUND : KC_ERR_IO,
-                          "%s %s: cannot open: %s", s->label, path, strerror(errno));
-    luaL_Buffer b;
     lua_State *L = s->L;
     int top = lua_gettop(L);
-    luaL_buffinit(L, &b);
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        luaL_addlstring(&b, chunk, n);
-    int failed = ferror(f);
-    fclose(f);
-    luaL_pushresult(&b);
-    if (failed) {
-        lua_settop(L, top);
-        return kc_err_set(err, KC_ERR_IO, "%s %s: read error", s->label, path);
+    kc_buf b = KC_BUF_INIT;
+    kc_err why = {0};
+    kc_status rst = kc_file_read(path, KC_SANDBOX_DATA_MAX, &b, &why);
+    if (rst != KC_OK) {
+        /* "file PATH: reason" named as what the file is */
+        const char *msg = strncmp(why.msg, "file ", 5) == 0 ? why.msg + 5 : why.msg;
+        return kc_err_set(err, rst, "%s %s", s->label, msg);
     }
+    lua_pushlstring(L, (const char *)b.data, b.len);
+    kc_buf_free(&b);
     size_t len;
     const char *text = lua_tolstring(L, -1, &len);
     lua_pushfstring(L, "@%s", path);

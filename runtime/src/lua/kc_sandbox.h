@@ -17,11 +17,10 @@
  * no ffi, no jit, no coroutines, no debug. pcall/xpcall are wrapped so that
  * a stopped call cannot be caught by the hook itself.
  *
- * read_file(name): a relative name without ".." components, resolved in the
- * loaded file's directory; regular files only, at most
- * KC_SANDBOX_DATA_MAX bytes; names ending in ".crypto" or ".seed" are
- * refused (node secrets must never reach Lua). Returns the content, or nil
- * and a message.
+ * read_file(name): a data file in the loaded file's directory, at most
+ * KC_SANDBOX_DATA_MAX bytes, by the rule of kc_datafile.h (never a node,
+ * temporary or owner-only file: node secrets must never reach Lua).
+ * Returns the content, or nil and a message.
  *
  * No call holds its thread much past its time budget, whatever the script
  * does: the budgets are checked before every function call, every 100 VM
