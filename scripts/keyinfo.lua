@@ -116,12 +116,16 @@ local allow, allow_names = section("allowlist")
 local deny, deny_names = section("denylist")
 local chains, chain_names = section("chains")
 
-local crypto = kcs:load_value("cryptokey")
-crypto = crypto and crypto:match("^file#(.*)$") or (node_id .. ".crypto")
-local keys
-local quiet = kafkacrypto.log.capture()   -- the file's notes on key types it cannot use
-ok, keys = pcall(require("kafkacrypto.core").cryptokey_keys, crypto)
-quiet:stop()
+-- relative to the config's directory, as the node finds it
+local keys, crypto
+ok, crypto = pcall(kcs.file_path, kcs, "cryptokey", ".crypto")
+if ok then
+  local quiet = kafkacrypto.log.capture()   -- the file's notes on key types it cannot use
+  ok, keys = pcall(require("kafkacrypto.core").cryptokey_keys, crypto)
+  quiet:stop()
+else
+  keys, crypto = crypto, "cryptokey option"
+end
 print(("Signing keys (%s):"):format(crypto))
 local key_index = {}
 if ok then

@@ -220,9 +220,11 @@ kc_status kc_store_load_section(kc_store *s, const char *section, bool defaults,
                                 kc_section *out, kc_err *err);
 
 /* A path held as "file#<path>" in the node section (cryptokey, ratchet):
- * the path, relative to the process's working directory as upstream. When
- * the option is missing, "<node_id><default_suffix>" is stored as
- * "file#..." and returned. *path is malloc'd. */
+ * the path, a relative one resolved against the config file's directory
+ * (not the working directory, unlike upstream: spec D1). When the option is
+ * missing, "file#<node_id><default_suffix>" is stored and its path
+ * returned. A provisioned node (it holds a chain) whose file is missing is
+ * KC_ERR_NOTFOUND, with nothing written. *path is malloc'd. */
 kc_status kc_store_file_option(kc_store *s, const char *name, const char *default_suffix,
                                char **path, kc_err *err);
 

@@ -987,7 +987,7 @@ kc_status kc_node_open(kc_node **out, const kc_node_options *o, kc_err *err)
 
     kc_store_options so = {.kafka = true, .keep_log_level = true,
                            .trust_temporary_rot = o->trust_temporary_rot};
-    char *path = NULL;
+    char *paths[2] = {NULL, NULL};
     int keytypes[4];
     kc_status st = KC_OK;
     if (o->store) {
@@ -1003,14 +1003,15 @@ kc_status kc_node_open(kc_node **out, const kc_node_options *o, kc_err *err)
         st = kc_err_set(err, KC_ERR_NOMEM, "out of memory");
     if (st == KC_OK)
         st = load_tunables(n, err);
+    /* both files are checked before either may be created (spec D1) */
+    static const kc_store_file files[2] = {{"cryptokey", ".crypto", false},
+                                           {"ratchet", ".seed", true}};
     if (st == KC_OK)
-        st = kc_store_file_option(n->store, "cryptokey", ".crypto", &path, err);
+        st = kc_store_node_files(n->store, 2, files, paths, err);
     if (st == KC_OK) {
         size_t nkt = load_keytypes(n, keytypes, 4);
-        st = kc_cryptokey_open(&n->ck, path, nkt ? keytypes : NULL, nkt, err);
+        st = kc_cryptokey_open(&n->ck, paths[0], nkt ? keytypes : NULL, nkt, err);
     }
-    free(path);
-    path = NULL;
     if (st == KC_OK)
         st = kc_store_migrate_legacy(n->store, err);
     if (st == KC_OK)
@@ -1019,10 +1020,9 @@ kc_status kc_node_open(kc_node **out, const kc_node_options *o, kc_err *err)
         (st = kc_policy_open(&n->policy, o->policies, o->npolicies, NULL, err)) == KC_OK)
         kc_exchange_set_check(n->x, kc_policy_exchange_check, n->policy);
     if (st == KC_OK)
-        st = kc_store_file_option(n->store, "ratchet", ".seed", &path, err);
-    if (st == KC_OK)
-        st = kc_ratchet_open_file(path, o->escrow_pk, &n->ratchet, err);
-    free(path);
+        st = kc_ratchet_open_file(paths[1], o->escrow_pk, &n->ratchet, err);
+    free(paths[0]);
+    free(paths[1]);
     if (st == KC_OK)
         st = open_serde(n, o, err);
     if (st == KC_OK)
