@@ -70,7 +70,7 @@ local topics = P.ask_topics(t, opts, role, false)
 local pathlen = P.ask_pathlen(t, opts, 1)
 P.confirm(t, opts, topics, lifetime, pathlen)
 
-local seed = P.path(opts.dir, node_id, ".seed")
+local seed = P.node_file(opts.dir, node_id, "ratchet", ".seed")
 local ok, err = pcall(function()
   local _, index = P.seed_init(seed)
   if setup.escrow then
