@@ -220,6 +220,30 @@ static void on_missing_key(void *ctx, const char *root, size_t root_len, const k
 
 /* ---- persistence of producer keys (§7.10) ---------------------------------------------------- */
 
+/* Existing oldkeys that this node's .crypto cannot open were wrapped by
+ * another key (a .crypto replaced or restored from the wrong backup):
+ * rewriting them under ours would lose every key they hold for good. They
+ * are kept byte for byte, and no new producer key can be saved, so none is
+ * handed out (the serde refuses to encrypt). */
+static kc_status check_oldkeys_key(kc_node *n, kc_err *err)
+{
+    kc_value old = kc_value_none();
+    kc_buf plain = KC_BUF_INIT;
+    kc_status st = KC_OK;
+    if (kc_store_load_value(n->store, "crypto", "oldkeys", &old, NULL) == KC_OK &&
+        old.type == KC_VALUE_BYTES &&
+        kc_cryptokey_unwrap_opaque(n->ck, old.data, old.len, &plain) != KC_OK)
+        st = kc_err_set(err, KC_ERR_CRYPTO,
+                        "file %s: [%s-crypto] oldkeys was wrapped with a key other than this "
+                        "node's .crypto file holds; it is kept unchanged and no new producer "
+                        "key is saved or used. Restore the .crypto file that wrapped it, or "
+                        "remove the option to give up the keys it holds",
+                        kc_store_path(n->store), n->node_id);
+    kc_buf_free(&plain);
+    kc_value_clear(&old);
+    return st;
+}
+
 /* The serde's persist_fn: every producer record, wrapped with the .crypto
  * file's key, as crypto.oldkeys. */
 static kc_status save_pgens(void *ctx, kc_err *err)
@@ -228,7 +252,9 @@ static kc_status save_pgens(void *ctx, kc_err *err)
     kc_buf plain = KC_BUF_INIT, wrapped = KC_BUF_INIT;
     size_t count = 0;
     kc_log(KC_LOG_INFO, LOGGER, "(Re)writing producer keys.");
-    kc_status st = kc_serde_export_pgens(n->serde, &plain, &count, err);
+    kc_status st = check_oldkeys_key(n, err);
+    if (st == KC_OK)
+        st = kc_serde_export_pgens(n->serde, &plain, &count, err);
     if (st == KC_OK)
         st = kc_cryptokey_wrap_opaque(n->ck, plain.data, plain.len, &wrapped, err);
     if (st == KC_OK) {
@@ -921,8 +947,10 @@ static kc_status open_serde(kc_node *n, const kc_node_options *o, kc_err *err)
         kc_buf plain = KC_BUF_INIT;
         kc_err why;
         if (kc_cryptokey_unwrap_opaque(n->ck, old.data, old.len, &plain) != KC_OK)
-            kc_log(KC_LOG_WARNING, LOGGER, "file %s: oldkeys does not open with this node's "
-                   ".crypto file; earlier producer keys are not served", kc_store_path(n->store));
+            kc_log(KC_LOG_ERROR, LOGGER, "file %s: oldkeys does not open with this node's "
+                   ".crypto file; earlier producer keys are not served, and this node will not "
+                   "produce until that is resolved (the option is kept unchanged)",
+                   kc_store_path(n->store));
         else if (kc_serde_import_pgens(n->serde, plain.data, plain.len, &why) != KC_OK)
             kc_log(KC_LOG_WARNING, LOGGER, "file %s: oldkeys: %s", kc_store_path(n->store),
                    why.msg);
