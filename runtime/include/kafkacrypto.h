@@ -415,7 +415,8 @@ typedef void (*kc_key_hook)(void *ctx, const char *root, size_t root_len,
 typedef struct kc_serde_config {
     kc_ratchet *ratchet;           /* producer secrets; NULL: consume only. Not owned. */
     const uint8_t *node_id;        /* get_id_spk(): long key indices (the default */
-    size_t node_id_len;            /*   MGMT_LONG_KEYINDEX); NULL: short indices */
+    size_t node_id_len;            /*   MGMT_LONG_KEYINDEX); NULL: short indices;
+                                    *   length 0 (no signing key): encrypting fails */
     const char *topic_separator;   /* TOPIC_SEPARATOR, "." */
     kc_root_fn root_fn;            /* replaces the separator rule when set */
     void *root_ctx;

@@ -918,7 +918,9 @@ static kc_status open_serde(kc_node *n, const kc_node_options *o, kc_err *err)
     if (n->t.mgmt_long_keyindex)
         st = kc_cryptokey_get_id_spk(n->ck, &id, err);
     c.ratchet = n->ratchet;
-    c.node_id = id.len ? id.data : NULL;
+    /* long form without a signing key: an empty node ID, which the serde
+     * refuses to encrypt with (rather than fall back to short indices) */
+    c.node_id = !n->t.mgmt_long_keyindex ? NULL : id.len ? id.data : (const uint8_t *)"";
     c.node_id_len = id.len;
     c.topic_separator = n->t.topic_separator;
     c.root_fn = o->root_fn;
