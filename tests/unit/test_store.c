@@ -641,6 +641,19 @@ static void test_file_options(void **state)
     assert_false(kc_store_file_ref(&i, &ref, &len));
 }
 
+/* kc_store_node_files succeeds with the two files in the test directory. */
+static void assert_node_files(kc_store *s, const kc_store_file *files, const char *crypto,
+                              const char *seed)
+{
+    char *paths[2];
+    kc_err err = {0};
+    assert_int_equal(kc_store_node_files(s, 2, files, paths, &err), KC_OK);
+    assert_string_equal(paths[0], crypto);
+    assert_string_equal(paths[1], seed);
+    free(paths[0]);
+    free(paths[1]);
+}
+
 /* A provisioned node (it holds a chain) never gets a new .crypto or .seed
  * silently: the missing file is named, with the way out, and the config is
  * not touched; an unprovisioned one gets relative defaults. */
@@ -675,11 +688,7 @@ static void test_missing_files_of_a_provisioned_node(void **state)
         }
         tc_write_file(seed, (const uint8_t *)"x", 1);
         tc_write_file(crypto, (const uint8_t *)"x", 1);
-        assert_int_equal(kc_store_node_files(s, 2, files, paths, &err), KC_OK);
-        assert_string_equal(paths[0], crypto);
-        assert_string_equal(paths[1], seed);
-        free(paths[0]);
-        free(paths[1]);
+        assert_node_files(s, files, crypto, seed);
         kc_store_close(s);
         free(before);
         unlink(crypto);
@@ -700,11 +709,7 @@ static void test_missing_files_of_a_provisioned_node(void **state)
         }
         kc_store *s = opened("n1", &plain);
         assert_int_equal(kc_store_is_provisioned(s), ok_configs[c] != NULL);
-        assert_int_equal(kc_store_node_files(s, 2, files, paths, &err), KC_OK);
-        assert_string_equal(paths[0], crypto);
-        assert_string_equal(paths[1], seed);
-        free(paths[0]);
-        free(paths[1]);
+        assert_node_files(s, files, crypto, seed);
         kc_store_close(s);
         assert_non_null(strstr(contents(), "cryptokey : file#n1.crypto\n"));
         assert_non_null(strstr(contents(), "ratchet : file#n1.seed\n"));
