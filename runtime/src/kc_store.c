@@ -962,8 +962,12 @@ kc_status kc_store_node_files(kc_store *s, size_t n, const kc_store_file *files,
     char *refs[KC_STORE_MAX_FILES] = {0};
     kc_value names[KC_STORE_MAX_FILES], values[KC_STORE_MAX_FILES];
     size_t nstore = 0;
-    kc_status st = n <= KC_STORE_MAX_FILES ? KC_OK
-                                           : kc_err_set(err, KC_ERR_INVALID, "too many files");
+    if (n > KC_STORE_MAX_FILES) {
+        pthread_mutex_unlock(&s->mu);
+        return kc_err_set(err, KC_ERR_INVALID, "file %s: more than %d node files asked for",
+                          s->path, KC_STORE_MAX_FILES);
+    }
+    kc_status st = KC_OK;
     for (size_t i = 0; i < n && st == KC_OK; i++) {
         st = file_path_locked(s, files[i].name, files[i].default_suffix, &paths[i], &refs[i], err);
         if (st == KC_OK && !paths[i] &&
@@ -975,7 +979,11 @@ kc_status kc_store_node_files(kc_store *s, size_t n, const kc_store_file *files,
          * the config names it (controller and chain-server provisioning name
          * none, as upstream's). */
         bool required = provisioned && (!refs[i] || !files[i].optional_unnamed);
-        if (st == KC_OK && required && !kc_file_exists(paths[i]))
+        struct stat sb;
+        if (st == KC_OK && required && stat(paths[i], &sb) != 0 && errno != ENOENT)
+            st = kc_err_set(err, KC_ERR_IO, "file %s: cannot check the node's %s file %s: %s",
+                            s->path, files[i].default_suffix, paths[i], strerror(errno));
+        else if (st == KC_OK && required && !kc_file_exists(paths[i]))
             st = kc_err_set(err, KC_ERR_NOTFOUND,
                             "file %s: node %s is provisioned (it holds a chain) but its %s file "
                             "%s (option '%s' of [%s]) is missing; refusing to create a new "

@@ -694,6 +694,15 @@ static void test_missing_files_of_a_provisioned_node(void **state)
         unlink(crypto);
         unlink(seed);
     }
+    /* a path that cannot be checked is not taken for a missing file */
+    put("[DEFAULT]\nnode_id : n1\n\n[n1]\ncryptokey : file#n1.seed/n1.crypto\n\n[n1-chains]\n"
+        "chain0 : base64#AA==\n\n");
+    tc_write_file(seed, (const uint8_t *)"x", 1);
+    kc_store *s = opened("n1", &plain);
+    assert_int_equal(kc_store_node_files(s, 2, files, paths, &err), KC_ERR_IO);
+    assert_non_null(strstr(err.msg, "cannot check the node's .crypto file"));
+    kc_store_close(s);
+    unlink(seed);
     /* a provisioned node that names no .seed (controller provisioning) may
      * create one; a new config names both, relative */
     const char *ok_configs[] = {
@@ -707,7 +716,7 @@ static void test_missing_files_of_a_provisioned_node(void **state)
             put(ok_configs[c]);
             tc_write_file(crypto, (const uint8_t *)"x", 1);
         }
-        kc_store *s = opened("n1", &plain);
+        s = opened("n1", &plain);
         assert_int_equal(kc_store_is_provisioned(s), ok_configs[c] != NULL);
         assert_node_files(s, files, crypto, seed);
         kc_store_close(s);
