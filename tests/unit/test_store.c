@@ -626,11 +626,13 @@ static void test_file_options(void **state)
     char cwd[4096];
     assert_non_null(getcwd(cwd, sizeof cwd));
     assert_int_equal(chdir(dir), 0);
-    kc_store_open(&s, "n1.config", "n1", &plain, &err);
+    kc_status st = kc_store_open(&s, "n1.config", "n1", &plain, &err);
     p = NULL;
-    kc_store_file_path(s, "cryptokey", ".crypto", &p, &err);
+    if (st == KC_OK)
+        st = kc_store_file_path(s, "cryptokey", ".crypto", &p, &err);
     kc_store_close(s);
     assert_int_equal(chdir(cwd), 0);
+    assert_int_equal(st, KC_OK);
     assert_string_equal(p, "keys/n1.crypto");
     free(p);
     const char *ref;
