@@ -115,13 +115,21 @@ local allow, allow_names = section("allowlist")
 local deny, deny_names = section("denylist")
 local chains, chain_names = section("chains")
 
-local crypto = kcs:load_value("cryptokey")
-crypto = crypto and (crypto:lower():match("^pkcs11:") and crypto or crypto:match("^file#(.*)$"))
-  or (node_id .. ".crypto")
-local keys
-local quiet = kafkacrypto.log.capture()   -- the file's notes on key types it cannot use
-ok, keys = pcall(require("kafkacrypto.core").cryptokey_keys, crypto)
-quiet:stop()
+-- a token's URI, or a .crypto relative to the config's directory, as the node finds it
+local keys, crypto
+local ref = kcs:load_value("cryptokey")
+if type(ref) == "string" and ref:lower():match("^pkcs11:") then
+  ok, crypto = true, ref
+else
+  ok, crypto = pcall(kcs.file_path, kcs, "cryptokey", ".crypto")
+end
+if ok then
+  local quiet = kafkacrypto.log.capture()   -- the file's notes on key types it cannot use
+  ok, keys = pcall(require("kafkacrypto.core").cryptokey_keys, crypto)
+  quiet:stop()
+else
+  keys, crypto = crypto, "cryptokey option"
+end
 print(("Signing keys (%s):"):format((crypto:gsub("([?&])[Pp][Ii][Nn]%-[Vv][Aa][Ll][Uu][Ee]=[^&]*&?", "%1"))))
 local key_index = {}
 if ok then

@@ -76,7 +76,7 @@ P.confirm(t, opts, topics, lifetime, pathlen)
 -- the key first: a token that is missing or refuses the PIN changes nothing on disk
 local ok, pk = pcall(P.node_key, opts.dir, node_id, keytype, opts)
 if not ok then t:fail("%s", pk) end
-local seed = P.path(opts.dir, node_id, ".seed")
+local seed = P.node_file(opts.dir, node_id, "ratchet", ".seed")
 local err
 ok, err = pcall(function()
   local _, index = P.seed_init(seed)

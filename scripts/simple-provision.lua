@@ -86,11 +86,12 @@ if not ok then t:fail("%s", err) end
 
 local kcs = kafkacrypto.store(P.path(opts.dir, node_id, ".config"))
 local info, why = chain.process(kcs:load_value("chain0", "chains"), { allowlist = { (kcs:load_value("rot0", "allowlist")) } })
+local seed = kcs:file_path("ratchet", ".seed")
 kcs:close()
 if not info then t:fail("the chain written does not validate: %s", why) end
 if role:match("^producer") or role:match("^prodcon") then
   print("There is no escrow key for the initial shared secret: keep a copy of "
-        .. P.path(opts.dir, node_id, ".seed") .. " in a secure location (it is not printed).")
+        .. seed .. " in a secure location (it is not printed).")
 end
 print(node_id .. " Public Key: " .. info.key)
 P.report(opts.dir, node_id, info)

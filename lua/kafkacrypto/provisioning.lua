@@ -317,6 +317,22 @@ function P.path(dir, node_id, suffix)
   return (dir and dir .. "/" or "") .. node_id .. suffix
 end
 
+-- The node file an existing config names (option "cryptokey" or "ratchet"),
+-- else NODE_ID..suffix beside the config: the file the node will use, so
+-- the chain certifies its key (upstream always uses NODE_ID..suffix in the
+-- working directory).
+function P.node_file(dir, node_id, option, suffix)
+  local cfg = P.path(dir, node_id, ".config")
+  local f = io.open(cfg, "rb")
+  if not f then return P.path(dir, node_id, suffix) end
+  f:close()
+  local kcs = kafkacrypto.store(cfg, node_id)
+  local ok, path = pcall(kcs.file_path, kcs, option, suffix)
+  kcs:close()
+  if not ok then error(path, 0) end
+  return path
+end
+
 -- The node's signing public key of `keytype` (its .crypto created or
 -- extended as needed) and its index, as upstream's tools pick it. With
 -- opts.pkcs11 (a pkcs11: URI) the key is the token's (created there with
@@ -326,7 +342,7 @@ function P.node_key(dir, node_id, keytype, opts)
     if keytype ~= 1 then error("--pkcs11: a token key is Ed25519 (key type 1)", 0) end
     return core.pkcs11_key(opts.pkcs11, opts["pkcs11-create"] and true or false), 0
   end
-  local keys = core.cryptokey_keys(P.path(dir, node_id, ".crypto"), keytype)
+  local keys = core.cryptokey_keys(P.node_file(dir, node_id, "cryptokey", ".crypto"), keytype)
   return keys[1], 0
 end
 
@@ -349,7 +365,9 @@ end
 --               maxage=, ratchet=bool, producer=bool, chainkeys=bool, pkcs11=URI }
 -- Writes NODE.config as upstream's tools do (spec §9.3, §9.4): the chain as
 -- chain<idx>, the root as rot<idx> (chainrot<idx>/provisioners<idx> when
--- given), removes the temporary root, cryptokey/ratchet file references,
+-- given), removes the temporary root, cryptokey/ratchet file references
+-- (relative to the config's directory, as upstream writes them: the node
+-- directory can be moved),
 -- crypto.maxage, mgmt_long_keyindex for producers, an empty chainkeys section.
 function P.write_node(w)
   local idx = tostring(w.idx or 0)
@@ -360,7 +378,7 @@ function P.write_node(w)
     if w.pkcs11 then   -- the chain certifies the token's key ('%' interpolates in the file)
       kcs:store_value("cryptokey", (w.pkcs11:gsub("%%", "%%%%")))
     elseif kcs:load_value("cryptokey") == nil then
-      kcs:store_value("cryptokey", "file#" .. P.path(w.dir, w.node_id, ".crypto"))
+      kcs:store_value("cryptokey", "file#" .. w.node_id .. ".crypto")
     end
     kcs:store_value("rot" .. idx, B(w.rot), "allowlist")
     if kcs:load_value("temporary", "allowlist") ~= nil then
@@ -373,7 +391,7 @@ function P.write_node(w)
     end
     if w.provisioners then kcs:store_value("provisioners" .. idx, B(w.provisioners), "allowlist") end
     if w.ratchet and kcs:load_value("ratchet") == nil then
-      kcs:store_value("ratchet", "file#" .. P.path(w.dir, w.node_id, ".seed"))
+      kcs:store_value("ratchet", "file#" .. w.node_id .. ".seed")
     end
     if w.producer then kcs:store_value("mgmt_long_keyindex", true) end
     if w.chainkeys then   -- creates the (empty) section, as upstream

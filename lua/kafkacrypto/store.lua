@@ -42,6 +42,10 @@
 --       defaults false, options equal to [DEFAULT]'s are left out.
 --   :node_id()    the node ID                   [_nodeID]
 --   :path()       the file
+--   :file_path(option, suffix)  where a node file named by a "file#..."
+--       option is ("cryptokey", ".crypto"): a relative path is in the
+--       config file's directory (not the working directory, unlike
+--       upstream); an unset option gives NODE_ID..suffix there.
 --   :close()      unlocks the file              [close]
 
 local core = require "kafkacrypto.core"

@@ -233,9 +233,11 @@ KC_EXPORT kc_status kc_store_load_section(kc_store *s, const char *section, bool
                                 kc_section *out, kc_err *err);
 
 /* A path held as "file#<path>" in the node section (cryptokey, ratchet):
- * the path, relative to the process's working directory as upstream. When
- * the option is missing, "<node_id><default_suffix>" is stored as
- * "file#..." and returned. *path is malloc'd. */
+ * the path, a relative one resolved against the config file's directory
+ * (not the working directory, unlike upstream: spec D1). When the option is
+ * missing, "file#<node_id><default_suffix>" is stored and its path
+ * returned. A provisioned node (it holds a chain) whose file is missing is
+ * KC_ERR_NOTFOUND, with nothing written. *path is malloc'd. */
 KC_EXPORT kc_status kc_store_file_option(kc_store *s, const char *name, const char *default_suffix,
                                char **path, kc_err *err);
 
@@ -426,7 +428,8 @@ typedef void (*kc_key_hook)(void *ctx, const char *root, size_t root_len,
 typedef struct kc_serde_config {
     kc_ratchet *ratchet;           /* producer secrets; NULL: consume only. Not owned. */
     const uint8_t *node_id;        /* get_id_spk(): long key indices (the default */
-    size_t node_id_len;            /*   MGMT_LONG_KEYINDEX); NULL: short indices */
+    size_t node_id_len;            /*   MGMT_LONG_KEYINDEX); NULL: short indices;
+                                    *   length 0 (no signing key): encrypting fails */
     const char *topic_separator;   /* TOPIC_SEPARATOR, "." */
     kc_root_fn root_fn;            /* replaces the separator rule when set */
     void *root_ctx;

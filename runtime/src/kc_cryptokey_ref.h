@@ -15,6 +15,9 @@
 kc_status kc_cryptokey_open_ref(kc_cryptokey **out, const char *ref, const int *keytypes,
                                 size_t n_keytypes, kc_err *err);
 
+/* The node's `cryptokey` option names a key in a token (a pkcs11: URI). */
+bool kc_cryptokey_ref_is_token(kc_store *s);
+
 /* The node's `cryptokey` option (a missing one becomes file#NODE.crypto,
  * remembered in the config, as upstream). */
 kc_status kc_cryptokey_open_config(kc_cryptokey **out, kc_store *s, const int *keytypes,

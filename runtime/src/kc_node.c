@@ -220,6 +220,30 @@ static void on_missing_key(void *ctx, const char *root, size_t root_len, const k
 
 /* ---- persistence of producer keys (§7.10) ---------------------------------------------------- */
 
+/* Existing oldkeys that this node's .crypto cannot open were wrapped by
+ * another key (a .crypto replaced or restored from the wrong backup):
+ * rewriting them under ours would lose every key they hold for good. They
+ * are kept byte for byte, and no new producer key can be saved, so none is
+ * handed out (the serde refuses to encrypt). */
+static kc_status check_oldkeys_key(kc_node *n, kc_err *err)
+{
+    kc_value old = kc_value_none();
+    kc_buf plain = KC_BUF_INIT;
+    kc_status st = KC_OK;
+    if (kc_store_load_value(n->store, "crypto", "oldkeys", &old, NULL) == KC_OK &&
+        old.type == KC_VALUE_BYTES &&
+        kc_cryptokey_unwrap_opaque(n->ck, old.data, old.len, &plain) != KC_OK)
+        st = kc_err_set(err, KC_ERR_CRYPTO,
+                        "file %s: [%s-crypto] oldkeys was wrapped with a key other than this "
+                        "node's .crypto file holds; it is kept unchanged and no new producer "
+                        "key is saved or used. Restore the .crypto file that wrapped it, or "
+                        "remove the option to give up the keys it holds",
+                        kc_store_path(n->store), n->node_id);
+    kc_buf_free(&plain);
+    kc_value_clear(&old);
+    return st;
+}
+
 /* The serde's persist_fn: every producer record, wrapped with the .crypto
  * file's key, as crypto.oldkeys. */
 static kc_status save_pgens(void *ctx, kc_err *err)
@@ -228,7 +252,9 @@ static kc_status save_pgens(void *ctx, kc_err *err)
     kc_buf plain = KC_BUF_INIT, wrapped = KC_BUF_INIT;
     size_t count = 0;
     kc_log(KC_LOG_INFO, LOGGER, "(Re)writing producer keys.");
-    kc_status st = kc_serde_export_pgens(n->serde, &plain, &count, err);
+    kc_status st = check_oldkeys_key(n, err);
+    if (st == KC_OK)
+        st = kc_serde_export_pgens(n->serde, &plain, &count, err);
     if (st == KC_OK)
         st = kc_cryptokey_wrap_opaque(n->ck, plain.data, plain.len, &wrapped, err);
     if (st == KC_OK) {
@@ -891,7 +917,9 @@ static kc_status open_serde(kc_node *n, const kc_node_options *o, kc_err *err)
     if (n->t.mgmt_long_keyindex)
         st = kc_cryptokey_get_id_spk(n->ck, &id, err);
     c.ratchet = n->ratchet;
-    c.node_id = id.len ? id.data : NULL;
+    /* long form without a signing key: an empty node ID, which the serde
+     * refuses to encrypt with (rather than fall back to short indices) */
+    c.node_id = !n->t.mgmt_long_keyindex ? NULL : id.len ? id.data : (const uint8_t *)"";
     c.node_id_len = id.len;
     c.topic_separator = n->t.topic_separator;
     c.root_fn = o->root_fn;
@@ -920,8 +948,10 @@ static kc_status open_serde(kc_node *n, const kc_node_options *o, kc_err *err)
         kc_buf plain = KC_BUF_INIT;
         kc_err why;
         if (kc_cryptokey_unwrap_opaque(n->ck, old.data, old.len, &plain) != KC_OK)
-            kc_log(KC_LOG_WARNING, LOGGER, "file %s: oldkeys does not open with this node's "
-                   ".crypto file; earlier producer keys are not served", kc_store_path(n->store));
+            kc_log(KC_LOG_ERROR, LOGGER, "file %s: oldkeys does not open with this node's "
+                   ".crypto file; earlier producer keys are not served, and this node will not "
+                   "produce until that is resolved (the option is kept unchanged)",
+                   kc_store_path(n->store));
         else if (kc_serde_import_pgens(n->serde, plain.data, plain.len, &why) != KC_OK)
             kc_log(KC_LOG_WARNING, LOGGER, "file %s: oldkeys: %s", kc_store_path(n->store),
                    why.msg);
@@ -986,7 +1016,7 @@ kc_status kc_node_open(kc_node **out, const kc_node_options *o, kc_err *err)
 
     kc_store_options so = {.kafka = true, .keep_log_level = true,
                            .trust_temporary_rot = o->trust_temporary_rot};
-    char *path = NULL;
+    char *paths[2] = {NULL, NULL};
     int keytypes[4];
     kc_status st = KC_OK;
     if (o->store) {
@@ -1002,9 +1032,17 @@ kc_status kc_node_open(kc_node **out, const kc_node_options *o, kc_err *err)
         st = kc_err_set(err, KC_ERR_NOMEM, "out of memory");
     if (st == KC_OK)
         st = load_tunables(n, err);
+    /* both files are checked before either may be created (spec D1); a key
+     * in a token has no file */
+    static const kc_store_file files[2] = {{"cryptokey", ".crypto", false},
+                                           {"ratchet", ".seed", true}};
+    bool token = st == KC_OK && kc_cryptokey_ref_is_token(n->store);
+    if (st == KC_OK)
+        st = kc_store_node_files(n->store, token ? 1 : 2, files + token, paths + token, err);
     if (st == KC_OK) {
         size_t nkt = load_keytypes(n, keytypes, 4);
-        st = kc_cryptokey_open_config(&n->ck, n->store, nkt ? keytypes : NULL, nkt, err);
+        st = token ? kc_cryptokey_open_config(&n->ck, n->store, nkt ? keytypes : NULL, nkt, err)
+                   : kc_cryptokey_open(&n->ck, paths[0], nkt ? keytypes : NULL, nkt, err);
     }
     if (st == KC_OK)
         st = kc_store_migrate_legacy(n->store, err);
@@ -1013,10 +1051,9 @@ kc_status kc_node_open(kc_node **out, const kc_node_options *o, kc_err *err)
     if (st == KC_OK && o->check)
         kc_exchange_set_check(n->x, o->check, o->check_ctx);
     if (st == KC_OK)
-        st = kc_store_file_option(n->store, "ratchet", ".seed", &path, err);
-    if (st == KC_OK)
-        st = kc_ratchet_open_file(path, o->escrow_pk, &n->ratchet, err);
-    free(path);
+        st = kc_ratchet_open_file(paths[1], o->escrow_pk, &n->ratchet, err);
+    free(paths[0]);
+    free(paths[1]);
     if (st == KC_OK)
         st = open_serde(n, o, err);
     if (st == KC_OK)

@@ -12,6 +12,7 @@
 #include "kc_cryptokey_pkcs11.h"
 #include "kc_file.h"
 #include "kc_mp.h"
+#include "kc_store.h"
 
 #define MAX_TOPICS 64
 
@@ -105,13 +106,12 @@ kc_status kc_provision_node(const kc_provision_request *r, kc_err *err)
     kc_store *s = NULL;
     kc_key spk = {0};
     char *cfg = path_in(r->dir, r->node_id, ".config");
-    char *crypto = path_in(r->dir, r->node_id, ".crypto");
-    char *seed = path_in(r->dir, r->node_id, ".seed");
+    char *paths[2] = {NULL, NULL};
     char roots[MAX_TOPICS][KC_POISON_MAX_VALUE_LEN + 1];
     const char *topics[MAX_TOPICS];
     size_t ntopics = roots_of(r, roots, topics);
     kc_provisioner which = kc_role_provisioner(r->role);
-    kc_status st = cfg && crypto && seed ? KC_OK : kc_err_set(err, KC_ERR_NOMEM, "out of memory");
+    kc_status st = cfg ? KC_OK : kc_err_set(err, KC_ERR_NOMEM, "out of memory");
 
     if (st == KC_OK)
         st = kc_password_rot(r->rot_password, strlen(r->rot_password), KC_KEYTYPE_ED25519, &rot,
@@ -144,18 +144,30 @@ kc_status kc_provision_node(const kc_provision_request *r, kc_err *err)
                             "passwords correctly?", kc_provisioner_name(which));
         kc_chain_result_free(&res);
     }
-    /* the node's key: the token's, or the first Ed25519 key of its .crypto
-     * (added if none) */
-    if (st == KC_OK && r->pkcs11) {
+    /* a key in a token is opened before anything is written, so a token
+     * error changes nothing on disk */
+    if (st == KC_OK && r->pkcs11)
         st = kc_cryptokey_pkcs11_open(&ck, r->pkcs11, r->pkcs11_create, err);
-    } else if (st == KC_OK) {
+    /* The files the config names (so the chain certifies the key the node
+     * will use), else <node_id>.crypto/.seed beside the config. Unlike a
+     * node, provisioning may create them: it is how a node whose files
+     * were lost is given a new identity. */
+    kc_store_options so = {.kafka = true, .keep_log_level = true};
+    if (st == KC_OK)
+        st = kc_store_open(&s, cfg, r->node_id, &so, err);
+    if (st == KC_OK && !r->pkcs11)
+        st = kc_store_file_path(s, "cryptokey", ".crypto", &paths[0], err);
+    if (st == KC_OK)
+        st = kc_store_file_path(s, "ratchet", ".seed", &paths[1], err);
+    /* else the node's key: the first Ed25519 key of its .crypto (added if none) */
+    if (st == KC_OK && !r->pkcs11) {
         int one = KC_KEYTYPE_ED25519;
-        st = kc_cryptokey_open(&ck, crypto, &one, 1, err);
+        st = kc_cryptokey_open(&ck, paths[0], &one, 1, err);
     }
     if (st == KC_OK)
         st = kc_cryptokey_get_spk(ck, 0, &spk, err);
     if (st == KC_OK)
-        st = write_seed(seed, err);
+        st = write_seed(paths[1], err);
     if (st == KC_OK)
         st = kc_node_cert(r->role, now + lifetime, topics, ntopics, r->pathlen, &spk, &ncert, err);
     if (st == KC_OK)
@@ -164,11 +176,7 @@ kc_status kc_provision_node(const kc_provision_request *r, kc_err *err)
         st = kc_chain_append(chain.data, chain.len, item2.data, item2.len, &id, err);
 
     /* the config, in the tool's order of stores */
-    kc_store_options so = {.kafka = true, .keep_log_level = true};
-    if (st == KC_OK)
-        st = kc_store_open(&s, cfg, r->node_id, &so, err);
     if (st == KC_OK) {
-        char ref[4096];
         kc_value maxage = kc_value_int((int64_t)lifetime), ch = kc_value_bytes(id.data, id.len);
         kc_value rotv = kc_value_bytes(entry.data, entry.len), yes = kc_value_bool(true);
         kc_value existing = kc_value_none();
@@ -181,7 +189,6 @@ kc_status kc_provision_node(const kc_provision_request *r, kc_err *err)
             kc_store_load_value(s, "allowlist", "temporary", &existing, NULL) == KC_OK)
             st = kc_store_store_value(s, "allowlist", "temporary", NULL, err);
         kc_value_clear(&existing);
-        const char *names[2] = {"cryptokey", "ratchet"}, *files[2] = {crypto, seed};
         if (st == KC_OK && r->pkcs11) { /* the chain certifies the token's key */
             char *esc = config_text(r->pkcs11);
             kc_value v = kc_value_text(esc ? esc : "");
@@ -189,14 +196,16 @@ kc_status kc_provision_node(const kc_provision_request *r, kc_err *err)
                      : kc_err_set(err, KC_ERR_NOMEM, "out of memory");
             free(esc);
         }
-        for (int i = r->pkcs11 ? 1 : 0; i < 2 && st == KC_OK; i++) {
-            if (kc_store_load_value(s, NULL, names[i], &existing, NULL) != KC_OK) {
-                snprintf(ref, sizeof ref, "file#%s", files[i]);
-                kc_value v = kc_value_text(ref);
-                st = kc_store_store_value(s, NULL, names[i], &v, err);
-            }
-            kc_value_clear(&existing);
-        }
+        /* relative references, as upstream's tool writes them: the node
+         * directory can be moved (spec D1) */
+        static const kc_store_file files[2] = {{"cryptokey", ".crypto", false},
+                                               {"ratchet", ".seed", false}};
+        size_t skip = r->pkcs11 ? 1 : 0;   /* a token key has no file */
+        char *named[2] = {NULL, NULL};
+        if (st == KC_OK)
+            st = kc_store_node_files(s, 2 - skip, files + skip, named, err);
+        free(named[0]);
+        free(named[1]);
         if (st == KC_OK && (r->role == KC_ROLE_PRODUCER || r->role == KC_ROLE_PRODCON ||
                             r->role == KC_ROLE_PRODCON_LIMITED))
             st = kc_store_store_value(s, NULL, "mgmt_long_keyindex", &yes, err);
@@ -211,7 +220,7 @@ kc_status kc_provision_node(const kc_provision_request *r, kc_err *err)
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         kc_buf_free(bufs[i]);
     free(cfg);
-    free(crypto);
-    free(seed);
+    free(paths[0]);
+    free(paths[1]);
     return st;
 }

@@ -33,7 +33,9 @@ typedef struct kc_provision_request {
 } kc_provision_request;
 
 /* Writes <dir>/<node_id>.config, .crypto and .seed (existing .crypto and
- * .seed files are kept: the node key is the file's first Ed25519 key).
+ * .seed files are kept: the node key is the file's first Ed25519 key; the
+ * files an existing config names are used). The config refers to them
+ * relative to itself, "file#<node_id>.crypto", as upstream (spec D1).
  * With pkcs11 the key is the token's and the config's cryptokey is the
  * URI; the token is opened before any file is written, so a token error
  * changes nothing on disk. */

@@ -412,6 +412,15 @@ static kc_status get_producer(kc_serde *s, root_entry *r, kc_err *err)
     if (!s->ratchet)
         return kc_err_set(err, KC_ERR_STATE,
                           "topic root %s: this serde has no ratchet and cannot encrypt", r->name);
+    /* §3.3: the long form hashes the signing keys; without any, every such
+     * producer would derive the same indices (and a short index collides too) */
+    if (s->node && s->node_len == 0)
+        return kc_err_set(err, KC_ERR_STATE,
+                          "topic root %s: mgmt_long_keyindex is set but this node has no signing "
+                          "key to derive a long key index from (spec §3.3); refusing to encrypt "
+                          "with a short one. Provision the node (its .crypto needs a signing "
+                          "key), or set mgmt_long_keyindex : False to choose short indices",
+                          r->name);
     for (size_t tries = 0;; tries++) {
         kc_keyidx ki;
         uint8_t secret[KC_SECRET_BYTES];

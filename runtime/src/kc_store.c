@@ -678,11 +678,52 @@ bool kc_store_file_ref(const kc_value *v, const char **path, size_t *len)
     return true;
 }
 
-kc_status kc_store_file_option(kc_store *s, const char *name, const char *default_suffix,
-                               char **path, kc_err *err)
+/* A relative path names a file in the config file's directory (spec D1: not
+ * the working directory, so a node started from anywhere finds its own
+ * files and a node directory can be moved). The directory is the config
+ * path's as given, without following symbolic links. */
+static char *resolve_path(const kc_store *s, const char *p, size_t len)
 {
-    *path = NULL;
+    const char *slash = strrchr(s->path, '/');
+    size_t dir = p[0] == '/' || !slash ? 0 : (size_t)(slash - s->path) + 1;
+    char *out = malloc(dir + len + 1);
+    if (out) {
+        memcpy(out, s->path, dir);
+        memcpy(out + dir, p, len);
+        out[dir + len] = 0;
+    }
+    return out;
+}
+
+/* The node holds a chain: [<node>-chains] has an option of its own, or the
+ * legacy crypto.chain is still there. Lock held. */
+static bool provisioned_locked(kc_store *s)
+{
+    char *chains = kc_store_section_name(s, "chains"), *crypto = kc_store_section_name(s, "crypto");
+    const kc_ini_section *c = chains ? kc_ini_section_find(&s->ini, (const uint8_t *)chains,
+                                                           strlen(chains)) : NULL;
+    const kc_ini_section *k = crypto ? kc_ini_section_find(&s->ini, (const uint8_t *)crypto,
+                                                           strlen(crypto)) : NULL;
+    bool yes = (c && c->n > 0) || (k && kc_ini_option_find(k, (const uint8_t *)"chain", 5));
+    free(chains);
+    free(crypto);
+    return yes;
+}
+
+bool kc_store_is_provisioned(kc_store *s)
+{
     pthread_mutex_lock(&s->mu);
+    bool yes = provisioned_locked(s);
+    pthread_mutex_unlock(&s->mu);
+    return yes;
+}
+
+/* The file option `name`: *path resolved (NULL when the option is
+ * missing), *ref the text to store as its default. Lock held. */
+static kc_status file_path_locked(kc_store *s, const char *name, const char *default_suffix,
+                                  char **path, char **ref, kc_err *err)
+{
+    *path = *ref = NULL;
     kc_value v = kc_value_none(), n = kc_value_text(name);
     kc_status st = load_keyed_locked(s, NULL, &n, &v, err);
     const char *p;
@@ -692,27 +733,96 @@ kc_status kc_store_file_option(kc_store *s, const char *name, const char *defaul
             st = kc_err_set(err, KC_ERR_INVALID,
                             "file %s: option '%s' of [%s]: expected 'file#<path>'", s->path,
                             name, s->node_id);
-        else if (!(*path = strndup(p, len)))
+        else if (!(*path = resolve_path(s, p, len)))
             st = kc_err_set(err, KC_ERR_NOMEM, "out of memory");
     } else if (st == KC_OK || st == KC_ERR_NOTFOUND) {
         /* missing (or an unreadable base64 value, which upstream also
-         * treats as missing): the default, remembered in the file */
+         * treats as missing): the default, relative as upstream's tools write it */
         size_t k = strlen(s->node_id) + strlen(default_suffix) + 6;
-        char *ref = malloc(k);
-        if (!ref) {
-            st = kc_err_set(err, KC_ERR_NOMEM, "out of memory");
-        } else {
-            snprintf(ref, k, "file#%s%s", s->node_id, default_suffix);
-            kc_value refv = kc_value_text(ref);
-            st = store_values_locked(s, NULL, 1, &n, &refv, err);
-            if (st == KC_OK && !(*path = strdup(ref + 5)))
-                st = kc_err_set(err, KC_ERR_NOMEM, "out of memory");
-            free(ref);
-        }
+        st = (*ref = malloc(k)) ? KC_OK : kc_err_set(err, KC_ERR_NOMEM, "out of memory");
+        if (st == KC_OK)
+            snprintf(*ref, k, "file#%s%s", s->node_id, default_suffix);
     }
     kc_value_clear(&v);
+    return st;
+}
+
+kc_status kc_store_file_path(kc_store *s, const char *name, const char *default_suffix,
+                             char **path, kc_err *err)
+{
+    pthread_mutex_lock(&s->mu);
+    char *ref;
+    kc_status st = file_path_locked(s, name, default_suffix, path, &ref, err);
+    if (st == KC_OK && !*path && !(*path = resolve_path(s, ref + 5, strlen(ref + 5))))
+        st = kc_err_set(err, KC_ERR_NOMEM, "out of memory");
+    free(ref);
     pthread_mutex_unlock(&s->mu);
     return st;
+}
+
+kc_status kc_store_node_files(kc_store *s, size_t n, const kc_store_file *files, char **paths,
+                              kc_err *err)
+{
+    for (size_t i = 0; i < n; i++)
+        paths[i] = NULL;
+    pthread_mutex_lock(&s->mu);
+    bool provisioned = provisioned_locked(s);
+    char *refs[KC_STORE_MAX_FILES] = {0};
+    kc_value names[KC_STORE_MAX_FILES], values[KC_STORE_MAX_FILES];
+    size_t nstore = 0;
+    if (n > KC_STORE_MAX_FILES) {
+        pthread_mutex_unlock(&s->mu);
+        return kc_err_set(err, KC_ERR_INVALID, "file %s: more than %d node files asked for",
+                          s->path, KC_STORE_MAX_FILES);
+    }
+    kc_status st = KC_OK;
+    for (size_t i = 0; i < n && st == KC_OK; i++) {
+        st = file_path_locked(s, files[i].name, files[i].default_suffix, &paths[i], &refs[i], err);
+        if (st == KC_OK && !paths[i] &&
+            !(paths[i] = resolve_path(s, refs[i] + 5, strlen(refs[i] + 5))))
+            st = kc_err_set(err, KC_ERR_NOMEM, "out of memory");
+        /* A provisioned node's chain certifies the key in its .crypto: a new
+         * file would be a new identity that no chain vouches for, and would
+         * leave every key the node handed out unservable. A .seed counts once
+         * the config names it (controller and chain-server provisioning name
+         * none, as upstream's). */
+        bool required = provisioned && (!refs[i] || !files[i].optional_unnamed);
+        struct stat sb;
+        if (st == KC_OK && required && stat(paths[i], &sb) != 0 && errno != ENOENT)
+            st = kc_err_set(err, KC_ERR_IO, "file %s: cannot check the node's %s file %s: %s",
+                            s->path, files[i].default_suffix, paths[i], strerror(errno));
+        else if (st == KC_OK && required && !kc_file_exists(paths[i]))
+            st = kc_err_set(err, KC_ERR_NOTFOUND,
+                            "file %s: node %s is provisioned (it holds a chain) but its %s file "
+                            "%s (option '%s' of [%s]) is missing; refusing to create a new "
+                            "identity. Restore the file from a backup (relative file# paths "
+                            "are in the directory of the config file), or provision the node "
+                            "again", s->path, s->node_id, files[i].default_suffix, paths[i],
+                            files[i].name, s->node_id);
+        if (st == KC_OK && refs[i]) {
+            names[nstore] = kc_value_text(files[i].name);
+            values[nstore++] = kc_value_text(refs[i]);
+        }
+    }
+    /* defaults remembered in one rewrite, only once every file is known good */
+    if (st == KC_OK && nstore)
+        st = store_values_locked(s, NULL, nstore, names, values, err);
+    pthread_mutex_unlock(&s->mu);
+    for (size_t i = 0; i < n; i++) {
+        free(refs[i]);
+        if (st != KC_OK) {
+            free(paths[i]);
+            paths[i] = NULL;
+        }
+    }
+    return st;
+}
+
+kc_status kc_store_file_option(kc_store *s, const char *name, const char *default_suffix,
+                               char **path, kc_err *err)
+{
+    kc_store_file f = {name, default_suffix, false};
+    return kc_store_node_files(s, 1, &f, path, err);
 }
 
 /* Moves crypto.<from> to <section>.<to> unless skip says otherwise;

@@ -55,6 +55,33 @@ kc_status kc_store_migrate_provisioners(kc_store *s, kc_err *err);
  * other text is used as the path). */
 bool kc_store_file_ref(const kc_value *v, const char **path, size_t *len);
 
+/* At most this many files per kc_store_node_files call. */
+#define KC_STORE_MAX_FILES 4
+
+/* A node file named by a "file#<path>" option of the node section. */
+typedef struct kc_store_file {
+    const char *name;            /* option: "cryptokey", "ratchet" */
+    const char *default_suffix;  /* ".crypto": "<node_id>.crypto" when unnamed */
+    bool optional_unnamed;       /* a provisioned node may lack it while the config
+                                  * does not name it (the .seed of a controller) */
+} kc_store_file;
+
+/* The paths of a node's files (spec D1): each option's path, relative ones
+ * resolved against the config file's directory; unnamed ones default to
+ * "<node_id><suffix>" there. When the node is provisioned (it holds a
+ * chain), a missing file is KC_ERR_NOTFOUND naming it and how to recover,
+ * and nothing is written; otherwise the defaults are stored as relative
+ * "file#..." options in one rewrite, and the caller may create the files.
+ * paths[i] are malloc'd (all NULL on failure). */
+kc_status kc_store_node_files(kc_store *s, size_t n, const kc_store_file *files, char **paths,
+                              kc_err *err);
+/* The resolved path of one such option (the default when unnamed),
+ * without writing or checking anything. *path is malloc'd. */
+kc_status kc_store_file_path(kc_store *s, const char *name, const char *default_suffix,
+                             char **path, kc_err *err);
+/* The node holds a chain ([<node>-chains] or the legacy crypto.chain). */
+bool kc_store_is_provisioned(kc_store *s);
+
 /* Python dict assignment on a kc_section: an equal key keeps its place and
  * takes the new value (copied). */
 kc_status kc_section_set(kc_section *sec, const kc_value *key, const kc_value *value);

@@ -163,7 +163,9 @@ grep -qxF "kafkacrypto produce: stdin line 2: expected KEY<TAB>VALUE (or use --n
 pass "a line without a tab: named by its number, status 1"
 
 # 5. Node files written by upstream's simple-provision (interop vectors),
-# unchanged; their file# paths are relative to the current directory.
+# unchanged; their relative file# paths work from inside the node directory
+# (upstream resolves them against the working directory) and from outside
+# (we resolve them against the config's directory, spec D1).
 VECTORS=${VECTORS:-$KC_SOURCE_DIR/tests/vectors/data}
 if [ -r "$VECTORS/store.json" ]; then
     mkdir "$WORK/up"
@@ -193,11 +195,44 @@ LUA
         fail "store.json has no simple-provision producer1/consumer1"
     cd "$WORK/up"
     serve upstream up/producer1 sensor.upstream 'from\tupstream files\n'
+    cd "$WORK"
     consume up/consumer1 --topic sensor.upstream --from-beginning --count 1 --timeout 20 \
         >"$WORK/consumer1.out" 2>"$WORK/consumer1.err" || fail "consumer1: $(cat "$WORK/consumer1.err")"
     same "$WORK/consumer1.out" 'from\tupstream files\n'
     stop upstream TERM
-    pass "nodes provisioned by upstream's simple-provision, files unchanged"
+    [ ! -e "$WORK/consumer1.crypto" ] && [ ! -e "$WORK/consumer1.seed" ] ||
+        fail "consumer1 run from outside its directory created files in the working directory"
+    [ "$(ls "$WORK/up" | tr '\n' ' ')" = "consumer1.config consumer1.crypto consumer1.seed producer1.config producer1.crypto producer1.seed " ] ||
+        fail "upstream node directory: $(ls "$WORK/up")"
+    pass "nodes provisioned by upstream's simple-provision, run from inside and outside their directory"
 else
     echo "skip - upstream node files: no $VECTORS/store.json"
 fi
+
+# 6. A node's files are found beside its config, whatever the working
+# directory (spec D1): a run from elsewhere creates nothing there and uses
+# the node's own key and oldkeys, and the node directory can be moved.
+mkdir "$WORK/nd" "$WORK/elsewhere"
+kc run "$WORK/provision.lua" "$WORK/nd" "root of trust password" mover:producer \
+    2>>"$WORK/provision.err" || fail "provisioning: $(cat "$WORK/provision.err")"
+grep -qx 'cryptokey : file#mover.crypto' "$WORK/nd/mover.config" &&
+    grep -qx 'ratchet : file#mover.seed' "$WORK/nd/mover.config" ||
+    fail "provisioning wrote no relative file# references: $(grep file# "$WORK/nd/mover.config")"
+cd "$WORK/nd"
+printf 'k\tfrom inside\n' | "$KC_BIN" produce --node mover.config --broker "$B" $X \
+    --topic sensor.moves >/dev/null 2>"$WORK/mover1.err" || fail "mover from inside: $(cat "$WORK/mover1.err")"
+cd "$WORK/elsewhere"
+printf 'k\tfrom elsewhere\n' | "$KC_BIN" produce --node "$WORK/nd/mover.config" --broker "$B" $X \
+    --topic sensor.moves >/dev/null 2>"$WORK/mover2.err" || fail "mover from elsewhere: $(cat "$WORK/mover2.err")"
+mv "$WORK/nd" "$WORK/nd2"
+# serving from the moved directory, the node still holds both earlier keys
+# (oldkeys opened with its own .crypto): a new consumer decrypts all three
+serve mover nd2/mover sensor.moves 'k\tfrom the moved directory\n'
+consume dash --topic sensor.moves --from-beginning --count 3 --timeout 20 \
+    >"$WORK/moves.out" 2>"$WORK/moves.err" || fail "moves: $(cat "$WORK/moves.err")"
+same "$WORK/moves.out" 'k\tfrom inside\nk\tfrom elsewhere\nk\tfrom the moved directory\n'
+stop mover TERM
+[ -z "$(ls -A "$WORK/elsewhere")" ] || fail "files created in the working directory: $(ls -A "$WORK/elsewhere")"
+[ "$(ls "$WORK/nd2" | tr '\n' ' ')" = "mover.config mover.crypto mover.seed " ] ||
+    fail "node directory: $(ls "$WORK/nd2")"
+pass "a node run from another directory and moved keeps its files, key and old keys"

@@ -228,6 +228,32 @@ contains err "the chain certifies key"
 [ ! -e ctl2.config ] || fail "ctl2.config written from a bad value"
 pass "controller-provision and chain-server-provision: two-step flow and bad signed values"
 
+# ---- node directories: relative file# references (spec D1) ----------------------------------
+# every tool writes file# paths relative to the config, as upstream's do, so
+# the directory can be moved and used from anywhere
+mkdir nd cwd2
+expect 0 "$K" simple-provision --node-id sp --role producer --topics exr --rot-password-file rot.pw \
+    --password-file prov.pw --yes --dir "$WORK/nd"
+expect 0 "$K" provision --setup prov.setup --password-file prov.pw --node-id pv --role consumer \
+    --topics exr --yes --dir "$WORK/nd"
+for t in controller-provision:ctl1 chain-server-provision:cs1; do
+    cp "${t#*:}.crypto" nd/
+    expect 0 "$K" "${t%:*}" --setup prov.setup --node-id "${t#*:}" --all-topics --lifetime -1 --yes \
+        --signed-file "${t#*:}.signed" --dir "$WORK/nd"
+done
+for n in sp pv ctl1 cs1; do
+    grep -qx "cryptokey : file#$n.crypto" "nd/$n.config" || fail "$n: $(grep file# "nd/$n.config")"
+done
+for n in sp pv; do
+    grep -qx "ratchet : file#$n.seed" "nd/$n.config" || fail "$n: $(grep file# "nd/$n.config")"
+done
+mv nd nd2
+(cd cwd2 && "$K" keyinfo "$WORK/nd2/sp.config") >out 2>err || fail "keyinfo: $(cat err)"
+contains out "Signing keys ($WORK/nd2/sp.crypto):"
+contains out "chain0: valid, for signing key 0"
+[ -z "$(ls -A cwd2)" ] || fail "keyinfo created files in the working directory: $(ls -A cwd2)"
+pass "provisioning tools write relative file# paths; a moved node directory is read from anywhere"
+
 # ---- key exchange between tool-provisioned nodes, watched by key-monitor -------------------
 start_broker "$WORK/bootstrap" || fail "no broker: $(cat "$WORK/broker.err")"
 B=$(cat "$WORK/bootstrap")

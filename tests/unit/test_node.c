@@ -17,6 +17,7 @@
 #include "kc_log.h"
 #include "kc_node.h"
 #include "kc_provision.h"
+#include "kc_ratchet.h"
 #include "kc_store.h"
 #include "kc_test.h"
 #include "kc_test_node.h"
@@ -76,6 +77,9 @@ static char *provision(const char *node, kc_role role, const char *root, bool ro
     assert_int_equal(kc_store_store_value(s, NULL, "cryptokey", &v, &err), KC_OK);
     snprintf(name, sizeof name, "%s.seed", node);
     char *seed = tc_path(dir, name);
+    kc_ratchet *rt; /* a provisioned node's seed must exist (spec D1) */
+    assert_int_equal(kc_ratchet_open_file(seed, NULL, &rt, &err), KC_OK);
+    kc_ratchet_close(rt);
     snprintf(ref, sizeof ref, "file#%s", seed);
     v = kc_value_text(ref);
     assert_int_equal(kc_store_store_value(s, NULL, "ratchet", &v, &err), KC_OK);

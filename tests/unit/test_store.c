@@ -582,32 +582,152 @@ static void test_kill_during_rewrites_leaves_old_or_new(void **state)
 
 /* ---- start-up helpers ----------------------------------------------------------------------- */
 
+/* The path of option `name`, resolved (spec D1). */
+static char *file_option(kc_store *s, const char *name, const char *suffix)
+{
+    char *p = NULL;
+    kc_err err = {0};
+    if (kc_store_file_option(s, name, suffix, &p, &err) != KC_OK)
+        fail_msg("file option %s: %s", name, err.msg);
+    return p;
+}
+
+static void assert_in_dir(char *p, const char *name)
+{
+    char *want = tc_path(dir, name);
+    assert_string_equal(p, want);
+    free(want);
+    free(p);
+}
+
 static void test_file_options(void **state)
 {
     put("[DEFAULT]\nnode_id : n1\n[n1]\ncryptokey : file#keys/n1.crypto\nratchet : plain.seed\n"
-        "bad : 5\n");
+        "bad : 5\nabs : file#/srv/x/n1.crypto\n");
     kc_store *s = opened("n1", &plain);
     char *p;
     kc_err err;
-    assert_int_equal(kc_store_file_option(s, "cryptokey", ".crypto", &p, &err), KC_OK);
-    assert_string_equal(p, "keys/n1.crypto");
-    free(p);
-    assert_int_equal(kc_store_file_option(s, "ratchet", ".seed", &p, &err), KC_OK);
-    assert_string_equal(p, "plain.seed");
+    /* relative paths are in the config's directory, whatever the cwd */
+    assert_in_dir(file_option(s, "cryptokey", ".crypto"), "keys/n1.crypto");
+    assert_in_dir(file_option(s, "ratchet", ".seed"), "plain.seed");
+    p = file_option(s, "abs", ".x");
+    assert_string_equal(p, "/srv/x/n1.crypto");
     free(p);
     assert_int_equal(kc_store_file_option(s, "bad", ".x", &p, &err), KC_ERR_INVALID);
     assert_null(p);
-    assert_int_equal(kc_store_file_option(s, "other", ".other", &p, &err), KC_OK);
-    assert_string_equal(p, "n1.other");
-    free(p);
+    /* a default is stored relative, as upstream's tools write it */
+    assert_in_dir(file_option(s, "other", ".other"), "n1.other");
     assert_non_null(strstr(contents(), "other : file#n1.other\n"));
+    assert_int_equal(kc_store_file_path(s, "unset", ".u", &p, &err), KC_OK);
+    assert_in_dir(p, "n1.u");
+    assert_null(strstr(contents(), "unset"));
     kc_store_close(s);
+    /* a config named without a directory: relative to the cwd, as it is */
+    char cwd[4096];
+    assert_non_null(getcwd(cwd, sizeof cwd));
+    assert_int_equal(chdir(dir), 0);
+    kc_status st = kc_store_open(&s, "n1.config", "n1", &plain, &err);
+    p = NULL;
+    if (st == KC_OK)
+        st = kc_store_file_path(s, "cryptokey", ".crypto", &p, &err);
+    kc_store_close(s);
+    assert_int_equal(chdir(cwd), 0);
+    assert_int_equal(st, KC_OK);
+    assert_string_equal(p, "keys/n1.crypto");
+    free(p);
     const char *ref;
     size_t len;
     kc_value t = kc_value_text("file#x"), i = kc_value_int(1);
     assert_true(kc_store_file_ref(&t, &ref, &len));
     assert_int_equal(len, 1);
     assert_false(kc_store_file_ref(&i, &ref, &len));
+}
+
+/* kc_store_node_files succeeds with the two files in the test directory. */
+static void assert_node_files(kc_store *s, const kc_store_file *files, const char *crypto,
+                              const char *seed)
+{
+    char *paths[2];
+    kc_err err = {0};
+    assert_int_equal(kc_store_node_files(s, 2, files, paths, &err), KC_OK);
+    assert_string_equal(paths[0], crypto);
+    assert_string_equal(paths[1], seed);
+    free(paths[0]);
+    free(paths[1]);
+}
+
+/* A provisioned node (it holds a chain) never gets a new .crypto or .seed
+ * silently: the missing file is named, with the way out, and the config is
+ * not touched; an unprovisioned one gets relative defaults. */
+static void test_missing_files_of_a_provisioned_node(void **state)
+{
+    static const kc_store_file files[2] = {{"cryptokey", ".crypto", false},
+                                           {"ratchet", ".seed", true}};
+    char *paths[2], *crypto = tc_path(dir, "n1.crypto"), *seed = tc_path(dir, "n1.seed");
+    kc_err err;
+    const char *configs[] = {
+        "[DEFAULT]\nnode_id : n1\n\n[n1]\ncryptokey : file#n1.crypto\nratchet : file#n1.seed\n\n"
+        "[n1-chains]\nchain0 : base64#AA==\n\n",
+        /* legacy: the chain still in crypto; no cryptokey option */
+        "[DEFAULT]\nnode_id : n1\n\n[n1]\nratchet : file#n1.seed\n\n[n1-crypto]\n"
+        "chain : base64#AA==\n\n",
+    };
+    for (size_t c = 0; c < 2; c++) {
+        put(configs[c]);
+        char *before = strdup(contents());
+        kc_store *s = opened("n1", &plain);
+        for (int missing = 0; missing < 2; missing++) {
+            tc_write_file(missing ? crypto : seed, (const uint8_t *)"x", 1);
+            unlink(missing ? seed : crypto);
+            assert_int_equal(kc_store_node_files(s, 2, files, paths, &err), KC_ERR_NOTFOUND);
+            assert_null(paths[0]);
+            assert_null(paths[1]);
+            assert_non_null(strstr(err.msg, missing ? seed : crypto));
+            assert_non_null(strstr(err.msg, "provisioned"));
+            assert_non_null(strstr(err.msg, "Restore"));
+            assert_non_null(strstr(err.msg, "provision the node again"));
+            assert_string_equal(contents(), before);
+        }
+        tc_write_file(seed, (const uint8_t *)"x", 1);
+        tc_write_file(crypto, (const uint8_t *)"x", 1);
+        assert_node_files(s, files, crypto, seed);
+        kc_store_close(s);
+        free(before);
+        unlink(crypto);
+        unlink(seed);
+    }
+    /* a path that cannot be checked is not taken for a missing file */
+    put("[DEFAULT]\nnode_id : n1\n\n[n1]\ncryptokey : file#n1.seed/n1.crypto\n\n[n1-chains]\n"
+        "chain0 : base64#AA==\n\n");
+    tc_write_file(seed, (const uint8_t *)"x", 1);
+    kc_store *s = opened("n1", &plain);
+    assert_int_equal(kc_store_node_files(s, 2, files, paths, &err), KC_ERR_IO);
+    assert_non_null(strstr(err.msg, "cannot check the node's .crypto file"));
+    kc_store_close(s);
+    unlink(seed);
+    /* a provisioned node that names no .seed (controller provisioning) may
+     * create one; a new config names both, relative */
+    const char *ok_configs[] = {
+        "[DEFAULT]\nnode_id : n1\n\n[n1]\ncryptokey : file#n1.crypto\n\n[n1-chains]\n"
+        "chain0 : base64#AA==\n\n",
+        NULL,
+    };
+    for (size_t c = 0; c < 2; c++) {
+        unlink(path);
+        if (ok_configs[c]) {
+            put(ok_configs[c]);
+            tc_write_file(crypto, (const uint8_t *)"x", 1);
+        }
+        s = opened("n1", &plain);
+        assert_int_equal(kc_store_is_provisioned(s), ok_configs[c] != NULL);
+        assert_node_files(s, files, crypto, seed);
+        kc_store_close(s);
+        assert_non_null(strstr(contents(), "cryptokey : file#n1.crypto\n"));
+        assert_non_null(strstr(contents(), "ratchet : file#n1.seed\n"));
+        unlink(crypto);
+    }
+    free(crypto);
+    free(seed);
 }
 
 static void test_legacy_migrations(void **state)
@@ -756,6 +876,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rewrite_keeps_mode_and_skips_no_ops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_during_rewrites_leaves_old_or_new, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_options, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_missing_files_of_a_provisioned_node, setup, teardown),
         cmocka_unit_test_setup_teardown(test_legacy_migrations, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_level_from_the_crypto_section, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kafka_config_precedence_and_unset, setup, teardown),

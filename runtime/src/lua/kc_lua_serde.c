@@ -314,7 +314,7 @@ static int l_standalone(lua_State *L)
     kc_buf id = KC_BUF_INIT;
     kc_status st = KC_OK;
     if (crypto && t->mgmt_long_keyindex && (st = node_id_of(crypto, &id, &err)) == KC_OK) {
-        c.node_id = id.data;
+        c.node_id = id.len ? id.data : (const uint8_t *)""; /* no key: refuses to encrypt */
         c.node_id_len = id.len;
     }
     if (st == KC_OK && seed)

@@ -9,6 +9,7 @@
 #include <lauxlib.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kc_lua.h"
@@ -332,6 +333,20 @@ static int l_path(lua_State *L)
     return 1;
 }
 
+/* file_path(option, default_suffix): where the node's file is (spec D1) */
+static int l_file_path(lua_State *L)
+{
+    kc_store *s = kc_lua_check_store(L, 1);
+    char *path = NULL;
+    kc_err err;
+    if (kc_store_file_path(s, luaL_checkstring(L, 2), luaL_checkstring(L, 3), &path, &err) !=
+        KC_OK)
+        return kc_lua_error(L, &err);
+    lua_pushstring(L, path);
+    free(path);
+    return 1;
+}
+
 static int l_store_close(lua_State *L)
 {
     lua_store *ls = luaL_checkudata(L, 1, STORE);
@@ -364,6 +379,7 @@ void kc_lua_open_store(lua_State *L)
         {"load_value", l_load_value},       {"store_value", l_store_value},
         {"load_section", l_load_section},   {"get_kafka_config", l_get_kafka_config},
         {"node_id", l_node_id},             {"path", l_path},
+        {"file_path", l_file_path},
         {"close", l_store_close},           {NULL, NULL},
     };
     luaL_newmetatable(L, STORE);
