@@ -18,7 +18,6 @@
 
 #define LOGGER "kafkacrypto.crypto"
 
-
 /* A producer generation (sodium_malloc'd: it holds secrets). */
 typedef struct pgen {
     kc_keyidx ki;
@@ -572,7 +571,8 @@ static cgen *wait_for_key(kc_serde *s, root_entry *r, const kc_keyidx *ki, bool 
     while (!g && i > 0) {
         kc_wait *w = kc_waits_get(&r->waits, ki);
         if (!w || kc_wait_given_up(w)) {
-            /* gone or given up while we slept: stop */
+            /* a retry adds nothing back; a wait whose index was replaced or
+             * given up while we slept ends */
             if (retry || !first)
                 return NULL;
             if (w) {

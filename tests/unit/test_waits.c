@@ -366,10 +366,11 @@ static void test_after_a_flood_a_new_producer_is_asked_for_in_the_next_round(voi
                   "for after %.2f s, decrypted after %.2f s (request interval %.1f s)\n", FLOOD,
                   flood_time, asked, delay, SUB_INTERVAL);
     /* the next round after B's first sight asked for B's key, first (one
-     * round may have been on its way as B's message came in) */
+     * round may have been on its way as B's message came in); rounds are
+     * SUB_INTERVAL apart, the margin is for a loaded machine */
     assert_true(asked > 0);
     assert_true(without <= 1);
-    assert_true(asked <= SUB_INTERVAL + 1.5);
+    assert_true(asked <= 2 * SUB_INTERVAL);
 
     /* the flood goes on: indices dropped unasked are counted, and reported
      * at most once per request interval, not per message (giving up is
