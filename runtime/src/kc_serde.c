@@ -558,9 +558,9 @@ static cgen *cgen_find(root_entry *r, const kc_keyidx *ki)
 
 /* §4.4 with B7 and D4, lock held (released while sleeping). Returns the
  * consumer key for ki in r, or NULL. A retry (a message deserialized again)
- * only follows a wait that exists: it never adds an index or brings back
- * one given up, so an application retrying every message it holds cannot
- * refill the table with made-up indices that were already replaced. */
+ * only follows a wait that exists: it never adds an index, and brings back
+ * one given up only KC_WAITS_RETRY_AFTER later, so an application retrying
+ * every message it holds cannot refill the table with made-up indices. */
 static cgen *wait_for_key(kc_serde *s, root_entry *r, const kc_keyidx *ki, bool retry)
 {
     cgen *g = cgen_find(r, ki);
@@ -571,9 +571,11 @@ static cgen *wait_for_key(kc_serde *s, root_entry *r, const kc_keyidx *ki, bool 
     while (!g && i > 0) {
         kc_wait *w = kc_waits_get(&r->waits, ki);
         if (!w || kc_wait_given_up(w)) {
-            /* a retry adds nothing back; a wait whose index was replaced or
-             * given up while we slept ends */
-            if (retry || !first)
+            /* a wait whose index was replaced or given up while we slept
+             * ends; a retry adds nothing back, and revives a given-up index
+             * only after a while */
+            if (!first || (retry && !(w && s->now_fn(s->now_ctx) - w->given_up_at >=
+                                                KC_WAITS_RETRY_AFTER)))
                 return NULL;
             if (w) {
                 kc_wait_rearm(w);
@@ -986,7 +988,7 @@ void kc_serde_waits_unanswered(kc_serde *s, const char *root, const kc_keyidx *k
     pthread_mutex_lock(&s->lock);
     root_entry *r = root_find(s, root, strlen(root));
     if (r)
-        kc_waits_unanswered(&r->waits, kis, n);
+        kc_waits_unanswered(&r->waits, kis, n, s->now_fn(s->now_ctx));
     pthread_mutex_unlock(&s->lock);
 }
 

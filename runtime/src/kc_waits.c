@@ -158,14 +158,15 @@ size_t kc_waits_pick(const kc_waits *w, kc_keyidx *out, size_t cap)
     return k;
 }
 
-size_t kc_waits_unanswered(kc_waits *w, const kc_keyidx *kis, size_t n)
+size_t kc_waits_unanswered(kc_waits *w, const kc_keyidx *kis, size_t n, double now)
 {
     size_t newly = 0;
     for (size_t i = 0; i < n; i++) {
         kc_wait *e = kc_waits_get(w, &kis[i]);
-        if (!e || kc_wait_given_up(e))
+        if (!e || kc_wait_given_up(e) || ++e->unanswered < KC_WAITS_ROUNDS)
             continue;
-        if (++e->unanswered == KC_WAITS_ROUNDS && !e->counted) {
+        e->given_up_at = now;
+        if (!e->counted) {
             e->counted = true;
             newly++;
         }

@@ -19,10 +19,11 @@
  *     asked for goes before every index already asked for, and the newest
  *     goes first: a flood of made-up indices, of any size, seen before a
  *     real one cannot keep the real one out of the next request;
- *   - after KC_WAITS_ROUNDS unanswered rounds an index is given up: never
- *     listed, never waited for, first to be replaced. Seeing it again in a
- *     new message (not a retry of one already seen) gives it one more
- *     round, ranked behind every index not given up.
+ *   - after KC_WAITS_ROUNDS unanswered rounds an index is given up: not
+ *     listed, not waited for, first to be replaced. Seeing it again in a
+ *     new message, or in a retry KC_WAITS_RETRY_AFTER seconds after it was
+ *     given up (its producer may be back), gives it one more round, ranked
+ *     behind every index not given up.
  *
  * Not thread-safe: the serde's lock covers it. */
 #ifndef KC_WAITS_H
@@ -36,11 +37,13 @@
 
 #define KC_WAITS_MAX 1024    /* indices per root */
 #define KC_WAITS_ROUNDS 3    /* unanswered request rounds before an index is given up */
+#define KC_WAITS_RETRY_AFTER 600.0  /* s before a retry may ask for a given-up index again */
 
 typedef struct kc_wait {
     kc_keyidx ki;
     uint64_t seen;           /* order of first sight (larger = later) */
     int count;               /* upstream's wait counter (§4.4) */
+    double given_up_at;      /* when it was last given up */
     uint32_t hash;
     uint8_t unanswered;      /* rounds that listed it and got no reply, up to KC_WAITS_ROUNDS */
     bool counted;            /* already counted as given up once */
@@ -80,8 +83,9 @@ void kc_wait_rearm(kc_wait *e);
 
 /* The best-ranked indices not given up, best first, at most cap. */
 size_t kc_waits_pick(const kc_waits *w, kc_keyidx *out, size_t cap);
-/* A request round listing kis ended with no reply: counts it for each of
- * them still here. Returns how many were given up for the first time. */
-size_t kc_waits_unanswered(kc_waits *w, const kc_keyidx *kis, size_t n);
+/* A request round listing kis ended with no reply (at time now): counts it
+ * for each of them still here. Returns how many were given up for the
+ * first time. */
+size_t kc_waits_unanswered(kc_waits *w, const kc_keyidx *kis, size_t n, double now);
 
 #endif

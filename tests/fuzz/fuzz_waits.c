@@ -59,7 +59,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         }
         case 5:
-            kc_waits_unanswered(&w, picked, npicked);
+            kc_waits_unanswered(&w, picked, npicked, (double)i);
             break;
         default: {
             kc_wait *e = kc_waits_get(&w, &ki);

@@ -97,7 +97,7 @@ static void test_a_new_index_outranks_any_flood_and_memory_is_bounded(void **sta
 
     /* that round got no reply: its indices rank behind every index never
      * asked for, even older ones */
-    assert_int_equal(kc_waits_unanswered(&w, req, KC_EXCHANGE_MAX_KEYS), 0);
+    assert_int_equal(kc_waits_unanswered(&w, req, KC_EXCHANGE_MAX_KEYS, 0), 0);
     kc_keyidx next[KC_EXCHANGE_MAX_KEYS];
     assert_int_equal(kc_waits_pick(&w, next, KC_EXCHANGE_MAX_KEYS), KC_EXCHANGE_MAX_KEYS);
     assert_true(kc_keyidx_equal(&next[0], &fakes[FLOOD - 1 - (KC_EXCHANGE_MAX_KEYS - 1)]));
@@ -112,7 +112,7 @@ static void test_a_new_index_outranks_any_flood_and_memory_is_bounded(void **sta
 
     /* KC_WAITS_ROUNDS unanswered rounds: given up, never asked for again */
     for (int r = 1; r < KC_WAITS_ROUNDS; r++)
-        assert_int_equal(kc_waits_unanswered(&w, req, KC_EXCHANGE_MAX_KEYS),
+        assert_int_equal(kc_waits_unanswered(&w, req, KC_EXCHANGE_MAX_KEYS, 0),
                          r == KC_WAITS_ROUNDS - 1 ? left : 0);
     assert_int_equal(w.given_up, left);
     size_t n = kc_waits_pick(&w, next, KC_EXCHANGE_MAX_KEYS);
@@ -134,7 +134,7 @@ static void test_a_new_index_outranks_any_flood_and_memory_is_bounded(void **sta
     kc_keyidx lone = random_ki();
     kc_waits_add(&w, &lone);
     for (int r = 0; r < KC_WAITS_ROUNDS; r++)
-        kc_waits_unanswered(&w, &lone, 1);
+        kc_waits_unanswered(&w, &lone, 1, 0);
     kc_wait *e = kc_waits_get(&w, &lone);
     assert_true(kc_wait_given_up(e));
     kc_wait_rearm(e);
@@ -142,7 +142,7 @@ static void test_a_new_index_outranks_any_flood_and_memory_is_bounded(void **sta
     static kc_keyidx all[KC_WAITS_MAX];
     n = kc_waits_pick(&w, all, KC_WAITS_MAX);
     assert_true(kc_keyidx_equal(&all[n - 1], &lone));
-    kc_waits_unanswered(&w, &lone, 1);
+    kc_waits_unanswered(&w, &lone, 1, 0);
     assert_true(kc_wait_given_up(kc_waits_get(&w, &lone)));
     assert_int_equal(w.given_up, left + 1); /* counted once */
 
@@ -156,7 +156,13 @@ static void test_a_new_index_outranks_any_flood_and_memory_is_bounded(void **sta
 
 typedef struct hooks {
     int sleeps, missing;
+    double clock;
 } hooks;
+
+static double fake_now(void *ctx)
+{
+    return ((hooks *)ctx)->clock;
+}
 
 static void count_sleep(void *ctx, double seconds)
 {
@@ -223,6 +229,52 @@ static void test_a_flood_hardly_holds_the_deserializers(void **state)
     assert_int_equal(h.sleeps, 18);
     kc_message_free(m);
     kc_message_free(first);
+    kc_serde_free(s);
+}
+
+static void test_a_given_up_index_is_asked_for_again_when_seen_anew_or_later(void **state)
+{
+    hooks h = {.clock = 1000};
+    kc_serde_config c;
+    kc_serde_config_init(&c);
+    c.sleep_fn = count_sleep;
+    c.sleep_ctx = &h;
+    c.now_fn = fake_now;
+    c.now_ctx = &h;
+    kc_serde *s;
+    assert_int_equal(kc_serde_new(&c, &s, NULL), KC_OK);
+    uint8_t wire[96];
+    made_up_message(wire);
+    kc_keyidx ki, req[2];
+    kc_keyidx_from_bytes(&ki, wire + 4, 32);
+    kc_message *m = kc_message_new();
+    assert_int_equal(kc_serde_deserialize(s, KC_KIND_VALUE, TOPIC, wire, sizeof wire, m, NULL),
+                     KC_OK);
+    assert_int_equal(kc_serde_pick_waits(s, ROOT, req, 2), 1);
+    for (int r = 0; r < KC_WAITS_ROUNDS; r++)
+        kc_serde_waits_unanswered(s, ROOT, &ki, 1);
+    assert_int_equal(kc_serde_pick_waits(s, ROOT, req, 2), 0);
+    /* a retry soon after: still given up */
+    h.clock += KC_WAITS_RETRY_AFTER - 1;
+    assert_false(kc_message_is_cleartext(m, true));
+    assert_int_equal(kc_serde_pick_waits(s, ROOT, req, 2), 0);
+    /* a retry a while later: one more round */
+    h.clock += 1;
+    assert_false(kc_message_is_cleartext(m, true));
+    assert_int_equal(kc_serde_pick_waits(s, ROOT, req, 2), 1);
+    assert_true(kc_keyidx_equal(&req[0], &ki));
+    kc_serde_waits_unanswered(s, ROOT, &ki, 1);
+    assert_int_equal(kc_serde_pick_waits(s, ROOT, req, 2), 0);
+    /* the index in a new message: one more round at once */
+    kc_message *again = kc_message_new();
+    assert_int_equal(kc_serde_deserialize(s, KC_KIND_VALUE, TOPIC, wire, sizeof wire, again, NULL),
+                     KC_OK);
+    assert_int_equal(kc_serde_pick_waits(s, ROOT, req, 2), 1);
+    kc_serde_waits_stats ws;
+    kc_serde_wait_stats(s, ROOT, &ws);
+    assert_int_equal(ws.given_up, 1); /* counted once */
+    kc_message_free(again);
+    kc_message_free(m);
     kc_serde_free(s);
 }
 
@@ -425,6 +477,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_new_index_outranks_any_flood_and_memory_is_bounded),
         cmocka_unit_test(test_a_flood_hardly_holds_the_deserializers),
+        cmocka_unit_test(test_a_given_up_index_is_asked_for_again_when_seen_anew_or_later),
         cmocka_unit_test_setup_teardown(test_after_a_flood_a_new_producer_is_asked_for_in_the_next_round,
                                         setup, teardown),
     };
