@@ -25,6 +25,13 @@
  *     given up (its producer may be back), gives it one more round, ranked
  *     behind every index not given up.
  *
+ * Limit: nothing tells a made-up index from a real one before its key
+ * comes. More than KC_EXCHANGE_MAX_KEYS new made-up indices seen after a
+ * real one and before the next round push it into a later round, and more
+ * than KC_WAITS_MAX out of the table (a new message carrying it brings it
+ * back, first). Against such a sustained flood the defence is who may write
+ * to the data topics.
+ *
  * Not thread-safe: the serde's lock covers it. */
 #ifndef KC_WAITS_H
 #define KC_WAITS_H
