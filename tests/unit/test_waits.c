@@ -174,17 +174,26 @@ static void on_missing(void *ctx, const char *root, size_t len, const kc_keyidx 
     ((hooks *)ctx)->missing++;
 }
 
-static void test_a_flood_hardly_holds_the_deserializers(void **state)
+/* A consumer's serde that counts sleeps and misses, on h's clock. */
+static kc_serde *new_serde(hooks *h)
 {
-    hooks h = {0};
     kc_serde_config c;
     kc_serde_config_init(&c);
     c.sleep_fn = count_sleep;
-    c.sleep_ctx = &h;
+    c.sleep_ctx = h;
     c.on_missing_key = on_missing;
-    c.hook_ctx = &h;
+    c.hook_ctx = h;
+    c.now_fn = fake_now;
+    c.now_ctx = h;
     kc_serde *s;
     assert_int_equal(kc_serde_new(&c, &s, NULL), KC_OK);
+    return s;
+}
+
+static void test_a_flood_hardly_holds_the_deserializers(void **state)
+{
+    hooks h = {0};
+    kc_serde *s = new_serde(&h);
     kc_message *m = kc_message_new(), *first = kc_message_new();
     uint8_t msg[96];
     for (int i = 0; i < FLOOD; i++) {
@@ -235,14 +244,7 @@ static void test_a_flood_hardly_holds_the_deserializers(void **state)
 static void test_a_given_up_index_is_asked_for_again_when_seen_anew_or_later(void **state)
 {
     hooks h = {.clock = 1000};
-    kc_serde_config c;
-    kc_serde_config_init(&c);
-    c.sleep_fn = count_sleep;
-    c.sleep_ctx = &h;
-    c.now_fn = fake_now;
-    c.now_ctx = &h;
-    kc_serde *s;
-    assert_int_equal(kc_serde_new(&c, &s, NULL), KC_OK);
+    kc_serde *s = new_serde(&h);
     uint8_t wire[96];
     made_up_message(wire);
     kc_keyidx ki, req[2];
