@@ -67,6 +67,10 @@ kafkacrypto.is_message = core.is_message
 --                                   instead of the standard exchange (default: the
 --                                   settings' exchange_variant); scripts/variants/README.md
 --   options.max_key_wait_intervals  tries after the first message (default 0)
+--                     (all waits of a root share deser_initial_wait_intervals
+--                     - 1 + max_key_wait_intervals intervals, refilled when a
+--                     key for the root arrives: made-up key indices cannot
+--                     hold a consumer, spec D4)
 --   options.allowlist_topic / denylist_topic   apply those topics (default true)
 --   options.policies  policy files asked before answering key requests and
 --                     using key replies, after kafkacrypto.cfg's (they can
@@ -74,7 +78,9 @@ kafkacrypto.is_message = core.is_message
 -- kafkacrypto.new{ node_id = ..., config = ..., producer = ..., consumer = ... }
 -- is the same. Methods: :key_serializer(), :value_serializer(),
 -- :key_deserializer(), :value_deserializer()  (getKeySerializer, ...),
--- :node_id(), :stats(), :close(), and :producer_keys() -> {{root=, key_index=}, ...}:
+-- :node_id(), :stats() (counters: requests_sent, replies_sent, keys_received,
+-- refused, chains_adopted, list_entries_added, key_indices_given_up,
+-- key_indices_replaced), :close(), and :producer_keys() -> {{root=, key_index=}, ...}:
 -- the producer keys the node holds and serves (earlier runs' from oldkeys
 -- included; key_index is hex for long indices), never their secrets.
 local function options_of(client)

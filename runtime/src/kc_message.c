@@ -128,7 +128,7 @@ bool kc_message_is_cleartext(kc_message *m, bool retry)
      * swallows any error of the retry. */
     kc_message tmp;
     kc_message_init(&tmp);
-    if (kc_serde_deserialize(m->deser, m->kind, (const char *)m->topic.data, m->bytes.data,
+    if (kc_serde_deserialize_again(m->deser, m->kind, (const char *)m->topic.data, m->bytes.data,
                              m->bytes.len, &tmp, NULL) == KC_OK) {
         if (tmp.cleartext) {
             kc_buf swap = m->bytes;

@@ -1,5 +1,6 @@
 #include "kc_node.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
 #include <sodium.h>
@@ -18,6 +19,7 @@
 #include "kc_log.h"
 #include "kc_store.h"
 #include "kc_thread.h"
+#include "kc_waits.h"
 
 #define LOGGER KC_NODE_LOGGER
 #define METADATA_TIMEOUT_MS 2000
@@ -34,12 +36,15 @@ typedef struct tracked {
     int64_t *next;     /* per partition: offset to resume from, -1 = initial position */
 } tracked;
 
-/* The last key request round of a root (§7.3). */
+/* The key requests of a root (§7.3): the last round while no reply has
+ * come (n > 0), and what was last said about made-up key indices. */
 typedef struct sub_round {
     char *root;
-    double time;
+    double time;         /* of the last round; -inf once it was answered */
     kc_keyidx *kis;
     size_t n;
+    double flood_logged; /* last report of indices given up or replaced */
+    uint64_t given_up, replaced;  /* totals reported then */
 } sub_round;
 
 struct kc_node {
@@ -177,11 +182,31 @@ static sub_round *find_round(kc_node *n, const char *root)
     return NULL;
 }
 
-static void drop_round(kc_node *n, sub_round *r)
+static sub_round *get_round(kc_node *n, const char *root)
 {
-    free(r->root);
+    sub_round *r = find_round(n, root);
+    if (r)
+        return r;
+    sub_round *rs = realloc(n->rounds, (n->nrounds + 1) * sizeof *rs);
+    if (!rs)
+        return NULL;
+    n->rounds = rs;
+    r = &rs[n->nrounds];
+    memset(r, 0, sizeof *r);
+    r->time = r->flood_logged = -HUGE_VAL;
+    if (!(r->root = strdup(root)))
+        return NULL;
+    n->nrounds++;
+    return r;
+}
+
+/* A reply came: nothing pending, a new request may go out at once. */
+static void answer_round(sub_round *r)
+{
     free(r->kis);
-    *r = n->rounds[--n->nrounds];
+    r->kis = NULL;
+    r->n = 0;
+    r->time = -HUGE_VAL;
 }
 
 /* ---- serde hooks: any thread, serde lock held ---------------------------------------------- */
@@ -408,7 +433,7 @@ static void handle_reply(kc_node *n, const char *root, const kc_record *m)
     pthread_mutex_lock(&n->mu);
     n->stats.keys_received += got.n;
     sub_round *r = find_round(n, root);
-    if (r) {
+    if (r && r->n) {
         char missing[512];
         size_t nm = 0;
         kc_keyidx miss[KC_EXCHANGE_MAX_KEYS];
@@ -422,7 +447,7 @@ static void handle_reply(kc_node *n, const char *root, const kc_record *m)
         if (nm)
             kc_log(KC_LOG_WARNING, LOGGER, "For root=%s, the keys %s were requested but not "
                    "received.", root, describe_kis(miss, nm, missing, sizeof missing));
-        drop_round(n, r); /* a new request may go out at once for what is missing */
+        answer_round(r); /* a new request may go out at once for what is missing */
     }
     pthread_mutex_unlock(&n->mu);
     kc_exchange_keys_clear(&got);
@@ -629,16 +654,29 @@ static void recheck_missing_topics(kc_node *n)
 
 /* ---- the request step (§7.3) --------------------------------------------------------------------- */
 
-typedef struct wait_ctx {
-    kc_keyidx kis[KC_EXCHANGE_MAX_KEYS];
-    size_t n;
-} wait_ctx;
-
-static void add_wait(void *ctx, const kc_keyidx *ki)
+/* D4: made-up key indices are counted by the serde; say so at most once
+ * per request interval and root, not per message. */
+static void report_flood(kc_node *n, const char *root, double t)
 {
-    wait_ctx *w = ctx;
-    if (w->n < KC_EXCHANGE_MAX_KEYS)
-        w->kis[w->n++] = *ki;
+    kc_serde_waits_stats ws;
+    kc_serde_wait_stats(n->serde, root, &ws);
+    pthread_mutex_lock(&n->mu);
+    sub_round *r = find_round(n, root);
+    uint64_t given_up = 0, replaced = 0;
+    if (r && r->flood_logged + n->t.crypto_sub_interval < t &&
+        (ws.given_up > r->given_up || ws.replaced > r->replaced)) {
+        given_up = ws.given_up - r->given_up;
+        replaced = ws.replaced - r->replaced;
+        r->given_up = ws.given_up;
+        r->replaced = ws.replaced;
+        r->flood_logged = t;
+    }
+    pthread_mutex_unlock(&n->mu);
+    if (given_up || replaced)
+        kc_log(KC_LOG_WARNING, LOGGER, "For root=%s, %" PRIu64 " key indices made up or no longer "
+               "served: %" PRIu64 " asked for in %d rounds without an answer, %" PRIu64 " dropped "
+               "unasked (more than %d waiting). Not asking for them again.", root,
+               given_up + replaced, given_up, KC_WAITS_ROUNDS, replaced, KC_WAITS_MAX);
 }
 
 static void request_step(kc_node *n)
@@ -651,9 +689,8 @@ static void request_step(kc_node *n)
     pthread_mutex_unlock(&n->mu);
     for (size_t i = 0; i < nroots; i++) {
         const char *root = roots[i];
-        wait_ctx w = {.n = 0};
-        kc_serde_foreach_wait(n->serde, root, add_wait, &w);
-        if (w.n == 0)
+        kc_keyidx kis[KC_EXCHANGE_MAX_KEYS];
+        if (kc_serde_pick_waits(n->serde, root, kis, 1) == 0)
             continue; /* nothing missing any more */
         double t = now(n);
         pthread_mutex_lock(&n->mu);
@@ -661,15 +698,31 @@ static void request_step(kc_node *n)
         bool defer = r && r->time + n->t.crypto_sub_interval >= t;
         if (defer)
             need_subscription(n, root);
+        /* The last round is over without a reply (a reply clears it). */
+        kc_keyidx *unanswered = NULL;
+        size_t nunanswered = 0;
+        if (!defer && r) {
+            unanswered = r->kis;
+            nunanswered = r->n;
+            r->kis = NULL;
+            r->n = 0;
+        }
         pthread_mutex_unlock(&n->mu);
         if (defer)
             continue;
+        if (nunanswered)
+            kc_serde_waits_unanswered(n->serde, root, unanswered, nunanswered);
+        free(unanswered);
+        report_flood(n, root, t);
+        size_t nkis = kc_serde_pick_waits(n->serde, root, kis, KC_EXCHANGE_MAX_KEYS);
+        if (nkis == 0)
+            continue; /* all given up */
         kc_exchange_msgs reqs = {0};
         kc_buf msgkey = KC_BUF_INIT;
         kc_err err;
         char d[512];
-        kc_exchange_msgkey_build(w.kis, w.n, &msgkey);
-        kc_status st = n->variant ? n->vops->make_request(n->variant, root, w.kis, w.n, &reqs, &err)
+        kc_exchange_msgkey_build(kis, nkis, &msgkey);
+        kc_status st = n->variant ? n->vops->make_request(n->variant, root, kis, nkis, &reqs, &err)
                                   : kc_exchange_signed_epks(n->x, root, &reqs, &err);
         if (st != KC_OK) {
             if (n->variant)
@@ -680,7 +733,7 @@ static void request_step(kc_node *n)
             pthread_mutex_unlock(&n->mu);
         } else {
             kc_log(KC_LOG_INFO, LOGGER, "Sending new subscribe request(s) for root=%s, msgkey=%s",
-                   root, describe_kis(w.kis, w.n, d, sizeof d));
+                   root, describe_kis(kis, nkis, d, sizeof d));
             create_key_topics(n, root);
             char *subs = concat(root, n->t.topic_suffix_subs);
             char *reqs_topic = concat(root, n->t.topic_suffix_reqs);
@@ -692,25 +745,13 @@ static void request_step(kc_node *n)
             free(subs);
             free(reqs_topic);
             pthread_mutex_lock(&n->mu);
-            r = find_round(n, root);
-            if (!r) {
-                sub_round *rs = realloc(n->rounds, (n->nrounds + 1) * sizeof *rs);
-                if (rs) {
-                    n->rounds = rs;
-                    r = &rs[n->nrounds];
-                    memset(r, 0, sizeof *r);
-                    if ((r->root = strdup(root)))
-                        n->nrounds++;
-                    else
-                        r = NULL;
-                }
-            }
+            r = get_round(n, root);
             if (r) {
                 free(r->kis);
-                r->kis = malloc(w.n * sizeof *r->kis);
-                r->n = r->kis ? w.n : 0;
+                r->kis = malloc(nkis * sizeof *r->kis);
+                r->n = r->kis ? nkis : 0;
                 if (r->kis)
-                    memcpy(r->kis, w.kis, w.n * sizeof *r->kis);
+                    memcpy(r->kis, kis, nkis * sizeof *r->kis);
                 r->time = t;
             }
             n->stats.requests_sent++;
@@ -1131,4 +1172,8 @@ void kc_node_get_stats(kc_node *n, kc_node_stats *out)
     pthread_mutex_lock(&n->mu);
     *out = n->stats;
     pthread_mutex_unlock(&n->mu);
+    kc_serde_waits_stats ws;
+    kc_serde_wait_stats(n->serde, NULL, &ws);
+    out->key_indices_given_up = ws.given_up;
+    out->key_indices_replaced = ws.replaced;
 }

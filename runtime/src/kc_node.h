@@ -98,6 +98,11 @@ typedef struct kc_node_stats {
     uint64_t refused;          /* key-passing messages refused (invalid, not ours, replayed) */
     uint64_t chains_adopted;
     uint64_t list_entries_added;
+    /* D4, over every root (kc_waits.h): key indices asked for in
+     * KC_WAITS_ROUNDS rounds without an answer; dropped for newer ones
+     * before any answer (more than KC_WAITS_MAX waiting) */
+    uint64_t key_indices_given_up;
+    uint64_t key_indices_replaced;
 } kc_node_stats;
 
 void kc_node_get_stats(kc_node *n, kc_node_stats *out);

@@ -15,14 +15,9 @@
 #include "kc_mp.h"
 #include "kc_ratchet.h"
 #include "kc_secmem.h"
+#include "kc_waits.h"
 
 #define LOGGER "kafkacrypto.crypto"
-
-/* Key indices a root may be waiting for at once. Indices come from
- * received messages, so without a bound anyone able to write to a topic
- * could grow this table (and the key requests) without limit; upstream
- * has no bound. Past it a miss neither waits nor requests the key. */
-#define MAX_WAITS_PER_ROOT 1024
 
 /* A producer generation. Its secrets are in kc_secmem (one locked pool, not
  * a mapping per key); a record loaded from oldkeys holds only its 32-byte
@@ -41,10 +36,6 @@ typedef struct cgen {
     kc_keygen gen[2];
 } cgen;
 
-typedef struct cwait {
-    int count;
-} cwait;
-
 typedef struct root_entry {
     char *name;          /* NUL-terminated copy */
     size_t len;
@@ -56,8 +47,8 @@ typedef struct root_entry {
     kc_kimap cgens;      /* ki -> cgen* */
     cgen *last_cgen;     /* the consumer key found last, and its index */
     kc_keyidx last_ki;
-    kc_kimap cwaits;     /* ki -> cwait* */
-    bool waits_full_logged;
+    kc_waits waits;      /* upstream's cwaits[root], bounded (kc_waits.h) */
+    int wait_pool;       /* intervals deserializers may still sleep for this root's keys */
 } root_entry;
 
 struct kc_serde {
@@ -186,6 +177,18 @@ static root_entry *root_find(kc_serde *s, const char *name, size_t len)
     return s->last = s->roots[s->index[i] - 1];
 }
 
+/* Sleeping for a missing key is worth it while keys arrive: all of a
+ * root's waits share one pool of intervals, refilled whenever a key for
+ * the root arrives. Whatever its size, a flood of made-up indices (none of
+ * which ever gets a key) holds the deserializers of a root for at most
+ * this many intervals per key that arrives, instead of the initial wait
+ * for each index (upstream: 9 s per made-up index). The first wait for a
+ * real key, and B7's later waits, are as upstream while keys come. */
+static int wait_pool_full(const kc_serde *s)
+{
+    return (s->initial_wait > 1 ? s->initial_wait - 1 : 0) + (s->max_wait > 0 ? s->max_wait : 0);
+}
+
 static root_entry *root_get(kc_serde *s, const char *name, size_t len)
 {
     root_entry *r = root_find(s, name, len);
@@ -216,8 +219,9 @@ static root_entry *root_get(kc_serde *s, const char *name, size_t len)
     r->name[len] = '\0';
     r->len = len;
     kc_kimap_init(&r->cgens);
-    kc_kimap_init(&r->cwaits);
     kc_kimap_init(&r->pindex);
+    kc_waits_init(&r->waits);
+    r->wait_pool = wait_pool_full(s);
     bool found;
     size_t slot = root_slot(s, name, len, &found);
     s->roots[s->nroots++] = r;
@@ -260,11 +264,8 @@ static void root_free(root_entry *r)
     const kc_kimap_entry *e;
     while (kc_kimap_next(&r->cgens, &pos, &e))
         kc_secmem_free(e->value);
-    pos = 0;
-    while (kc_kimap_next(&r->cwaits, &pos, &e))
-        free(e->value);
     kc_kimap_free(&r->cgens);
-    kc_kimap_free(&r->cwaits);
+    kc_waits_free(&r->waits);
     free(r->name);
     free(r);
 }
@@ -595,49 +596,57 @@ static cgen *cgen_find(root_entry *r, const kc_keyidx *ki)
     return g;
 }
 
-/* §4.4 with B7, lock held (released while sleeping). Returns the consumer
- * key for ki in r, or NULL. */
-static cgen *wait_for_key(kc_serde *s, root_entry *r, const kc_keyidx *ki)
+/* §4.4 with B7 and D4, lock held (released while sleeping). Returns the
+ * consumer key for ki in r, or NULL. A retry (a message deserialized again)
+ * only follows a wait that exists: it never adds an index, and brings back
+ * one given up only KC_WAITS_RETRY_AFTER later, so an application retrying
+ * every message it holds cannot refill the table with made-up indices. */
+static cgen *wait_for_key(kc_serde *s, root_entry *r, const kc_keyidx *ki, bool retry)
 {
     cgen *g = cgen_find(r, ki);
     if (s->detached)
         return g; /* nobody will bring the key */
     int i = 1, budget = s->max_wait;
-    bool initial = false;
+    bool initial = false, first = true;
     while (!g && i > 0) {
-        cwait *w = kc_kimap_get(&r->cwaits, ki);
-        if (!w) {
-            if (kc_kimap_count(&r->cwaits) >= MAX_WAITS_PER_ROOT) {
-                if (!r->waits_full_logged)
-                    kc_log(KC_LOG_WARNING, LOGGER,
-                           "For root=%s, already waiting for %d key indices: not requesting "
-                           "more until some arrive.", r->name, MAX_WAITS_PER_ROOT);
-                r->waits_full_logged = true;
+        kc_wait *w = kc_waits_get(&r->waits, ki);
+        if (!w || kc_wait_given_up(w)) {
+            /* a wait whose index was replaced or given up while we slept
+             * ends; a retry adds nothing back, and revives a given-up index
+             * only after a while */
+            if (!first || (retry && !(w && s->now_fn(s->now_ctx) - w->given_up_at >=
+                                                KC_WAITS_RETRY_AFTER)))
                 return NULL;
-            }
-            /* First sight of (root, ki): this caller waits the initial
-             * intervals, and the counter tells later callers how long. */
-            initial = true;
-            i = s->initial_wait;
-            if (!(w = malloc(sizeof *w)))
-                return NULL;
-            w->count = i;
-            if (kc_kimap_put(&r->cwaits, ki, w) != KC_OK) {
-                free(w);
-                return NULL;
+            if (w) {
+                kc_wait_rearm(w);
+            } else {
+                /* First sight of (root, ki): this caller waits the initial
+                 * intervals, and the counter tells later callers how long. */
+                if (!(w = kc_waits_add(&r->waits, ki)))
+                    return NULL;
+                initial = true;
+                w->count = i = s->initial_wait;
             }
         } else if (initial) {
             w->count--;
-        } else {
+        }
+        if (!initial) {
             i = w->count;
             /* B7: later misses may wait up to max_key_wait_intervals. */
             if (i < budget + 1)
                 i = budget + 1;
         }
+        first = false;
         if (s->on_missing_key)
             s->on_missing_key(s->hook_ctx, r->name, r->len, ki);
         i--;
         if (i > 0) {
+            if (r->wait_pool <= 0) {
+                if (initial)
+                    w->count = 1; /* as if the wait had run out */
+                return NULL;
+            }
+            r->wait_pool--;
             if (!initial)
                 budget--;
             pthread_mutex_unlock(&s->lock);
@@ -654,9 +663,8 @@ static bool points_into(const kc_buf *b, const void *p)
     return p && b->data && (const uint8_t *)p >= b->data && (const uint8_t *)p < b->data + b->cap;
 }
 
-kc_status kc_serde_deserialize(kc_serde *s, kc_kind kind, const char *topic,
-                               const uint8_t *data, size_t len, kc_message *out,
-                               kc_err *err)
+static kc_status deserialize(kc_serde *s, kc_kind kind, const char *topic, const uint8_t *data,
+                             size_t len, kc_message *out, bool retry, kc_err *err)
 {
     if (!s || !topic || !out || !kind_ok(kind))
         return kc_err_set(err, KC_ERR_INVALID, "deserialize: bad arguments");
@@ -665,7 +673,7 @@ kc_status kc_serde_deserialize(kc_serde *s, kc_kind kind, const char *topic,
          * again): work on a scratch object, then move it in. */
         kc_message tmp;
         kc_message_init(&tmp);
-        kc_status st = kc_serde_deserialize(s, kind, topic, data, len, &tmp, err);
+        kc_status st = deserialize(s, kind, topic, data, len, &tmp, retry, err);
         if (st == KC_OK) {
             kc_message_clear(out);
             *out = tmp;
@@ -702,7 +710,7 @@ kc_status kc_serde_deserialize(kc_serde *s, kc_kind kind, const char *topic,
         root_entry *r = root_find(s, root, root_len);
         cgen *g = r ? cgen_find(r, &w.ki) : NULL;
         if (!g && (r || (r = root_get(s, root, root_len))))
-            g = wait_for_key(s, r, &w.ki);
+            g = wait_for_key(s, r, &w.ki, retry);
         /* The generator's counter moves even though the salt is explicit
          * (as upstream); a salt of another type selects the counter. */
         if (g) {
@@ -724,6 +732,20 @@ kc_status kc_serde_deserialize(kc_serde *s, kc_kind kind, const char *topic,
     if (kc_message_set_encrypted(out, data, len, s, kind, topic, topic_len, true) != KC_OK)
         return kc_err_set(err, KC_ERR_NOMEM, "deserialize: out of memory");
     return KC_OK;
+}
+
+kc_status kc_serde_deserialize(kc_serde *s, kc_kind kind, const char *topic,
+                               const uint8_t *data, size_t len, kc_message *out,
+                               kc_err *err)
+{
+    return deserialize(s, kind, topic, data, len, out, false, err);
+}
+
+kc_status kc_serde_deserialize_again(kc_serde *s, kc_kind kind, const char *topic,
+                                     const uint8_t *data, size_t len, kc_message *out,
+                                     kc_err *err)
+{
+    return deserialize(s, kind, topic, data, len, out, true, err);
 }
 
 kc_status kc_serde_add_consumer_key(kc_serde *s, const char *root, const kc_keyidx *ki,
@@ -749,8 +771,8 @@ kc_status kc_serde_add_consumer_key(kc_serde *s, const char *root, const kc_keyi
     } else {
         kc_secmem_free(old);
         r->last_cgen = NULL;
-        free(kc_kimap_remove(&r->cwaits, ki));
-        r->waits_full_logged = false;
+        kc_waits_remove(&r->waits, ki);
+        r->wait_pool = wait_pool_full(s);
     }
     pthread_mutex_unlock(&s->lock);
     return st;
@@ -1032,14 +1054,38 @@ kc_status kc_serde_find_pgens(kc_serde *s, const char *root, const kc_keyidx *wa
     return KC_OK;
 }
 
-void kc_serde_foreach_wait(kc_serde *s, const char *root, kc_ki_fn fn, void *ctx)
+size_t kc_serde_pick_waits(kc_serde *s, const char *root, kc_keyidx *kis, size_t cap)
 {
     pthread_mutex_lock(&s->lock);
     root_entry *r = root_find(s, root, strlen(root));
-    size_t pos = 0;
-    const kc_kimap_entry *e;
-    while (r && kc_kimap_next(&r->cwaits, &pos, &e))
-        fn(ctx, &e->key);
+    size_t n = r ? kc_waits_pick(&r->waits, kis, cap) : 0;
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+void kc_serde_waits_unanswered(kc_serde *s, const char *root, const kc_keyidx *kis, size_t n)
+{
+    pthread_mutex_lock(&s->lock);
+    root_entry *r = root_find(s, root, strlen(root));
+    if (r)
+        kc_waits_unanswered(&r->waits, kis, n, s->now_fn(s->now_ctx));
+    pthread_mutex_unlock(&s->lock);
+}
+
+void kc_serde_wait_stats(kc_serde *s, const char *root, kc_serde_waits_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&s->lock);
+    root_entry *one = root ? root_find(s, root, strlen(root)) : NULL;
+    for (size_t i = 0; i < s->nroots; i++) {
+        const root_entry *r = s->roots[i];
+        if (root && r != one)
+            continue;
+        out->waiting += kc_waits_count(&r->waits);
+        out->bytes += kc_waits_bytes(&r->waits);
+        out->given_up += r->waits.given_up;
+        out->replaced += r->waits.replaced;
+    }
     pthread_mutex_unlock(&s->lock);
 }
 

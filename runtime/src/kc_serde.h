@@ -5,7 +5,8 @@
  *   per root: the current producer generation, every producer record still
  *   kept (current and older ones, in creation order; records loaded from
  *   `oldkeys` have no generators and never encrypt), the consumer keys per
- *   key index, and the deserializer wait counters (upstream's cwaits).
+ *   key index, and the key indices the deserializers wait for (upstream's
+ *   cwaits, bounded: kc_waits.h).
  *
  * Nonce rule — a (per-root secret, salt) pair never encrypts twice:
  *   - the per-root secret S is derived from the ratchet's current pair,
@@ -27,6 +28,8 @@
 #define KC_SERDE_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "kafkacrypto.h"
 #include "kc_any.h"
@@ -68,10 +71,26 @@ void kc_serde_foreach_pgen(kc_serde *s, const char *root, kc_pgen_fn fn, void *c
 kc_status kc_serde_find_pgens(kc_serde *s, const char *root, const kc_keyidx *wanted,
                               size_t nwanted, kc_pgen_fn fn, void *ctx);
 
-/* Key indices the deserializers wait for on root, first seen first (what
- * a key request asks for), under the lock. */
-typedef void (*kc_ki_fn)(void *ctx, const kc_keyidx *ki);
-void kc_serde_foreach_wait(kc_serde *s, const char *root, kc_ki_fn fn, void *ctx);
+/* Deserializing a message again (a retry): as kc_serde_deserialize, but a
+ * key index not waited for is not added (kc_waits.h). */
+kc_status kc_serde_deserialize_again(kc_serde *s, kc_kind kind, const char *topic,
+                                     const uint8_t *data, size_t len, kc_message *out,
+                                     kc_err *err);
+
+/* What a key request for root asks for: at most cap key indices the
+ * deserializers wait for, best-ranked first (kc_waits.h, spec D4). */
+size_t kc_serde_pick_waits(kc_serde *s, const char *root, kc_keyidx *kis, size_t cap);
+/* A request round that listed kis ended without any reply. */
+void kc_serde_waits_unanswered(kc_serde *s, const char *root, const kc_keyidx *kis, size_t n);
+
+typedef struct kc_serde_waits_stats {
+    size_t waiting;      /* indices held, given up ones included */
+    size_t bytes;        /* memory they take (at most KC_WAITS_MAX_BYTES) */
+    uint64_t given_up;   /* totals since the start: asked KC_WAITS_ROUNDS rounds, no answer */
+    uint64_t replaced;   /* ... replaced by newer ones before any answer */
+} kc_serde_waits_stats;
+/* For root, or summed over every root when root is NULL. */
+void kc_serde_wait_stats(kc_serde *s, const char *root, kc_serde_waits_stats *out);
 
 /* The key index and counter the next serialization of (root, kind) will
  * use; KC_ERR_NOTFOUND when root has no current generation. */

@@ -20,6 +20,7 @@
 #include "kc_ratchet.h"
 #include "kc_serde.h"
 #include "kc_test.h"
+#include "kc_waits.h"
 
 static char *dir, *seed;
 static const uint8_t node_id[32] = {1, 2, 3};
@@ -126,11 +127,6 @@ static void grab_secret(void *cx, const kc_keyidx *ki, const uint8_t s[32], doub
 static void count_records(void *c, const kc_keyidx *ki, const uint8_t s[32], double b, bool e)
 {
     *(int *)c += 1 + (e ? 10 : 0);
-}
-
-static void count_wait(void *c, const kc_keyidx *ki)
-{
-    ++*(int *)c;
 }
 
 static int ncritical;
@@ -350,18 +346,6 @@ static void test_serialize_any_and_messages(void **state)
     kc_ratchet_close(r);
 }
 
-typedef struct ki_list {
-    kc_keyidx ki[8];
-    int n;
-} ki_list;
-
-static void collect_ki(void *c, const kc_keyidx *ki)
-{
-    ki_list *l = c;
-    if (l->n < 8)
-        l->ki[l->n++] = *ki;
-}
-
 static void test_unknown_key_then_retry(void **state)
 {
     hooks h = {0};
@@ -376,19 +360,16 @@ static void test_unknown_key_then_retry(void **state)
     /* §4.4: the first sight waits 9 intervals; the hook fired each time */
     assert_int_equal(h.sleeps, 9);
     assert_int_equal(h.missing, 10);
-    ki_list waits = {0};
-    kc_serde_foreach_wait(cons, "sensor", collect_ki, &waits);
-    assert_int_equal(waits.n, 1);
-    assert_int_equal(waits.ki[0].type, KC_KEYIDX_BYTES);
+    kc_keyidx waits[2];
+    assert_int_equal(kc_serde_pick_waits(cons, "sensor", waits, 2), 1);
+    assert_int_equal(waits[0].type, KC_KEYIDX_BYTES);
     /* a retry before the key arrives: no more waiting (counter at 1) */
     assert_false(kc_message_is_cleartext(m, true));
     assert_true(kc_message_is_possibly_decryptable(m));
     assert_int_equal(h.sleeps, 9);
     /* the key arrives: the wait entry goes, the retry succeeds */
     share_keys(prod, cons, "sensor");
-    waits.n = 0;
-    kc_serde_foreach_wait(cons, "sensor", collect_ki, &waits);
-    assert_int_equal(waits.n, 0);
+    assert_int_equal(kc_serde_pick_waits(cons, "sensor", waits, 2), 0);
     /* the message keeps the serde alive on its own */
     kc_serde_free(cons);
     assert_true(kc_message_is_cleartext(m, true));
@@ -461,10 +442,13 @@ static void test_wait_policy(void **state)
         assert_int_equal(kc_serde_deserialize(cons, KC_KIND_VALUE, "sensor", msg, sizeof msg, m, NULL), KC_OK);
         assert_true(kc_message_is_possibly_decryptable(m));
     }
-    int nwaits = 0;
-    kc_serde_foreach_wait(cons, "sensor", count_wait, &nwaits);
-    assert_int_equal(nwaits, 1024);
-    assert_int_equal(h.missing, 1024 * 10);
+    /* (D4, test_waits.c) every new index is taken in, the oldest dropped;
+     * only the first one waits: no key arrives meanwhile */
+    kc_serde_waits_stats ws;
+    kc_serde_wait_stats(cons, "sensor", &ws);
+    assert_int_equal(ws.waiting, KC_WAITS_MAX);
+    assert_int_equal(ws.replaced, 1100 - KC_WAITS_MAX);
+    assert_int_equal(h.missing, 10 + 1099);
     kc_serde_free(cons);
 
     kc_message_free(m);

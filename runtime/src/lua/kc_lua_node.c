@@ -261,6 +261,8 @@ static int l_stats(lua_State *L)
         {"requests_sent", s.requests_sent},   {"replies_sent", s.replies_sent},
         {"keys_received", s.keys_received},   {"refused", s.refused},
         {"chains_adopted", s.chains_adopted}, {"list_entries_added", s.list_entries_added},
+        {"key_indices_given_up", s.key_indices_given_up},
+        {"key_indices_replaced", s.key_indices_replaced},
     };
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
         lua_pushnumber(L, (lua_Number)f[i].v);

@@ -205,7 +205,8 @@ static int l_serialize(lua_State *L)
 
 /* deser:deserialize(topic, bytes | message) -> message object or nil (spec
  * §4.3). A message object is deserialized again from its raw bytes, in
- * place, and returned (upstream README's later retry); a cleartext one is
+ * place, and returned (upstream README's later retry: it follows the wait
+ * for its key index, never adds one, kc_waits.h); a cleartext one is
  * returned as it is. */
 static int l_deserialize(lua_State *L)
 {
@@ -215,6 +216,7 @@ static int l_deserialize(lua_State *L)
     kc_message *m;
     const uint8_t *data;
     size_t n;
+    bool again = false;
     if (lua_isnoneornil(L, 3)) {
         lua_pushnil(L);
         return 1;
@@ -226,11 +228,13 @@ static int l_deserialize(lua_State *L)
         if (kc_message_is_null(m) || kc_message_is_cleartext(m, false))
             return 1;
         kc_message_bytes(m, &data, &n);   /* the serde copes with data inside m */
+        again = true;
     } else {
         return kc_lua_errorf(L, "deserialize: expected bytes (a string), nil or a message "
                              "object, got %s", luaL_typename(L, 3));
     }
-    if (kc_serde_deserialize(ls->s, ls->kind, topic, data, n, m, &err) != KC_OK)
+    if ((again ? kc_serde_deserialize_again : kc_serde_deserialize)(ls->s, ls->kind, topic, data,
+                                                                    n, m, &err) != KC_OK)
         return kc_lua_error(L, &err);
     return 1;
 }

@@ -1,0 +1,176 @@
+#include "kc_waits.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kc_keyidx.h"
+
+#define INDEX_SLOTS (2 * KC_WAITS_MAX)   /* a power of two, at most half full */
+#define MASK (INDEX_SLOTS - 1)
+
+void kc_waits_init(kc_waits *w)
+{
+    memset(w, 0, sizeof *w);
+    randombytes_buf(w->hashkey, sizeof w->hashkey);
+}
+
+void kc_waits_free(kc_waits *w)
+{
+    free(w->e);
+    free(w->index);
+    memset(w, 0, sizeof *w);
+}
+
+size_t kc_waits_count(const kc_waits *w)
+{
+    return w->n;
+}
+
+size_t kc_waits_bytes(const kc_waits *w)
+{
+    return w->cap * sizeof *w->e + (w->index ? INDEX_SLOTS * sizeof *w->index : 0);
+}
+
+/* Slot of ki in the index, or the empty slot where it would go. */
+static size_t slot_of(const kc_waits *w, const kc_keyidx *ki, uint32_t hash, bool *found)
+{
+    for (size_t i = hash & MASK;; i = (i + 1) & MASK) {
+        uint32_t x = w->index[i];
+        if (x == 0 || (w->e[x - 1].hash == hash && kc_keyidx_equal(&w->e[x - 1].ki, ki))) {
+            *found = x != 0;
+            return i;
+        }
+    }
+}
+
+kc_wait *kc_waits_get(kc_waits *w, const kc_keyidx *ki)
+{
+    if (!w->n || (ki->type != KC_KEYIDX_INT && ki->type != KC_KEYIDX_BYTES))
+        return NULL;
+    bool found;
+    size_t i = slot_of(w, ki, (uint32_t)kc_keyidx_hash(ki, w->hashkey), &found);
+    return found ? &w->e[w->index[i] - 1] : NULL;
+}
+
+/* Removes the entry the index slot points at: backward-shift deletion in
+ * the index (no tombstones to pile up under churn), then the last entry
+ * moves into its place. */
+static void remove_at(kc_waits *w, size_t slot)
+{
+    size_t pos = w->index[slot] - 1;
+    size_t hole = slot;
+    for (size_t j = (hole + 1) & MASK; w->index[j]; j = (j + 1) & MASK) {
+        size_t home = w->e[w->index[j] - 1].hash & MASK;
+        /* the entry at j may move back to hole unless its home lies in (hole, j] */
+        bool stays = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+        if (!stays) {
+            w->index[hole] = w->index[j];
+            hole = j;
+        }
+    }
+    w->index[hole] = 0;
+    size_t last = --w->n;
+    if (pos != last) {
+        bool found;
+        size_t s = slot_of(w, &w->e[last].ki, w->e[last].hash, &found);
+        w->e[pos] = w->e[last];
+        w->index[s] = (uint32_t)(pos + 1);
+    }
+    sodium_memzero(&w->e[last], sizeof w->e[last]);
+}
+
+void kc_waits_remove(kc_waits *w, const kc_keyidx *ki)
+{
+    if (!w->n || (ki->type != KC_KEYIDX_INT && ki->type != KC_KEYIDX_BYTES))
+        return;
+    bool found;
+    size_t i = slot_of(w, ki, (uint32_t)kc_keyidx_hash(ki, w->hashkey), &found);
+    if (found)
+        remove_at(w, i);
+}
+
+/* a ranks before b (is asked for first, replaced last) */
+static bool better(const kc_wait *a, const kc_wait *b)
+{
+    if (a->unanswered != b->unanswered)
+        return a->unanswered < b->unanswered;
+    return a->seen > b->seen;
+}
+
+kc_wait *kc_waits_add(kc_waits *w, const kc_keyidx *ki)
+{
+    if (ki->type != KC_KEYIDX_INT && ki->type != KC_KEYIDX_BYTES)
+        return NULL;
+    if (!w->index && !(w->index = calloc(INDEX_SLOTS, sizeof *w->index)))
+        return NULL;
+    if (w->n == KC_WAITS_MAX) {
+        size_t worst = 0;
+        for (size_t i = 1; i < w->n; i++)
+            if (better(&w->e[worst], &w->e[i]))
+                worst = i;
+        if (!kc_wait_given_up(&w->e[worst]))
+            w->replaced++;
+        bool found;
+        remove_at(w, slot_of(w, &w->e[worst].ki, w->e[worst].hash, &found));
+    } else if (w->n == w->cap) {
+        size_t cap = w->cap ? 2 * w->cap : 8;
+        kc_wait *e = realloc(w->e, cap * sizeof *e);
+        if (!e)
+            return NULL;
+        w->e = e;
+        w->cap = cap;
+    }
+    uint32_t hash = (uint32_t)kc_keyidx_hash(ki, w->hashkey);
+    bool found;
+    size_t s = slot_of(w, ki, hash, &found);
+    kc_wait *e = &w->e[w->n];
+    memset(e, 0, sizeof *e);
+    e->ki = *ki;
+    e->hash = hash;
+    e->seen = ++w->next_seen;
+    w->index[s] = (uint32_t)++w->n;
+    return e;
+}
+
+void kc_wait_rearm(kc_wait *e)
+{
+    e->unanswered = KC_WAITS_ROUNDS - 1;
+}
+
+static int best_first(const void *a, const void *b)
+{
+    const kc_wait *x = *(const kc_wait *const *)a, *y = *(const kc_wait *const *)b;
+    return better(x, y) ? -1 : better(y, x) ? 1 : 0;
+}
+
+size_t kc_waits_pick(const kc_waits *w, kc_keyidx *out, size_t cap)
+{
+    const kc_wait *sorted[KC_WAITS_MAX];
+    size_t m = 0;
+    for (size_t i = 0; i < w->n; i++)
+        if (!kc_wait_given_up(&w->e[i]))
+            sorted[m++] = &w->e[i];
+    qsort(sorted, m, sizeof *sorted, best_first);
+    size_t k = m < cap ? m : cap;
+    for (size_t i = 0; i < k; i++)
+        out[i] = sorted[i]->ki;
+    return k;
+}
+
+size_t kc_waits_unanswered(kc_waits *w, const kc_keyidx *kis, size_t n, double now)
+{
+    size_t newly = 0;
+    for (size_t i = 0; i < n; i++) {
+        kc_wait *e = kc_waits_get(w, &kis[i]);
+        if (!e || kc_wait_given_up(e) || ++e->unanswered < KC_WAITS_ROUNDS)
+            continue;
+        e->given_up_at = now;
+        if (!e->counted) {
+            e->counted = true;
+            newly++;
+        }
+    }
+    w->given_up += newly;
+    return newly;
+}
