@@ -22,6 +22,7 @@ local kafkacrypto = {
   version = core.version,
   producer = kafka.producer,        -- KafkaProducer
   consumer = kafka.consumer,        -- KafkaConsumer
+  is_key_topic = kafka.is_key_topic,   -- a topic of the key exchange (.reqs .keys .subs, chains, ...)
   broker = require "kafkacrypto.broker",
   log = require "kafkacrypto.log",
   serde = require "kafkacrypto.serde",
