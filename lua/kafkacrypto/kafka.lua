@@ -376,4 +376,60 @@ function Consumer:close()
   self._closed = true
 end
 
+---------------------------------------------------------------------------
+-- Admin (librdkafka's Admin API)
+
+local Admin = {}
+Admin.__index = Admin
+
+-- kafkacrypto.admin{ bootstrap_servers = ..., ... } (producer options)
+function kafka.admin(config)
+  local options = split_config(config, {}, "admin")
+  return setmetatable({ _handle = core.admin(options) }, Admin)
+end
+
+-- admin:create_topics({ {name = "t", partitions = 1, replication = 3,
+--                        config = {["cleanup.policy"] = "compact"}}, ... },
+--                     {exist_ok = true, timeout = 30})
+-- partitions default 1, replication the broker's default. Raises naming
+-- each topic that could not be created.
+function Admin:create_topics(topics, options)
+  options = options or {}
+  self._handle:create_topics(topics, options.exist_ok, options.timeout)
+end
+
+-- The topics of a root's key exchange: ROOT.reqs, ROOT.keys, ROOT.subs
+-- (with the configured suffixes); with management = true also chains,
+-- allowlist and denylist. Nodes read partition 0 only, so 1 partition is
+-- the default. Existing ones are fine.
+function Admin:create_key_topics(root, options)
+  options = options or {}
+  local t, list = core.tunables(), {}
+  local function add(name)
+    list[#list + 1] = { name = name, partitions = options.partitions or 1,
+                        replication = options.replication, config = options.config }
+  end
+  for _, suffix in ipairs{ t.topic_suffix_reqs, t.topic_suffix_keys, t.topic_suffix_subs } do
+    add(root .. suffix)
+  end
+  if options.management then
+    for _, name in ipairs{ t.mgmt_topic_chains, t.mgmt_topic_allowlist, t.mgmt_topic_denylist } do
+      add(name)
+    end
+  end
+  self:create_topics(list, { exist_ok = options.exist_ok ~= false, timeout = options.timeout })
+  return list
+end
+
+-- {brokers = {{id, host, port}}, topics = {{name, error, partitions =
+-- {{id, leader, replicas = {...}, isrs = {...}, error}}}}, controller_id,
+-- orig_broker_id, orig_broker_name}: of one topic, or all when nil.
+function Admin:metadata(topic, timeout)
+  return self._handle:metadata(topic, timeout)
+end
+
+function Admin:close()
+  self._handle:close()
+end
+
 return kafka

@@ -47,8 +47,8 @@ void kc_kafka_route_logs(struct rd_kafka_conf_s *conf)
 
 /* Builds librdkafka's configuration from ours, falling back to the embedded
  * broker when no bootstrap.servers is given. */
-static kc_status make_conf(const kc_kafka_config *in, kc_kafka_use use, rd_kafka_conf_t **out,
-                           kc_err *err)
+kc_status kc_kafka_make_conf(const kc_kafka_config *in, kc_kafka_use use, rd_kafka_conf_t **out,
+                             kc_err *err)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char errstr[512];
@@ -196,7 +196,7 @@ kc_status kc_producer_new(kc_producer **out, const kc_kafka_config *kconf, int k
     if (!p)
         return kc_err_set(err, KC_ERR_NOMEM, "producer: out of memory");
     rd_kafka_conf_t *conf;
-    kc_status st = make_conf(kconf, KC_KAFKA_PRODUCER, &conf, err);
+    kc_status st = kc_kafka_make_conf(kconf, KC_KAFKA_PRODUCER, &conf, err);
     if (st != KC_OK) {
         free(p);
         return kc_err_prefix(err, "producer: ");
@@ -382,7 +382,7 @@ kc_status kc_consumer_new(kc_consumer **out, const kc_kafka_config *kconf, kc_er
         use = &tmp;
     }
     rd_kafka_conf_t *conf;
-    kc_status st = make_conf(use, KC_KAFKA_CONSUMER, &conf, err);
+    kc_status st = kc_kafka_make_conf(use, KC_KAFKA_CONSUMER, &conf, err);
     if (use == &tmp)
         kc_kafka_config_clear(&tmp);
     if (st != KC_OK)
@@ -520,6 +520,7 @@ kc_status kc_consumer_poll(kc_consumer *c, int timeout_ms, kc_record **out, kc_e
             km->timestamp_type = eof || tst == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? KC_TS_NONE
                                  : tst == RD_KAFKA_TIMESTAMP_CREATE_TIME ? KC_TS_CREATE
                                  : KC_TS_LOG_APPEND;
+            km->broker_id = rd_kafka_message_broker_id(m);
             km->rkmessage_ = m;
             *out = km;
             return KC_OK;

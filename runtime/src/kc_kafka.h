@@ -19,6 +19,10 @@
 struct rd_kafka_conf_s;
 /* Sends librdkafka's log and error callbacks of `conf` to kc_log. */
 void kc_kafka_route_logs(struct rd_kafka_conf_s *conf);
+/* librdkafka's configuration from ours (for kc_admin): the embedded broker
+ * when no bootstrap.servers is set, logs routed. */
+kc_status kc_kafka_make_conf(const kc_kafka_config *in, kc_kafka_use use,
+                             struct rd_kafka_conf_s **out, kc_err *err);
 
 /* ---- producer ------------------------------------------------------------- */
 
@@ -136,6 +140,7 @@ typedef struct kc_record {
     size_t value_len;
     int64_t timestamp_ms;  /* -1 when the broker gave none */
     int timestamp_type;    /* KC_TS_* */
+    int32_t broker_id;     /* the broker it came from, -1 if unknown */
     kc_header *headers;    /* point into the message */
     size_t nheaders;
     void *rkmessage_;      /* owned librdkafka message */

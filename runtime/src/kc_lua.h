@@ -55,6 +55,7 @@ void kc_lua_serde_root(lua_State *L, kc_serde_config *c);
 int luaopen_kafkacrypto_core(lua_State *L);
 void kc_lua_open_log(lua_State *L);
 void kc_lua_open_kafka(lua_State *L);
+void kc_lua_open_admin(lua_State *L);
 void kc_lua_open_root(lua_State *L);
 void kc_lua_open_serde(lua_State *L);
 void kc_lua_open_store(lua_State *L);

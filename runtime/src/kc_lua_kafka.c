@@ -624,6 +624,10 @@ static int l_consumer_poll(lua_State *L)
     }
     set_bytes(L, "key", m->key, m->key_len);
     set_bytes(L, "value", m->value, m->value_len);
+    if (m->broker_id >= 0) {
+        lua_pushinteger(L, m->broker_id);
+        lua_setfield(L, -2, "broker");
+    }
     lua_createtable(L, (int)m->nheaders, 0);
     for (size_t i = 0; i < m->nheaders; i++) {
         lua_createtable(L, 2, 0);
