@@ -220,8 +220,13 @@ config.key_deserializer = node:key_deserializer()
 config.value_deserializer = node:value_deserializer()
 if exit_at_end then config["enable.partition.eof"] = "true" end
 if group then
-  config.group_id = group
-  if start then config.auto_offset_reset = start == "beginning" and "earliest" or "latest" end
+  -- librdkafka's names: the node config may hold them already (a table
+  -- holding both spellings would leave the winner to chance)
+  config.group_id, config["group.id"] = nil, group
+  if start then
+    config.auto_offset_reset = nil
+    config["auto.offset.reset"] = start == "beginning" and "earliest" or "latest"
+  end
 end
 local ok, consumer = pcall(kafkacrypto.consumer, config)
 if not ok then
@@ -249,7 +254,11 @@ local function commit(final)
       committed[key] = low
     end
   end
-  if #list > 0 then pcall(consumer.commit, consumer, list, not final) end
+
+  if #list > 0 then
+    local ok, why = pcall(consumer.commit, consumer, list, not final)
+    if not ok then io.stderr:write(("kafkacrypto consume: %s\n"):format(why)) end
+  end
 end
 
 local function finish(code, message)
@@ -345,6 +354,7 @@ local function first_offset(topic, p, from)
     local low, high = consumer:watermarks(topic, p, math.max(0.1, math.min(10, left())))
     return math.max(low, high - from.relative)
   end
+  if from.timestamp == 0 then return "beginning" end   -- every message is at or after 0
   local got = consumer._handle:offsets_for_times({ { topic = topic, partition = p,
                                                      offset = from.timestamp } })
   return got[1].offset or "end"

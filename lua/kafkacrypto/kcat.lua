@@ -102,7 +102,7 @@ function kcat.formatter(format, options)
           local hs = {}
           for j, hd in ipairs(msg.headers or {}) do
             hs[j] = (raw and hd[1] or kcat.escape_line(hd[1])) .. "="
-                    .. (hd[2] == nil and (raw and "" or "\\N") or bytes(hd[2]))
+                    .. (hd[2] == nil and raw and "NULL" or bytes(hd[2]))   -- kcat: NULL
           end
           out[n] = table.concat(hs, ",")
         else out[n] = "%" end
