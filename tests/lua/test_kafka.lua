@@ -467,3 +467,65 @@ function TestKafkaSurface:test_pattern_subscription_leaves_out_key_topics()
   lu.assertTrue(kafkacrypto.is_key_topic("chains"))
   lu.assertFalse(kafkacrypto.is_key_topic("x.data"))
 end
+
+function TestKafkaSurface:test_admin_metadata_and_create_topics_as_far_as_the_mock_goes()
+  local topic = h.topic("adm")
+  h.broker():create_topic(topic, 3)
+  local admin = kafkacrypto.admin{ bootstrap_servers = h.broker().bootstrap_servers }
+  local md = admin:metadata(topic)
+  lu.assertEquals(#md.brokers, 1)
+  lu.assertEquals(md.topics[1].name, topic)
+  lu.assertEquals(#md.topics[1].partitions, 3)
+  lu.assertEquals(md.topics[1].partitions[1].replicas, { md.brokers[1].id })
+  -- argument checks happen before anything is sent
+  local err = h.error_of(admin.create_topics, admin, { { name = "ok", partitions = 0 } })
+  lu.assertStrContains(err, "partitions: expected a number >= 1")
+  err = h.error_of(admin.create_topics, admin, { { name = "bad name!" } }, { timeout = 1 })
+  lu.assertStrContains(err, "entry 1: expected a valid topic name")
+  err = h.error_of(admin.create_topics, admin, { { name = "x", config = { a = {} } } })
+  lu.assertStrContains(err, "config: expected names and values")
+  -- the mock broker names no controller: CreateTopics is refused, and said so
+  err = h.error_of(admin.create_key_topics, admin, "root", { timeout = 1 })
+  lu.assertStrContains(err, "create topics: ")
+  admin:close()
+end
+
+local kcat = require "kafkacrypto.kcat"
+TestKcatFormats = {}
+
+function TestKcatFormats:test_format_codes_escapes_and_null()
+  local f = assert(kcat.formatter("%t %p %o %T [%k] [%s] %S %K %h %%\\n"))
+  local msg = { topic = "t", partition = 1, offset = 7, timestamp = 5, key = nil,
+                value = "a\nb\\c\0\27\tz", headers = { { "h", "v" }, { "n" } } }
+  lu.assertEquals(f(msg), "t 1 7 5 [\\N] [a\\nb\\\\c\\0\\x1b\tz] 9 -1 h=v,n=\\N %\n")
+  local raw = assert(kcat.formatter("[%k] [%s] %h", { raw = true }))
+  lu.assertEquals(raw(msg), "[] [a\nb\\c\0\27\tz] h=v,n=NULL")
+  lu.assertEquals(raw{ key = "", value = "", headers = {} }, "[] [] ")
+  local _, why = kcat.formatter("%x")
+  lu.assertStrContains(why, "unknown format code %x")
+  lu.assertEquals(kcat.unescape("a\\tb\\x01\\\\\\q"), "a\tb\1\\\\q")
+end
+
+function TestKcatFormats:test_json_envelope()
+  local msg = { topic = "t", partition = 0, offset = 3, timestamp = 9, timestamp_type = "create",
+                broker = 1, key = "k\"\n", value = "\255", headers = { { "a", nil }, { "b", "\1" } } }
+  lu.assertEquals(kcat.json(msg), '{"topic":"t","partition":0,"offset":3,"tstype":"create","ts":9,'
+    .. '"broker":1,"headers":["a",null,"b","\\u0001"],"key":"k\\"\\n",'
+    .. '"payload_encoding":"base64","payload":"/w=="}')
+  msg.headers, msg.key, msg.value = {}, nil, nil
+  lu.assertStrContains(kcat.json(msg), '"broker":1,"key":null,"payload":null}')
+  lu.assertTrue(kcat.is_utf8("été €𝄞"))
+  lu.assertFalse(kcat.is_utf8("\192\128"))        -- overlong
+  lu.assertFalse(kcat.is_utf8("\237\160\128"))    -- a surrogate
+  lu.assertEquals(kcat.base64("ab"), "YWI=")
+  lu.assertEquals(kcat.base64("abc"), "YWJj")
+end
+
+function TestKcatFormats:test_offsets()
+  lu.assertEquals(kcat.parse_offset("beginning"), { start = "beginning" })
+  lu.assertEquals(kcat.parse_offset("12"), { start = 12 })
+  lu.assertEquals(kcat.parse_offset("-3"), { start = { relative = 3 } })
+  lu.assertEquals(kcat.parse_offset("s@100"), { start = { timestamp = 100 } })
+  lu.assertEquals(kcat.parse_offset("e@100"), { stop_timestamp = 100 })
+  lu.assertNil(kcat.parse_offset("soon"))
+end
