@@ -52,7 +52,7 @@ usage: kafkacrypto produce --node NODE.config -t TOPIC [OPTIONS] [FILE]...
   -q                  quiet: no summary line on stderr
   -P                  ignored (kcat's producer mode)
   A message larger than message.max.bytes (1000000 by default) fails:
-  encryption adds 75 bytes to each of key and value.
+  encryption adds up to 75 bytes to each of key and value.
   Exit status: 0 sent (and served); 1 a failure (bad input, node files,
   Kafka errors, undelivered messages); 2 bad arguments.
 ]]

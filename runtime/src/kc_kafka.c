@@ -136,7 +136,7 @@ static void too_large_hint(rd_kafka_t *rk, char *out, size_t n)
     char max[32];
     max_bytes_text(rk, max, sizeof max);
     snprintf(out, n, "message over message.max.bytes=%s (or the broker's limit); encryption "
-             "adds 75 bytes to each of key and value", max);
+             "adds up to 75 bytes to each of key and value", max);
 }
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
