@@ -110,6 +110,8 @@ static const char *option_text(lua_State *L, int idx, const char *name)
  * cannot leak the configuration. */
 void kc_lua_kafka_config(lua_State *L, int idx, kc_kafka_use use, kc_kafka_config *conf)
 {
+    lua_newtable(L);   /* librdkafka name -> the table's name for it */
+    int seen = lua_gettop(L);
     lua_newtable(L);   /* name -> text */
     int texts = lua_gettop(L);
     if (!lua_isnoneornil(L, idx)) {
@@ -119,6 +121,19 @@ void kc_lua_kafka_config(lua_State *L, int idx, kc_kafka_use use, kc_kafka_confi
             if (lua_type(L, -2) != LUA_TSTRING)
                 kc_lua_errorf(L, "kafka config: expected option names as keys, got a %s key",
                            luaL_typename(L, -2));
+            /* group_id and group.id in one table: which wins would be
+             * left to the table's order */
+            const char *name = lua_tostring(L, -2), *rdname = name;
+            kc_kafka_option_kind(name, use, &rdname);
+            if (!rdname)   /* a local or ignored kafka-python name */
+                rdname = name;
+            lua_getfield(L, seen, rdname);
+            if (!lua_isnil(L, -1))
+                kc_lua_errorf(L, "kafka config: %s and %s both set %s: give one",
+                              lua_tostring(L, -1), name, rdname);
+            lua_pop(L, 1);
+            lua_pushstring(L, name);
+            lua_setfield(L, seen, rdname);
             option_text(L, lua_gettop(L), lua_tostring(L, -2));
             lua_pushvalue(L, -2);
             lua_insert(L, -2);
@@ -135,7 +150,7 @@ void kc_lua_kafka_config(lua_State *L, int idx, kc_kafka_use use, kc_kafka_confi
                                  "kafka config", &err);
         lua_pop(L, 1);
     }
-    lua_settop(L, texts - 1);
+    lua_settop(L, seen - 1);
     if (st != KC_OK) {
         kc_kafka_config_clear(conf);
         kc_lua_error(L, &err);
