@@ -712,57 +712,56 @@ kc_status kc_consumer_seek(kc_consumer *c, const kc_topic_partition *tps, size_t
     return st;
 }
 
+/* The list operations that read or set offsets: checked, run on a
+ * librdkafka list, offsets copied back into tps when `out`. */
+typedef enum { OP_TIMES, OP_PAUSE, OP_RESUME, OP_POSITION, OP_COMMITTED } list_op;
+
+static kc_status list_call(kc_consumer *c, kc_topic_partition *tps, size_t n, list_op op,
+                           int timeout_ms, kc_err *err)
+{
+    static const char *const names[] = {"offsets for times", "pause", "resume", "position",
+                                        "committed"};
+    const char *what = names[op];
+    if (check_tps(tps, n, what, op == OP_TIMES, err) != KC_OK)
+        return KC_ERR_INVALID;
+    rd_kafka_topic_partition_list_t *list = to_list(tps, n);
+    rd_kafka_resp_err_t e;
+    switch (op) {
+    case OP_TIMES: e = rd_kafka_offsets_for_times(c->rk, list, timeout_ms); break;
+    case OP_PAUSE: e = rd_kafka_pause_partitions(c->rk, list); break;
+    case OP_RESUME: e = rd_kafka_resume_partitions(c->rk, list); break;
+    case OP_POSITION: e = rd_kafka_position(c->rk, list); break;
+    default: e = rd_kafka_committed(c->rk, list, timeout_ms); break;
+    }
+    int out = op == OP_TIMES || op == OP_POSITION || op == OP_COMMITTED;
+    kc_status st = e ? kc_err_set(err, KC_ERR_IO, "%s: %s", what, rd_kafka_err2str(e))
+                     : from_list(list, out ? tps : NULL, n, what, err);
+    rd_kafka_topic_partition_list_destroy(list);
+    return st;
+}
+
 kc_status kc_consumer_offsets_for_times(kc_consumer *c, kc_topic_partition *tps, size_t n,
                                         int timeout_ms, kc_err *err)
 {
-    if (check_tps(tps, n, "offsets for times", 1, err) != KC_OK)
-        return KC_ERR_INVALID;
-    rd_kafka_topic_partition_list_t *list = to_list(tps, n);
-    rd_kafka_resp_err_t e = rd_kafka_offsets_for_times(c->rk, list, timeout_ms);
-    kc_status st = e ? kc_err_set(err, KC_ERR_IO, "offsets for times: %s", rd_kafka_err2str(e))
-                     : from_list(list, tps, n, "offsets for times", err);
-    rd_kafka_topic_partition_list_destroy(list);
-    return st;
+    return list_call(c, tps, n, OP_TIMES, timeout_ms, err);
 }
 
 kc_status kc_consumer_pause(kc_consumer *c, const kc_topic_partition *tps, size_t n, int pause,
                             kc_err *err)
 {
-    const char *what = pause ? "pause" : "resume";
-    if (check_tps(tps, n, what, 0, err) != KC_OK)
-        return KC_ERR_INVALID;
-    rd_kafka_topic_partition_list_t *list = to_list(tps, n);
-    rd_kafka_resp_err_t e = pause ? rd_kafka_pause_partitions(c->rk, list)
-                                  : rd_kafka_resume_partitions(c->rk, list);
-    kc_status st = e ? kc_err_set(err, KC_ERR_IO, "%s: %s", what, rd_kafka_err2str(e))
-                     : from_list(list, NULL, n, what, err);
-    rd_kafka_topic_partition_list_destroy(list);
-    return st;
+    /* not written to: only OP_TIMES/POSITION/COMMITTED copy offsets back */
+    return list_call(c, (kc_topic_partition *)tps, n, pause ? OP_PAUSE : OP_RESUME, 0, err);
 }
 
 kc_status kc_consumer_position(kc_consumer *c, kc_topic_partition *tps, size_t n, kc_err *err)
 {
-    if (check_tps(tps, n, "position", 0, err) != KC_OK)
-        return KC_ERR_INVALID;
-    rd_kafka_topic_partition_list_t *list = to_list(tps, n);
-    rd_kafka_resp_err_t e = rd_kafka_position(c->rk, list);
-    kc_status st = e ? kc_err_set(err, KC_ERR_IO, "position: %s", rd_kafka_err2str(e))
-                     : from_list(list, tps, n, "position", err);
-    rd_kafka_topic_partition_list_destroy(list);
-    return st;
+    return list_call(c, tps, n, OP_POSITION, 0, err);
 }
 
 kc_status kc_consumer_committed(kc_consumer *c, kc_topic_partition *tps, size_t n,
                                 int timeout_ms, kc_err *err)
 {
-    if (check_tps(tps, n, "committed", 0, err) != KC_OK)
-        return KC_ERR_INVALID;
-    rd_kafka_topic_partition_list_t *list = to_list(tps, n);
-    rd_kafka_resp_err_t e = rd_kafka_committed(c->rk, list, timeout_ms);
-    kc_status st = e ? kc_err_set(err, KC_ERR_IO, "committed: %s", rd_kafka_err2str(e))
-                     : from_list(list, tps, n, "committed", err);
-    rd_kafka_topic_partition_list_destroy(list);
-    return st;
+    return list_call(c, tps, n, OP_COMMITTED, timeout_ms, err);
 }
 
 kc_status kc_consumer_assignment(kc_consumer *c, kc_topic_partition **out, size_t *n,

@@ -98,6 +98,8 @@ const char *kc_lua_wrapped_bytes(lua_State *L, int idx, size_t *n);
  * options, then those of the Lua table at idx (nil: none), which win.
  * Raises a Lua error on a bad option. */
 void kc_lua_kafka_config(lua_State *L, int idx, kc_kafka_use use, kc_kafka_config *conf);
+/* Optional seconds at idx (nil: dflt) as ms; negative: wait without limit. */
+int kc_lua_opt_ms(lua_State *L, int idx, int dflt);
 
 /* ---- provisioning tools (kc_lua_tools.c) ---------------------------------- */
 

@@ -12,14 +12,6 @@ static const char ADMIN[] = "kafkacrypto.core.admin";
 
 typedef struct lua_admin { kc_admin *a; } lua_admin;
 
-static int opt_ms(lua_State *L, int idx, int dflt)
-{
-    if (lua_isnoneornil(L, idx))
-        return dflt;
-    double s = luaL_checknumber(L, idx);
-    return s < 0 ? 0 : s * 1000 > 2e9 ? 2000000000 : (int)ceil(s * 1000);
-}
-
 static kc_admin *check_admin(lua_State *L)
 {
     lua_admin *la = luaL_checkudata(L, 1, ADMIN);
@@ -51,7 +43,7 @@ static int l_create_topics(lua_State *L)
     kc_admin *a = check_admin(L);
     luaL_checktype(L, 2, LUA_TTABLE);
     int exist_ok = lua_toboolean(L, 3);
-    int timeout = opt_ms(L, 4, 30000);
+    int timeout = kc_lua_opt_ms(L, 4, 30000);
     lua_settop(L, 4);
     size_t n = lua_objlen(L, 2);
     kc_new_topic *ts = lua_newuserdata(L, (n ? n : 1) * sizeof *ts);
@@ -140,7 +132,7 @@ static int l_metadata(lua_State *L)
     const struct rd_kafka_metadata *md;
     int controller;
     kc_err err;
-    if (kc_admin_metadata(a, topic, opt_ms(L, 3, 10000), &md, &controller, &err) != KC_OK)
+    if (kc_admin_metadata(a, topic, kc_lua_opt_ms(L, 3, 10000), &md, &controller, &err) != KC_OK)
         return kc_lua_error(L, &err);
     lua_createtable(L, 0, 5);
     lua_pushinteger(L, controller);

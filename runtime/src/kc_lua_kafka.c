@@ -20,8 +20,7 @@ typedef struct lua_producer { kc_producer *p; } lua_producer;
 typedef struct lua_consumer { kc_consumer *c; } lua_consumer;
 typedef struct lua_broker { kc_broker *b; int embedded; } lua_broker;
 
-/* seconds (nil = default) -> ms; negative = wait without limit */
-static int opt_ms(lua_State *L, int idx, int dflt)
+int kc_lua_opt_ms(lua_State *L, int idx, int dflt)
 {
     if (lua_isnoneornil(L, idx))
         return dflt;
@@ -247,7 +246,7 @@ static int l_send(lua_State *L)
 
 static int l_producer_poll(lua_State *L)
 {
-    kc_producer_poll(check_producer(L)->p, opt_ms(L, 2, 0));
+    kc_producer_poll(check_producer(L)->p, kc_lua_opt_ms(L, 2, 0));
     return 0;
 }
 
@@ -256,7 +255,7 @@ static int l_producer_poll(lua_State *L)
 static int l_flush(lua_State *L)
 {
     lua_producer *lp = check_producer(L);
-    kc_producer_flush(lp->p, opt_ms(L, 2, -1), NULL);
+    kc_producer_flush(lp->p, kc_lua_opt_ms(L, 2, -1), NULL);
     lua_pushinteger(L, kc_producer_queued(lp->p));
     return 1;
 }
@@ -329,7 +328,7 @@ static int l_producer_close(lua_State *L)
 {
     lua_producer *lp = luaL_checkudata(L, 1, PRODUCER);
     if (lp->p) {
-        kc_producer_close(lp->p, opt_ms(L, 2, -1));
+        kc_producer_close(lp->p, kc_lua_opt_ms(L, 2, -1));
         lp->p = NULL;
         track(L, 1, 0);
     }
@@ -512,7 +511,7 @@ static int l_seek(lua_State *L)
     size_t n;
     kc_topic_partition *tps = check_tps(L, 2, "seek", &n);
     kc_err err;
-    if (kc_consumer_seek(lc->c, tps, n, opt_ms(L, 3, 10000), &err) != KC_OK)
+    if (kc_consumer_seek(lc->c, tps, n, kc_lua_opt_ms(L, 3, 10000), &err) != KC_OK)
         return kc_lua_error(L, &err);
     return 0;
 }
@@ -542,8 +541,8 @@ static int tps_query(lua_State *L, const char *what)
     kc_status st = !strcmp(what, "position")
                        ? kc_consumer_position(lc->c, tps, n, &err)
                    : !strcmp(what, "committed")
-                       ? kc_consumer_committed(lc->c, tps, n, opt_ms(L, 3, 10000), &err)
-                       : kc_consumer_offsets_for_times(lc->c, tps, n, opt_ms(L, 3, 10000), &err);
+                       ? kc_consumer_committed(lc->c, tps, n, kc_lua_opt_ms(L, 3, 10000), &err)
+                       : kc_consumer_offsets_for_times(lc->c, tps, n, kc_lua_opt_ms(L, 3, 10000), &err);
     if (st != KC_OK)
         return kc_lua_error(L, &err);
     push_tps(L, tps, n);
@@ -577,7 +576,7 @@ static int l_watermarks(lua_State *L)
     kc_err err;
     if (part < 0 || part > INT32_MAX)
         return kc_lua_errorf(L, "watermarks: partition: expected a number >= 0");
-    if (kc_consumer_watermarks(lc->c, topic, (int32_t)part, opt_ms(L, 4, 10000), &lo, &hi,
+    if (kc_consumer_watermarks(lc->c, topic, (int32_t)part, kc_lua_opt_ms(L, 4, 10000), &lo, &hi,
                                &err) != KC_OK)
         return kc_lua_error(L, &err);
     lua_pushnumber(L, (lua_Number)lo);
@@ -592,7 +591,7 @@ static int l_partition_count(lua_State *L)
     const char *topic = luaL_checkstring(L, 2);
     int count;
     kc_err err;
-    if (kc_consumer_partition_count(lc->c, topic, opt_ms(L, 3, 5000), &count, &err) != KC_OK)
+    if (kc_consumer_partition_count(lc->c, topic, kc_lua_opt_ms(L, 3, 5000), &count, &err) != KC_OK)
         return kc_lua_error(L, &err);
     lua_pushinteger(L, count);
     return 1;
@@ -612,7 +611,7 @@ static int l_consumer_poll(lua_State *L)
     lua_consumer *lc = check_consumer(L);
     kc_record *m;
     kc_err err;
-    if (kc_consumer_poll(lc->c, opt_ms(L, 2, 0), &m, &err) != KC_OK)
+    if (kc_consumer_poll(lc->c, kc_lua_opt_ms(L, 2, 0), &m, &err) != KC_OK)
         return kc_lua_error(L, &err);
     if (!m) {
         lua_pushnil(L);

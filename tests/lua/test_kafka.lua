@@ -285,8 +285,9 @@ function TestKafka:test_bootstrap_list_and_fixed_port()
   -- a list of servers is joined as kafka-python accepts it
   local producer = kafkacrypto.producer{ bootstrap_servers = { broker.bootstrap_servers } }
   producer:send("fixed", "k", "via the relayed port")
-  producer:flush(20)   -- fails rather than hanging if the relay is unreachable
-  producer:close()
+  -- fails rather than hanging if the relay is unreachable
+  lu.assertEquals(producer:flush(20), 0)
+  producer:close(5)
   local consumer = kafkacrypto.consumer{ bootstrap_servers = broker.bootstrap_servers }
   consumer:assign{ topic = "fixed", partition = 0, offset = "beginning" }
   lu.assertEquals(h.collect(consumer, 1)[1].value, "via the relayed port")
