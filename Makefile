@@ -22,7 +22,7 @@ VECTORS  ?= tests/vectors/data
 FUZZ_SMOKE_SECONDS ?= 6
 FUZZ_SECONDS ?= 300
 
-DEB_PACKAGES := gcc make pkg-config clang libclang-rt-14-dev \
+DEB_PACKAGES := kcat gcc make pkg-config clang libclang-rt-14-dev \
     libsodium-dev librdkafka-dev libluajit-5.1-dev luajit libconfig-dev \
     libmsgpack-dev lua-cjson libpcre2-dev libcmocka-dev lua-unit \
     libjansson-dev valgrind libp11-kit-dev softhsm2 opensc strace

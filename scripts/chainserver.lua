@@ -14,8 +14,26 @@ local kafkacrypto = require "kafkacrypto"
 local chainserver = require "kafkacrypto.chainserver"
 local cli = require "kafkacrypto.cli"
 
-local tool = cli.tool("chainserver", "usage: kafkacrypto chainserver --node NODE.config "
-  .. "[--broker HOST:PORT] [--policy FILE]... [--once] [--seconds N]\n", {
+local tool = cli.tool("chainserver", [[
+usage: kafkacrypto chainserver --node NODE.config [--broker HOST:PORT]
+                               [--policy FILE]... [--once] [--seconds N]
+  Keeps short-lived certificate chains fresh: for each node key listed in
+  the [chainkeys] section of NODE.config, it re-issues the node's chain
+  when it expires within lifetime * refresh_fraction (every interval_secs,
+  default 300 s), with the rights and lifetime the policies grant, and
+  publishes each new chain on the `chains` topic, where nodes adopt it.
+
+  --node NODE.config  the chain server's node files (`kafkacrypto
+                      chain-server-provision` makes them)
+  --broker HOST:PORT  bootstrap servers (else kafkacrypto.cfg's or the
+                      node config's)
+  --policy FILE       a policy file deciding what each chain may do
+                      (repeatable; hook `issue_chain`, see policies/README.md)
+  --once              make one pass and exit
+  --seconds N         stop after N seconds (default: run until SIGINT/SIGTERM)
+  On exit it prints how many chains it issued.
+  Exit status: 0 stopped; 1 a failure (node files, Kafka); 2 bad arguments.
+]], {
   ["--node"] = { value = true, check = cli.nonempty("expected a file name") },
   ["--broker"] = { value = true, check = cli.nonempty("expected HOST:PORT[,HOST:PORT...]") },
   ["--policy"] = { value = true, many = true },

@@ -15,8 +15,29 @@ local kafkacrypto = require "kafkacrypto"
 local controller = require "kafkacrypto.controller"
 local cli = require "kafkacrypto.cli"
 
-local tool = cli.tool("controller", "usage: kafkacrypto controller --node NODE.config "
-  .. "[--broker HOST:PORT] [--policy FILE]... [--group-id ID] [--seconds N]\n", {
+local tool = cli.tool("controller", [[
+usage: kafkacrypto controller --node NODE.config [--broker HOST:PORT]
+                              [--policy FILE]... [--group-id ID] [--seconds N]
+  Approves key requests of limited consumers (nodes provisioned with role
+  "consumer-limited" or "prodcon-limited", whose own chains may not ask
+  producers for keys directly). It reads every ROOT.subs topic as a member
+  of a consumer group, checks each request's certificate chain, asks the
+  policies, and forwards approved requests, signed with the controller's
+  own key, to ROOT.reqs, where producers answer them.
+
+  --node NODE.config  the controller's node files (provisioned with role
+                      "controller": `kafkacrypto simple-provision`)
+  --broker HOST:PORT  bootstrap servers (else kafkacrypto.cfg's or the
+                      node config's)
+  --policy FILE       a policy file asked about each request, after
+                      kafkacrypto.cfg's `policies` (repeatable; hook
+                      `reencrypt`, see policies/README.md). Without any,
+                      every request with a valid chain is forwarded.
+  --group-id ID       the consumer group (default: the node ID)
+  --seconds N         stop after N seconds (default: run until SIGINT/SIGTERM)
+  On exit it prints how many requests it forwarded and refused.
+  Exit status: 0 stopped; 1 a failure (node files, Kafka); 2 bad arguments.
+]], {
   ["--node"] = { value = true, check = cli.nonempty("expected a file name") },
   ["--broker"] = { value = true, check = cli.nonempty("expected HOST:PORT[,HOST:PORT...]") },
   ["--policy"] = { value = true, many = true },

@@ -78,6 +78,7 @@ table.sort(alternatives)
 local pattern = "^.*(" .. table.concat(alternatives, "|") .. ")$"
 
 local consumer
+config.key_topics = true   -- the pattern is for key-exchange topics
 ok, consumer = pcall(kafkacrypto.consumer, config)
 if not ok then t:fail("%s", consumer) end
 consumer:subscribe { pattern = pattern }

@@ -46,10 +46,11 @@ local function store_option(tool, opts, name, spec, value)
   end
 end
 
--- Parses `args`: options "--name VALUE", "--name=VALUE", "-X VALUE" or
--- "-XVALUE". Returns a table by option name (lists for `many` options),
+-- Parses `args`: options "--name VALUE", "--name=VALUE", "-x VALUE" or
+-- "-xVALUE", flags "-a -b" or "-ab". Returns a table by option name (lists for `many` options),
 -- and the positional arguments as opts[1], opts[2], ... when the tool takes them.
 function cli.parse(tool, args)
+  args = { unpack(args) }   -- bundled flags are expanded in place
   local opts = {}
   for name, spec in pairs(tool.specs) do
     if spec.many then opts[name] = {} end
@@ -63,8 +64,25 @@ function cli.parse(tool, args)
     end
     local name, value = a:match("^(%-%-[%w-]+)=(.*)$")
     if not name then
-      name = a:match("^%-X") and "-X" or a
-      value = a:match("^%-X(.+)$")
+      name = a
+      -- kcat's short forms: "-oVALUE" for an option taking a value, "-qe"
+      -- for several flags
+      local letter, rest = a:match("^(%-%a)(.+)$")
+      local spec = letter and not tool.specs[a] and tool.specs[letter]
+      if spec and spec.value then
+        name, value = letter, rest
+      elseif spec then
+        local flags = {}
+        for c in a:sub(2):gmatch(".") do
+          local f = tool.specs["-" .. c]
+          if not f or f.value then flags = nil break end
+          flags[#flags + 1] = "-" .. c
+        end
+        if flags then
+          for k = #flags, 2, -1 do table.insert(args, i + 1, flags[k]) end
+          name = flags[1]
+        end
+      end
     end
     local spec = tool.specs[name]
     if spec then
@@ -114,31 +132,42 @@ function cli.require(tool, opts, ...)
   end
 end
 
--- Opens the node of --node and works out the Kafka options, most specific
--- first: --broker, then -X (in order, the last wins), then the global
--- `kafkacrypto --broker` / kafkacrypto.cfg broker, then the node config.
--- Returns the node, the options of the data client of kind `kind`
--- ("producer" or "consumer") and those to lay over the node's key-exchange
--- clients. options.node = kafkacrypto.new options.
-function cli.open(tool, opts, kind, node_options)
-  local ok, store = pcall(kafkacrypto.store, opts["--node"])
-  if not ok then cli.fail(tool, tostring(store)) end
-  local data = store:get_kafka_config(kind)
+-- The Kafka options of a data client of kind `kind` ("producer" or
+-- "consumer"), most specific first: --broker, then -X (in order, the last
+-- wins), then the global `kafkacrypto --broker` / kafkacrypto.cfg broker,
+-- then the node config of --node (if given). Returns them, those to lay over
+-- the node's key-exchange clients, and the open store (or nil).
+function cli.kafka_options(tool, opts, kind)
+  local store, data = nil, {}
+  if opts["--node"] then
+    local ok
+    ok, store = pcall(kafkacrypto.store, opts["--node"])
+    if not ok then cli.fail(tool, tostring(store)) end
+    data = store:get_kafka_config(kind)
+  end
   local over = {}
-  for _, x in ipairs(opts["-X"]) do over[x.name] = x.value end
+  for _, x in ipairs(opts["-X"] or {}) do over[x.name] = x.value end
   local broker = opts["--broker"] or over["bootstrap.servers"] or over.bootstrap_servers
                  or kafkacrypto.settings().broker or data["bootstrap.servers"]
   if broker == nil or broker == "" then
-    store:close()
-    cli.usage_error(tool, "no Kafka broker: give --broker HOST:PORT (the node config %s names "
-                    .. "none; `kafkacrypto broker` runs one for tests)", opts["--node"])
+    if store then store:close() end
+    cli.usage_error(tool, "no Kafka broker: give --broker HOST:PORT (%s; `kafkacrypto broker` "
+                    .. "runs one for tests)", opts["--node"]
+                    and ("the node config " .. opts["--node"] .. " names none") or "no --node")
   end
   over.bootstrap_servers, over["bootstrap.servers"] = nil, broker
   for k, v in pairs(over) do data[k] = v end
+  return data, over, store
+end
+
+-- Opens the node of --node with the Kafka options of cli.kafka_options.
+-- Returns the node, the options of the data client of kind `kind` and the
+-- store. node_options = kafkacrypto.new options.
+function cli.open(tool, opts, kind, node_options)
+  local data, over, store = cli.kafka_options(tool, opts, kind)
   local o = { config = store, producer = over, consumer = over }
   for k, v in pairs(node_options or {}) do o[k] = v end
-  local node
-  ok, node = pcall(kafkacrypto.new, o)
+  local ok, node = pcall(kafkacrypto.new, o)
   if not ok then
     store:close()
     cli.fail(tool, tostring(node))

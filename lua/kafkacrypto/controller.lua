@@ -101,6 +101,7 @@ function controller.new(o)
     set(cconf, "topic.metadata.refresh.interval.ms",
         cconf["topic.metadata.refresh.interval.ms"] or "5000")
     self.group = cconf["group.id"] ~= nil
+    cconf.key_topics = true   -- its pattern is for key-exchange topics
     self.consumer = kafkacrypto.consumer(cconf)
     self.producer = kafkacrypto.producer(pconf)
     self.pattern = "^.*" .. pattern_escape(self.topics.subs) .. "$"

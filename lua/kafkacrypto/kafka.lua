@@ -9,8 +9,14 @@
 local core = require "kafkacrypto.core"
 local errors = require "kafkacrypto.errors"
 local serde = require "kafkacrypto.serde"
+local log = require("kafkacrypto.log").logger("kafkacrypto.kafka")
 
 local kafka = {}
+
+local function as_list(partitions)
+  if type(partitions) == "table" and partitions.topic then return { partitions } end
+  return partitions
+end
 
 -- Splits a config table into librdkafka options and our own fields.
 local function split_config(config, own_names, what)
@@ -48,7 +54,8 @@ local PRODUCER_OWN = { key_serializer = true, value_serializer = true, on_delive
 --                       value_serializer = ..., on_delivery = function(err, report) }
 -- on_delivery, if given, is called (from send, poll, flush and close) once
 -- per message with err = nil or a reason, and report = {seq, topic,
--- partition, offset}. Without it, failed deliveries make flush() raise.
+-- partition, offset}; send{..., on_delivery = f} gives one message its own.
+-- A failed delivery that no callback receives makes flush() raise.
 function kafka.producer(config)
   local options, own = split_config(config, PRODUCER_OWN, "producer")
   local self = setmetatable({
@@ -56,34 +63,63 @@ function kafka.producer(config)
     value_serializer = serde.check(own.value_serializer, "serialize", "value_serializer"),
     on_delivery = own.on_delivery,
     _options = options,   -- kafkacrypto.new reads a client's options from here
+    _callbacks = {},      -- seq -> the message's own on_delivery
+    _failed = 0,          -- failures no callback received since the last flush (_last_error)
   }, Producer)
   if self.on_delivery ~= nil and type(self.on_delivery) ~= "function" then
     core.error("producer: on_delivery: expected a function")
   end
-  self._handle = core.producer(options, self.on_delivery ~= nil)
+  self._handle = core.producer(options, true)
   return self
 end
 
 function Producer:_report()
-  if not self.on_delivery then return end
   for _, r in ipairs(self._handle:deliveries()) do
-    self.on_delivery(r.error, r)
+    local cb = self._callbacks[r.seq] or self.on_delivery
+    self._callbacks[r.seq] = nil
+    if cb then
+      cb(r.error, r)
+    elseif r.error then
+      self._failed, self._last_error = self._failed + 1, r.error
+      log:warning("Message to topic %s not delivered: %s", r.topic, r.error)
+    end
   end
 end
 
+local SEND_FIELDS = { topic = true, key = true, value = true, partition = true, headers = true,
+                      timestamp = true, on_delivery = true }
+
 -- producer:send(topic, key, value[, partition]) or
--- producer:send{ topic = ..., key = ..., value = ..., partition = ... }
--- Returns the message's number, as used in delivery reports.
+-- producer:send{ topic = ..., key = ..., value = ..., partition = ...,
+--                headers = { {name, value}, ... }, timestamp = ms,
+--                on_delivery = function(err, report) }
+-- Headers pass in plaintext (names may repeat; a value may be nil); the
+-- serializers see only the key and value. timestamp: ms since 1970
+-- (default: now). Any other field is an error. Returns the message's
+-- number, as in delivery reports.
 function Producer:send(topic, key, value, partition)
+  local headers, timestamp, on_delivery
   if type(topic) == "table" then
-    topic, key, value, partition = topic.topic, topic.key, topic.value, topic.partition
+    for k in pairs(topic) do
+      if not SEND_FIELDS[k] then
+        core.error(("send: unknown field %s (expected topic, key, value, partition, headers, "
+                    .. "timestamp, on_delivery)"):format(tostring(k)))
+      end
+    end
+    local m = topic
+    topic, key, value, partition = m.topic, m.key, m.value, m.partition
+    headers, timestamp, on_delivery = m.headers, m.timestamp, m.on_delivery
+    if on_delivery ~= nil and type(on_delivery) ~= "function" then
+      core.error("send: on_delivery: expected a function")
+    end
   end
   if type(topic) ~= "string" then
     core.error("send: expected a topic name, got " .. type(topic))
   end
   key = check_bytes(serde.serialize(self.key_serializer, topic, key), "key", topic)
   value = check_bytes(serde.serialize(self.value_serializer, topic, value), "value", topic)
-  local seq = self._handle:send(topic, key, value, partition)
+  local seq = self._handle:send(topic, key, value, partition, headers, timestamp)
+  if on_delivery then self._callbacks[seq] = on_delivery end
   self:_report()
   return seq
 end
@@ -95,14 +131,30 @@ function Producer:poll(timeout)
 end
 
 -- Waits until every message sent is delivered (or failed), at most
--- `timeout` seconds (default: no limit). Raises when messages remain.
+-- `timeout` seconds (default: no limit). Returns the number of messages
+-- still queued (0 when all are done). Raises when deliveries failed that
+-- no on_delivery callback received.
 function Producer:flush(timeout)
-  local ok, err = pcall(self._handle.flush, self._handle, timeout)
+  self._handle:flush(timeout)
   self:_report()
-  if not ok then core.error(tostring(err)) end
+  local queued = self._handle:queued()
+  if self._failed > 0 then
+    local n, why = self._failed, self._last_error
+    self._failed = 0
+    core.error(("flush: %d message(s) failed since the last flush (last error: %s)")
+               :format(n, why))
+  end
+  return queued
 end
 
--- {sent = n, delivered = n, failed = n, last_error = "..."}
+-- The latest statistics JSON of librdkafka (set statistics.interval.ms),
+-- or nil before the first; poll() or flush() serve them.
+function Producer:statistics()
+  return self._handle:statistics()
+end
+
+-- {sent = n, delivered = n, failed = n, rejected = n, last_error = "..."}:
+-- failed counts failed deliveries and sends refused at once (rejected).
 function Producer:stats()
   return self._handle:stats()
 end
@@ -111,8 +163,8 @@ end
 function Producer:close(timeout)
   if self._closed then return end
   self._handle:poll(0)
-  pcall(self._handle.flush, self._handle, timeout)
-  self:_report()
+  self._handle:flush(timeout)
+  pcall(self._report, self)
   self._handle:close(timeout)
   self._closed = true
 end
@@ -123,19 +175,27 @@ end
 local Consumer = {}
 Consumer.__index = Consumer
 
-local CONSUMER_OWN = { key_deserializer = true, value_deserializer = true }
+local CONSUMER_OWN = { key_deserializer = true, value_deserializer = true, key_topics = true }
 
 -- kafkacrypto.consumer{ "topic1", "topic2", group_id = ..., value_deserializer = ... }
 -- Topics listed first are subscribed to, as KafkaConsumer("topic1", ...)
 -- does. Without group_id the consumer has a private group and commits
--- nothing (kafka-python's group_id=None).
+-- nothing (kafka-python's group_id=None). With enable_partition_eof = true
+-- (librdkafka's enable.partition.eof), poll() also returns {eof = true,
+-- topic, partition, offset} each time a partition's end is reached.
+-- key_topics = true: a pattern subscription also delivers the key-exchange
+-- topics (.reqs .keys .subs, chains, allowlist, denylist), left out by default.
 function kafka.consumer(config)
   local options, own, topics = split_config(config, CONSUMER_OWN, "consumer")
   local self = setmetatable({
     key_deserializer = serde.check(own.key_deserializer, "deserialize", "key_deserializer"),
     value_deserializer = serde.check(own.value_deserializer, "deserialize", "value_deserializer"),
     _options = options,
+    _key_topics = own.key_topics,
   }, Consumer)
+  if options.enable_partition_eof ~= nil then
+    options["enable.partition.eof"], options.enable_partition_eof = options.enable_partition_eof, nil
+  end
   self._handle = core.consumer(options)
   if #topics > 0 then self:subscribe(topics) end
   return self
@@ -150,7 +210,16 @@ function Consumer:subscribe(topics)
     core.error("subscribe: expected a list of topics or {pattern = ...}")
   end
   local list = {}
+  for k in pairs(topics) do
+    if type(k) ~= "number" and k ~= "pattern" then
+      core.error(("subscribe: unknown field %s (expected topics and pattern)"):format(tostring(k)))
+    end
+  end
   for i, t in ipairs(topics) do list[i] = t end
+  self._pattern = topics.pattern ~= nil
+  for _, t in ipairs(list) do
+    if t:sub(1, 1) == "^" then self._pattern = true end
+  end
   if topics.pattern then
     local p = topics.pattern
     list[#list + 1] = p:sub(1, 1) == "^" and p or "^" .. p
@@ -163,8 +232,53 @@ end
 -- "stored"/nil (the group's committed offset, else auto_offset_reset).
 -- Replaces any subscription.
 function Consumer:assign(partitions)
-  if type(partitions) == "table" and partitions.topic then partitions = { partitions } end
-  self._handle:assign(partitions)
+  self._pattern = false
+  self._handle:assign(as_list(partitions))
+end
+
+-- Moves the read position of an assigned partition: offset is a number,
+-- "beginning", "end", or {timestamp = ms} (the first message at or after
+-- that time, else the end).
+function Consumer:seek(topic, partition, offset, timeout)
+  if type(offset) == "table" then
+    if type(offset.timestamp) ~= "number" then
+      core.error("seek: expected an offset, \"beginning\", \"end\" or {timestamp = ms}")
+    end
+    offset = self._handle:offsets_for_times({ { topic = topic, partition = partition,
+                                               offset = offset.timestamp } }, timeout)[1].offset
+  end
+  if offset == nil or offset == "stored" then
+    core.error("seek: expected an offset, \"beginning\", \"end\" or {timestamp = ms}")
+  end
+  self._handle:seek({ { topic = topic, partition = partition, offset = offset } }, timeout)
+end
+
+-- pause/resume fetching partitions: {topic =, partition =} or a list of them.
+function Consumer:pause(partitions) self._handle:pause(as_list(partitions)) end
+function Consumer:resume(partitions) self._handle:resume(as_list(partitions)) end
+
+-- The next offset to read of each partition given (default: the
+-- assignment), as a list of {topic, partition, offset}; offset nil when
+-- nothing was read yet.
+function Consumer:position(partitions)
+  return self._handle:position(partitions and as_list(partitions) or self:assignment())
+end
+
+-- The group's committed offsets, the same way (waits at most `timeout` s, default 10).
+function Consumer:committed(partitions, timeout)
+  return self._handle:committed(partitions and as_list(partitions) or self:assignment(), timeout)
+end
+
+-- The partitions assigned now: a list of {topic, partition, offset} (the
+-- offset given when assigned, nil for a group's stored one).
+function Consumer:assignment()
+  return self._handle:assignment()
+end
+
+-- The low and high watermark offsets of a partition (high: the next offset
+-- to be written).
+function Consumer:watermarks(topic, partition, timeout)
+  return self._handle:watermarks(topic, partition, timeout)
 end
 
 -- The number of partitions of `topic` in the cluster's metadata, 0 when it
@@ -195,9 +309,41 @@ end
 
 -- Waits up to `timeout` seconds (default 0) for a message: a table
 -- {topic, partition, offset, key, value, timestamp (ms)}, or nil.
+-- {topic, partition, offset, key, value, headers = {{name, value}, ...},
+-- timestamp (ms), timestamp_type ("create" or "log_append")}, or nil.
 function Consumer:poll(timeout)
-  local msg = self._handle:poll(timeout)
-  if msg then return self:_deserialize(msg) end
+  local deadline = core.clock() + (timeout or 0)
+  repeat
+    local msg = self._handle:poll(math.max(0, deadline - core.clock()))
+    if msg and msg.eof then return msg end
+    if msg and not (self._pattern and not self._key_topics and kafka.is_key_topic(msg.topic)) then
+      return self:_deserialize(msg)
+    end
+  until not msg
+end
+
+-- Up to `max` messages within `timeout` seconds (default 0): a list,
+-- maybe empty. Stops early at max.
+function Consumer:poll_batch(max, timeout)
+  if type(max) ~= "number" or max < 1 then core.error("poll_batch: max: expected a number >= 1") end
+  local batch, deadline = {}, core.clock() + (timeout or 0)
+  while #batch < max do
+    local msg = self:poll(math.max(0, deadline - core.clock()))
+    if not msg then break end
+    batch[#batch + 1] = msg
+  end
+  return batch
+end
+
+-- True for the topics of the key exchange (with the configured suffixes
+-- and management topic names).
+function kafka.is_key_topic(topic)
+  local t = core.tunables()
+  for _, suffix in ipairs{ t.topic_suffix_reqs, t.topic_suffix_keys, t.topic_suffix_subs } do
+    if #topic > #suffix and topic:sub(-#suffix) == suffix then return true end
+  end
+  return topic == t.mgmt_topic_chains or topic == t.mgmt_topic_allowlist
+         or topic == t.mgmt_topic_denylist
 end
 
 -- for msg in consumer:messages() do ... end
@@ -214,10 +360,13 @@ function Consumer:messages(timeout)
   end
 end
 
--- Commits the offsets of the messages polled so far, synchronously (for a
--- consumer with group_id and enable_auto_commit = false).
-function Consumer:commit()
-  self._handle:commit()
+-- Commits, for a consumer with group_id (and enable_auto_commit = false):
+-- without offsets those of the messages polled so far, else the given list
+-- of {topic, partition, offset} (offset: the next one to read).
+-- Synchronous unless async is true (then failures are logged).
+function Consumer:commit(offsets, async)
+  if offsets == nil and not async then return self._handle:commit() end
+  self._handle:commit_offsets(offsets and as_list(offsets) or {}, async)
 end
 
 -- Leaves the group and closes.
@@ -225,6 +374,62 @@ function Consumer:close()
   if self._closed then return end
   self._handle:close()
   self._closed = true
+end
+
+---------------------------------------------------------------------------
+-- Admin (librdkafka's Admin API)
+
+local Admin = {}
+Admin.__index = Admin
+
+-- kafkacrypto.admin{ bootstrap_servers = ..., ... } (producer options)
+function kafka.admin(config)
+  local options = split_config(config, {}, "admin")
+  return setmetatable({ _handle = core.admin(options) }, Admin)
+end
+
+-- admin:create_topics({ {name = "t", partitions = 1, replication = 3,
+--                        config = {["cleanup.policy"] = "compact"}}, ... },
+--                     {exist_ok = true, timeout = 30})
+-- partitions default 1, replication the broker's default. Raises naming
+-- each topic that could not be created.
+function Admin:create_topics(topics, options)
+  options = options or {}
+  self._handle:create_topics(topics, options.exist_ok, options.timeout)
+end
+
+-- The topics of a root's key exchange: ROOT.reqs, ROOT.keys, ROOT.subs
+-- (with the configured suffixes); with management = true also chains,
+-- allowlist and denylist. Nodes read partition 0 only, so 1 partition is
+-- the default. Existing ones are fine.
+function Admin:create_key_topics(root, options)
+  options = options or {}
+  local t, list = core.tunables(), {}
+  local function add(name)
+    list[#list + 1] = { name = name, partitions = options.partitions or 1,
+                        replication = options.replication, config = options.config }
+  end
+  for _, suffix in ipairs{ t.topic_suffix_reqs, t.topic_suffix_keys, t.topic_suffix_subs } do
+    add(root .. suffix)
+  end
+  if options.management then
+    for _, name in ipairs{ t.mgmt_topic_chains, t.mgmt_topic_allowlist, t.mgmt_topic_denylist } do
+      add(name)
+    end
+  end
+  self:create_topics(list, { exist_ok = options.exist_ok ~= false, timeout = options.timeout })
+  return list
+end
+
+-- {brokers = {{id, host, port}}, topics = {{name, error, partitions =
+-- {{id, leader, replicas = {...}, isrs = {...}, error}}}}, controller_id,
+-- orig_broker_id, orig_broker_name}: of one topic, or all when nil.
+function Admin:metadata(topic, timeout)
+  return self._handle:metadata(topic, timeout)
+end
+
+function Admin:close()
+  self._handle:close()
 end
 
 return kafka

@@ -218,7 +218,15 @@ int main(int argc, char **argv)
         printf("kafkacrypto %s\n", kc_version());
         status = KC_EXIT_OK;
     } else if (!strcmp(cmd, "run")) {
-        if (command + 1 >= argc)
+        if (command + 1 < argc && (!strcmp(argv[command + 1], "--help") ||
+                                   !strcmp(argv[command + 1], "-h"))) {
+            printf("usage: kafkacrypto [GLOBAL OPTIONS] run SCRIPT.lua [ARGS...]\n"
+                   "  Runs SCRIPT.lua with the kafkacrypto Lua module (require \"kafkacrypto\");\n"
+                   "  ARGS are the script's `...` and `arg`. The exit status is the script's\n"
+                   "  os.exit status, 0 when it ends, 1 on an uncaught error.\n"
+                   "  See `kafkacrypto --help` for the global options.\n");
+            status = KC_EXIT_OK;
+        } else if (command + 1 >= argc)
             status = kc_host_usage_error(h, "run: no script given");
         else if (access(argv[command + 1], R_OK) != 0)
             status = kc_host_usage_error(h, "run: cannot read script '%s'", argv[command + 1]);

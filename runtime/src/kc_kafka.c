@@ -47,8 +47,8 @@ void kc_kafka_route_logs(struct rd_kafka_conf_s *conf)
 
 /* Builds librdkafka's configuration from ours, falling back to the embedded
  * broker when no bootstrap.servers is given. */
-static kc_status make_conf(const kc_kafka_config *in, kc_kafka_use use, rd_kafka_conf_t **out,
-                           kc_err *err)
+kc_status kc_kafka_make_conf(const kc_kafka_config *in, kc_kafka_use use, rd_kafka_conf_t **out,
+                             kc_err *err)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char errstr[512];
@@ -107,15 +107,48 @@ struct kc_producer {
      * the owner's; the queue needs no lock. */
     kc_delivery *reports;
     size_t nreports, reports_cap, reports_head;
+    char *statistics;   /* latest statistics JSON */
 };
+
+static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+    kc_producer *p = opaque;
+    free(p->statistics);
+    p->statistics = strdup(json);
+    return 0;
+}
+
+const char *kc_producer_statistics(kc_producer *p)
+{
+    return p->statistics;
+}
+
+/* librdkafka's message.max.bytes, as text, for messages about it. */
+static void max_bytes_text(rd_kafka_t *rk, char *out, size_t n)
+{
+    size_t len = n;
+    if (rd_kafka_conf_get(rd_kafka_conf(rk), "message.max.bytes", out, &len) != RD_KAFKA_CONF_OK)
+        snprintf(out, n, "?");
+}
+
+static void too_large_hint(rd_kafka_t *rk, char *out, size_t n)
+{
+    char max[32];
+    max_bytes_text(rk, max, sizeof max);
+    snprintf(out, n, "message over message.max.bytes=%s (or the broker's limit); encryption "
+             "adds up to 75 bytes to each of key and value", max);
+}
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     kc_producer *p = opaque;
     if (m->err) {
         p->stats.failed++;
-        snprintf(p->stats.last_error, sizeof p->stats.last_error, "%s",
-                 rd_kafka_err2str(m->err));
+        if (m->err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)
+            too_large_hint(rk, p->stats.last_error, sizeof p->stats.last_error);
+        else
+            snprintf(p->stats.last_error, sizeof p->stats.last_error, "%s",
+                     rd_kafka_err2str(m->err));
         if (!p->keep_reports)
             kc_log(KC_LOG_WARNING, LOGGER, "Message to topic %s not delivered: %s",
                    rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
@@ -152,7 +185,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     d->offset = m->err ? -1 : m->offset;
     d->status = m->err ? KC_ERR_IO : KC_OK;
     if (m->err)
-        snprintf(d->error, sizeof d->error, "%s", rd_kafka_err2str(m->err));
+        snprintf(d->error, sizeof d->error, "%s", p->stats.last_error);
 }
 
 kc_status kc_producer_new(kc_producer **out, const kc_kafka_config *kconf, int keep_reports,
@@ -163,12 +196,13 @@ kc_status kc_producer_new(kc_producer **out, const kc_kafka_config *kconf, int k
     if (!p)
         return kc_err_set(err, KC_ERR_NOMEM, "producer: out of memory");
     rd_kafka_conf_t *conf;
-    kc_status st = make_conf(kconf, KC_KAFKA_PRODUCER, &conf, err);
+    kc_status st = kc_kafka_make_conf(kconf, KC_KAFKA_PRODUCER, &conf, err);
     if (st != KC_OK) {
         free(p);
         return kc_err_prefix(err, "producer: ");
     }
     rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+    rd_kafka_conf_set_stats_cb(conf, stats_cb);
     rd_kafka_conf_set_opaque(conf, p);
     char errstr[512];
     p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
@@ -189,6 +223,26 @@ kc_status kc_producer_send(kc_producer *p, const char *topic, int32_t partition,
                            const void *key, size_t key_len,
                            const void *value, size_t value_len, uint64_t *seq, kc_err *err)
 {
+    return kc_producer_send_ex(p, topic, partition, key, key_len, value, value_len, NULL, seq,
+                               err);
+}
+
+static kc_status rejected(kc_producer *p, const char *topic, rd_kafka_resp_err_t e, kc_err *err)
+{
+    p->stats.failed++;
+    p->stats.rejected++;
+    if (e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE)
+        too_large_hint(p->rk, p->stats.last_error, sizeof p->stats.last_error);
+    else
+        snprintf(p->stats.last_error, sizeof p->stats.last_error, "%s", rd_kafka_err2str(e));
+    return kc_err_set(err, KC_ERR_IO, "send to topic %s: %s", topic, p->stats.last_error);
+}
+
+kc_status kc_producer_send_ex(kc_producer *p, const char *topic, int32_t partition,
+                              const void *key, size_t key_len, const void *value,
+                              size_t value_len, const kc_send_extra *extra, uint64_t *seq,
+                              kc_err *err)
+{
     if (!topic || !kc_topic_name_valid(topic))
         return kc_err_set(err, KC_ERR_INVALID, "send: '%s' is not a valid Kafka topic name",
                           topic ? topic : "(null)");
@@ -199,18 +253,33 @@ kc_status kc_producer_send(kc_producer *p, const char *topic, int32_t partition,
         key = empty;
     if (value && !value_len)
         value = empty;
+    if (extra && extra->timestamp_ms < 0)
+        return kc_err_set(err, KC_ERR_INVALID, "send to topic %s: timestamp: expected ms since "
+                          "1970 >= 0", topic);
+    rd_kafka_headers_t *hdrs = NULL;
+    if (extra && extra->nheaders) {
+        hdrs = rd_kafka_headers_new(extra->nheaders);
+        for (size_t i = 0; i < extra->nheaders; i++)
+            rd_kafka_header_add(hdrs, extra->headers[i].name, -1, extra->headers[i].value,
+                                (ssize_t)extra->headers[i].value_len);
+    }
     uint64_t s = p->next_seq;
     int64_t deadline = now_ms() + p->produce_timeout_ms;
     for (;;) {
+        /* On success librdkafka owns hdrs; on failure they are still ours. */
         rd_kafka_resp_err_t e = rd_kafka_producev(
             p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)value, value_len),
+            RD_KAFKA_V_TIMESTAMP(extra ? extra->timestamp_ms : 0), RD_KAFKA_V_HEADERS(hdrs),
             RD_KAFKA_V_OPAQUE((void *)(uintptr_t)s), RD_KAFKA_V_END);
         if (!e)
             break;
-        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || now_ms() >= deadline)
-            return kc_err_set(err, KC_ERR_IO, "send to topic %s: %s", topic, rd_kafka_err2str(e));
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || now_ms() >= deadline) {
+            if (hdrs)
+                rd_kafka_headers_destroy(hdrs);
+            return rejected(p, topic, e, err);
+        }
         rd_kafka_poll(p->rk, 100);  /* make room by serving delivery reports */
     }
     p->next_seq++;
@@ -224,6 +293,11 @@ kc_status kc_producer_send(kc_producer *p, const char *topic, int32_t partition,
 void kc_producer_poll(kc_producer *p, int timeout_ms)
 {
     rd_kafka_poll(p->rk, timeout_ms);
+}
+
+int kc_producer_queued(kc_producer *p)
+{
+    return rd_kafka_outq_len(p->rk);
 }
 
 kc_status kc_producer_flush(kc_producer *p, int timeout_ms, kc_err *err)
@@ -274,6 +348,7 @@ void kc_producer_close(kc_producer *p, int timeout_ms)
     for (size_t i = p->reports_head; i < p->nreports; i++)
         kc_delivery_clear(&p->reports[i]);
     free(p->reports);
+    free(p->statistics);
     free(p);
 }
 
@@ -282,6 +357,7 @@ void kc_producer_close(kc_producer *p, int timeout_ms)
 struct kc_consumer {
     rd_kafka_t *rk;
     atomic_bool woken;   /* kc_consumer_wake: the current poll returns now */
+    int report_eof;      /* enable.partition.eof: return eof records */
 };
 
 kc_status kc_consumer_new(kc_consumer **out, const kc_kafka_config *kconf, kc_err *err)
@@ -306,7 +382,7 @@ kc_status kc_consumer_new(kc_consumer **out, const kc_kafka_config *kconf, kc_er
         use = &tmp;
     }
     rd_kafka_conf_t *conf;
-    kc_status st = make_conf(use, KC_KAFKA_CONSUMER, &conf, err);
+    kc_status st = kc_kafka_make_conf(use, KC_KAFKA_CONSUMER, &conf, err);
     if (use == &tmp)
         kc_kafka_config_clear(&tmp);
     if (st != KC_OK)
@@ -324,6 +400,8 @@ kc_status kc_consumer_new(kc_consumer **out, const kc_kafka_config *kconf, kc_er
     }
     rd_kafka_poll_set_consumer(rk);
     c->rk = rk;
+    const char *eof = kc_kafka_config_get(kconf, "enable.partition.eof");
+    c->report_eof = eof && !strcasecmp(eof, "true");
     *out = c;
     return KC_OK;
 }
@@ -386,6 +464,27 @@ kc_status kc_consumer_assign(kc_consumer *c, const kc_topic_partition *tps, size
     return KC_OK;
 }
 
+/* The record's headers, pointing into m. */
+static kc_status record_headers(kc_record *km, rd_kafka_message_t *m)
+{
+    rd_kafka_headers_t *hdrs;
+    if (m->err || rd_kafka_message_headers(m, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return KC_OK;
+    size_t n = rd_kafka_header_cnt(hdrs);
+    if (!n)
+        return KC_OK;
+    km->headers = calloc(n, sizeof *km->headers);
+    if (!km->headers)
+        return KC_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        kc_header *h = &km->headers[i];
+        if (rd_kafka_header_get_all(hdrs, i, &h->name, &h->value, &h->value_len))
+            break;
+        km->nheaders++;
+    }
+    return KC_OK;
+}
+
 kc_status kc_consumer_poll(kc_consumer *c, int timeout_ms, kc_record **out, kc_err *err)
 {
     *out = NULL;
@@ -398,20 +497,30 @@ kc_status kc_consumer_poll(kc_consumer *c, int timeout_ms, kc_record **out, kc_e
                 return KC_OK;
             continue;
         }
-        if (!m->err) {
+        int eof = m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF && c->report_eof && m->rkt;
+        if (!m->err || eof) {
             kc_record *km = calloc(1, sizeof *km);
-            if (!km) {
+            if (!km || record_headers(km, m) != KC_OK) {
+                free(km);
                 rd_kafka_message_destroy(m);
                 return kc_err_set(err, KC_ERR_NOMEM, "poll: out of memory");
             }
+            km->eof = eof;
             km->topic = rd_kafka_topic_name(m->rkt);
             km->partition = m->partition;
             km->offset = m->offset;
-            km->key = m->key;
-            km->key_len = m->key ? m->key_len : 0;
-            km->value = m->payload;
-            km->value_len = m->payload ? m->len : 0;
-            km->timestamp_ms = rd_kafka_message_timestamp(m, NULL);
+            if (!eof) {
+                km->key = m->key;
+                km->key_len = m->key ? m->key_len : 0;
+                km->value = m->payload;
+                km->value_len = m->payload ? m->len : 0;
+            }
+            rd_kafka_timestamp_type_t tst;
+            km->timestamp_ms = eof ? -1 : rd_kafka_message_timestamp(m, &tst);
+            km->timestamp_type = eof || tst == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? KC_TS_NONE
+                                 : tst == RD_KAFKA_TIMESTAMP_CREATE_TIME ? KC_TS_CREATE
+                                 : KC_TS_LOG_APPEND;
+            km->broker_id = rd_kafka_message_broker_id(m);
             km->rkmessage_ = m;
             *out = km;
             return KC_OK;
@@ -436,6 +545,7 @@ void kc_record_free(kc_record *m)
     if (!m)
         return;
     rd_kafka_message_destroy(m->rkmessage_);
+    free(m->headers);
     free(m);
 }
 
@@ -496,4 +606,210 @@ kc_status kc_producer_prepare_topic(kc_producer *p, const char *topic, int timeo
         rd_kafka_metadata_destroy(md);
     rd_kafka_topic_destroy(rkt);
     return e ? KC_ERR_IO : KC_OK;
+}
+
+/* ---- consumer control ------------------------------------------------------ */
+
+static rd_kafka_topic_partition_list_t *to_list(const kc_topic_partition *tps, size_t n)
+{
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)(n ? n : 1));
+    for (size_t i = 0; i < n; i++) {
+        int64_t off = tps[i].offset;
+        off = off == KC_OFFSET_STORED ? RD_KAFKA_OFFSET_INVALID
+              : off == KC_OFFSET_BEGINNING ? RD_KAFKA_OFFSET_BEGINNING
+              : off == KC_OFFSET_END ? RD_KAFKA_OFFSET_END : off;
+        rd_kafka_topic_partition_list_add(list, tps[i].topic, tps[i].partition)->offset = off;
+    }
+    return list;
+}
+
+static int64_t from_rd_offset(int64_t off)
+{
+    return off >= 0 ? off : off == RD_KAFKA_OFFSET_BEGINNING ? KC_OFFSET_BEGINNING
+           : off == RD_KAFKA_OFFSET_END ? KC_OFFSET_END : KC_OFFSET_STORED;
+}
+
+/* Copies the list's offsets back (same order as given) and reports the
+ * first per-partition error. */
+static kc_status from_list(rd_kafka_topic_partition_list_t *list, kc_topic_partition *tps,
+                           size_t n, const char *what, kc_err *err)
+{
+    kc_status st = KC_OK;
+    for (size_t i = 0; i < n && (int)i < list->cnt; i++) {
+        rd_kafka_topic_partition_t *e = &list->elems[i];
+        if (tps)
+            tps[i].offset = from_rd_offset(e->offset);
+        if (e->err && st == KC_OK)
+            st = kc_err_set(err, KC_ERR_IO, "%s: %s[%d]: %s", what, e->topic, (int)e->partition,
+                            rd_kafka_err2str(e->err));
+    }
+    return st;
+}
+
+static kc_status check_tps(const kc_topic_partition *tps, size_t n, const char *what,
+                           int need_offset, kc_err *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!tps[i].topic || !kc_topic_name_valid(tps[i].topic) || tps[i].partition < 0)
+            return kc_err_set(err, KC_ERR_INVALID, "%s: entry %zu: expected a topic and a "
+                              "partition >= 0", what, i + 1);
+        if (need_offset && tps[i].offset < 0)
+            return kc_err_set(err, KC_ERR_INVALID, "%s: %s[%d]: expected an offset >= 0", what,
+                              tps[i].topic, (int)tps[i].partition);
+    }
+    return KC_OK;
+}
+
+static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e,
+                      rd_kafka_topic_partition_list_t *offsets, void *opaque)
+{
+    if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        kc_log(KC_LOG_WARNING, LOGGER, "Asynchronous commit failed: %s", rd_kafka_err2str(e));
+}
+
+kc_status kc_consumer_commit_offsets(kc_consumer *c, const kc_topic_partition *tps, size_t n,
+                                     int async, kc_err *err)
+{
+    if (check_tps(tps, n, "commit", 1, err) != KC_OK)
+        return KC_ERR_INVALID;
+    if (n == 0) {
+        if (!async)
+            return kc_consumer_commit(c, err);
+        rd_kafka_commit_queue(c->rk, NULL, NULL, commit_cb, NULL);
+        return KC_OK;
+    }
+    rd_kafka_topic_partition_list_t *list = to_list(tps, n);
+    rd_kafka_resp_err_t e;
+    if (async)
+        e = rd_kafka_commit_queue(c->rk, list, NULL, commit_cb, NULL);
+    else
+        e = rd_kafka_commit(c->rk, list, 0);
+    kc_status st = e ? kc_err_set(err, KC_ERR_IO, "commit: %s", rd_kafka_err2str(e))
+                     : from_list(list, NULL, n, "commit", err);
+    rd_kafka_topic_partition_list_destroy(list);
+    return st;
+}
+
+kc_status kc_consumer_seek(kc_consumer *c, const kc_topic_partition *tps, size_t n,
+                           int timeout_ms, kc_err *err)
+{
+    if (check_tps(tps, n, "seek", 0, err) != KC_OK)
+        return KC_ERR_INVALID;
+    for (size_t i = 0; i < n; i++)
+        if (tps[i].offset == KC_OFFSET_STORED || tps[i].offset < KC_OFFSET_BEGINNING)
+            return kc_err_set(err, KC_ERR_INVALID, "seek: %s[%d]: expected an offset >= 0, "
+                              "beginning or end", tps[i].topic, (int)tps[i].partition);
+    rd_kafka_topic_partition_list_t *list = to_list(tps, n);
+    rd_kafka_error_t *e = rd_kafka_seek_partitions(c->rk, list, timeout_ms);
+    kc_status st = KC_OK;
+    if (e) {
+        st = kc_err_set(err, KC_ERR_IO, "seek: %s", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+    } else {
+        st = from_list(list, NULL, n, "seek (is the partition assigned?)", err);
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+    return st;
+}
+
+/* The list operations that read or set offsets: checked, run on a
+ * librdkafka list, offsets copied back into tps when `out`. */
+typedef enum { OP_TIMES, OP_PAUSE, OP_RESUME, OP_POSITION, OP_COMMITTED } list_op;
+
+static kc_status list_call(kc_consumer *c, kc_topic_partition *tps, size_t n, list_op op,
+                           int timeout_ms, kc_err *err)
+{
+    static const char *const names[] = {"offsets for times", "pause", "resume", "position",
+                                        "committed"};
+    const char *what = names[op];
+    if (check_tps(tps, n, what, op == OP_TIMES, err) != KC_OK)
+        return KC_ERR_INVALID;
+    rd_kafka_topic_partition_list_t *list = to_list(tps, n);
+    rd_kafka_resp_err_t e;
+    switch (op) {
+    case OP_TIMES: e = rd_kafka_offsets_for_times(c->rk, list, timeout_ms); break;
+    case OP_PAUSE: e = rd_kafka_pause_partitions(c->rk, list); break;
+    case OP_RESUME: e = rd_kafka_resume_partitions(c->rk, list); break;
+    case OP_POSITION: e = rd_kafka_position(c->rk, list); break;
+    default: e = rd_kafka_committed(c->rk, list, timeout_ms); break;
+    }
+    int out = op == OP_TIMES || op == OP_POSITION || op == OP_COMMITTED;
+    kc_status st = e ? kc_err_set(err, KC_ERR_IO, "%s: %s", what, rd_kafka_err2str(e))
+                     : from_list(list, out ? tps : NULL, n, what, err);
+    rd_kafka_topic_partition_list_destroy(list);
+    return st;
+}
+
+kc_status kc_consumer_offsets_for_times(kc_consumer *c, kc_topic_partition *tps, size_t n,
+                                        int timeout_ms, kc_err *err)
+{
+    return list_call(c, tps, n, OP_TIMES, timeout_ms, err);
+}
+
+kc_status kc_consumer_pause(kc_consumer *c, const kc_topic_partition *tps, size_t n, int pause,
+                            kc_err *err)
+{
+    /* not written to: only OP_TIMES/POSITION/COMMITTED copy offsets back */
+    return list_call(c, (kc_topic_partition *)tps, n, pause ? OP_PAUSE : OP_RESUME, 0, err);
+}
+
+kc_status kc_consumer_position(kc_consumer *c, kc_topic_partition *tps, size_t n, kc_err *err)
+{
+    return list_call(c, tps, n, OP_POSITION, 0, err);
+}
+
+kc_status kc_consumer_committed(kc_consumer *c, kc_topic_partition *tps, size_t n,
+                                int timeout_ms, kc_err *err)
+{
+    return list_call(c, tps, n, OP_COMMITTED, timeout_ms, err);
+}
+
+kc_status kc_consumer_assignment(kc_consumer *c, kc_topic_partition **out, size_t *n,
+                                 kc_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    rd_kafka_topic_partition_list_t *list = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_assignment(c->rk, &list);
+    if (e)
+        return kc_err_set(err, KC_ERR_IO, "assignment: %s", rd_kafka_err2str(e));
+    kc_topic_partition *tps = calloc(list->cnt ? (size_t)list->cnt : 1, sizeof *tps);
+    if (!tps) {
+        rd_kafka_topic_partition_list_destroy(list);
+        return kc_err_set(err, KC_ERR_NOMEM, "assignment: out of memory");
+    }
+    for (int i = 0; i < list->cnt; i++) {
+        tps[i].topic = strdup(list->elems[i].topic);
+        tps[i].partition = list->elems[i].partition;
+        tps[i].offset = from_rd_offset(list->elems[i].offset);
+        if (!tps[i].topic) {
+            kc_topic_partitions_free(tps, (size_t)i);
+            rd_kafka_topic_partition_list_destroy(list);
+            return kc_err_set(err, KC_ERR_NOMEM, "assignment: out of memory");
+        }
+    }
+    *n = (size_t)list->cnt;
+    *out = tps;
+    rd_kafka_topic_partition_list_destroy(list);
+    return KC_OK;
+}
+
+void kc_topic_partitions_free(kc_topic_partition *tps, size_t n)
+{
+    if (!tps)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free((char *)tps[i].topic);
+    free(tps);
+}
+
+kc_status kc_consumer_watermarks(kc_consumer *c, const char *topic, int32_t partition,
+                                 int timeout_ms, int64_t *low, int64_t *high, kc_err *err)
+{
+    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(c->rk, topic, partition, low, high,
+                                                             timeout_ms);
+    if (e)
+        return kc_err_set(err, KC_ERR_IO, "watermarks of %s[%d]: %s", topic, (int)partition,
+                          rd_kafka_err2str(e));
+    return KC_OK;
 }

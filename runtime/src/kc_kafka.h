@@ -19,6 +19,10 @@
 struct rd_kafka_conf_s;
 /* Sends librdkafka's log and error callbacks of `conf` to kc_log. */
 void kc_kafka_route_logs(struct rd_kafka_conf_s *conf);
+/* librdkafka's configuration from ours (for kc_admin): the embedded broker
+ * when no bootstrap.servers is set, logs routed. */
+kc_status kc_kafka_make_conf(const kc_kafka_config *in, kc_kafka_use use,
+                             struct rd_kafka_conf_s **out, kc_err *err);
 
 /* ---- producer ------------------------------------------------------------- */
 
@@ -35,10 +39,27 @@ typedef struct kc_delivery {
     char error[160];     /* librdkafka's reason when failed */
 } kc_delivery;
 
+/* failed counts deliveries that failed and sends refused at once (too
+ * large, unknown partition, ...); rejected counts only the latter. */
 typedef struct kc_producer_stats {
-    uint64_t sent, delivered, failed;
+    uint64_t sent, delivered, failed, rejected;
     char last_error[160];
 } kc_producer_stats;
+
+/* A Kafka record header. Headers travel in plaintext; names repeat freely.
+ * value NULL is a null header value. */
+typedef struct kc_header {
+    const char *name;
+    const void *value;
+    size_t value_len;
+} kc_header;
+
+/* What kc_producer_send_ex takes beyond kc_producer_send. */
+typedef struct kc_send_extra {
+    const kc_header *headers;
+    size_t nheaders;
+    int64_t timestamp_ms;   /* 0: now */
+} kc_send_extra;
 
 /* keep_reports: queue a kc_delivery per message for kc_producer_next_delivery
  * (otherwise only counted, and failures logged as WARNING). */
@@ -52,9 +73,22 @@ kc_status kc_producer_new(kc_producer **out, const kc_kafka_config *conf, int ke
 kc_status kc_producer_send(kc_producer *p, const char *topic, int32_t partition,
                            const void *key, size_t key_len,
                            const void *value, size_t value_len, uint64_t *seq, kc_err *err);
+/* The same with headers and a timestamp (extra may be NULL). A message over
+ * message.max.bytes fails naming that setting. */
+kc_status kc_producer_send_ex(kc_producer *p, const char *topic, int32_t partition,
+                              const void *key, size_t key_len, const void *value,
+                              size_t value_len, const kc_send_extra *extra, uint64_t *seq,
+                              kc_err *err);
 
 /* Serves delivery reports for up to timeout_ms. */
 void kc_producer_poll(kc_producer *p, int timeout_ms);
+
+/* Messages queued and not yet delivered or failed. */
+int kc_producer_queued(kc_producer *p);
+
+/* librdkafka's statistics JSON (statistics.interval.ms > 0), the latest
+ * emitted, or NULL when none came yet. Copy before the next poll. */
+const char *kc_producer_statistics(kc_producer *p);
 
 /* Waits until every queued message is delivered or failed. KC_ERR_IO if
  * some are still in flight after timeout_ms, or — when reports are not
@@ -82,7 +116,11 @@ typedef struct kc_consumer kc_consumer;
 
 #define KC_OFFSET_BEGINNING (-2)
 #define KC_OFFSET_END (-1)
-#define KC_OFFSET_STORED (-1000)  /* the group's committed offset, else auto.offset.reset */
+#define KC_OFFSET_STORED (-1000)
+
+#define KC_TS_NONE 0
+#define KC_TS_CREATE 1
+#define KC_TS_LOG_APPEND 2  /* the group's committed offset, else auto.offset.reset */
 
 typedef struct kc_topic_partition {
     const char *topic;
@@ -91,6 +129,8 @@ typedef struct kc_topic_partition {
 } kc_topic_partition;
 
 typedef struct kc_record {
+    int eof;               /* 1: an end-of-partition event (no key, value,
+                            * headers); offset is the partition's end */
     const char *topic;
     int32_t partition;
     int64_t offset;
@@ -99,10 +139,16 @@ typedef struct kc_record {
     const uint8_t *value;  /* NULL for a Kafka null value */
     size_t value_len;
     int64_t timestamp_ms;  /* -1 when the broker gave none */
+    int timestamp_type;    /* KC_TS_* */
+    int32_t broker_id;     /* the broker it came from, -1 if unknown */
+    kc_header *headers;    /* point into the message */
+    size_t nheaders;
     void *rkmessage_;      /* owned librdkafka message */
 } kc_record;
 
-/* Without group.id the consumer gets a private one ("kafkacrypto-anon-...")
+/* With enable.partition.eof=true, kc_consumer_poll also returns an eof
+ * record each time a partition's end is reached.
+ * Without group.id the consumer gets a private one ("kafkacrypto-anon-...")
  * and commits nothing, like kafka-python with group_id=None. */
 kc_status kc_consumer_new(kc_consumer **out, const kc_kafka_config *conf, kc_err *err);
 
@@ -133,6 +179,33 @@ void kc_consumer_wake(kc_consumer *c);
 /* Synchronously commits the offsets of the messages polled so far (group
  * subscriptions). Nothing to commit is not an error. */
 kc_status kc_consumer_commit(kc_consumer *c, kc_err *err);
+/* Commits the given offsets (the next offset to read, >= 0), synchronously
+ * or asynchronously (errors of an asynchronous commit are logged). */
+kc_status kc_consumer_commit_offsets(kc_consumer *c, const kc_topic_partition *tps, size_t n,
+                                     int async, kc_err *err);
+/* Moves the read position of assigned partitions: offset >= 0,
+ * KC_OFFSET_BEGINNING or KC_OFFSET_END. */
+kc_status kc_consumer_seek(kc_consumer *c, const kc_topic_partition *tps, size_t n,
+                           int timeout_ms, kc_err *err);
+/* The earliest offset whose timestamp is >= each entry's offset (taken as
+ * ms since 1970), in place; KC_OFFSET_END where there is none. */
+kc_status kc_consumer_offsets_for_times(kc_consumer *c, kc_topic_partition *tps, size_t n,
+                                        int timeout_ms, kc_err *err);
+kc_status kc_consumer_pause(kc_consumer *c, const kc_topic_partition *tps, size_t n,
+                            int pause, kc_err *err);
+/* Fill each entry's offset in place: the next offset to read
+ * (KC_OFFSET_STORED when unknown), or the group's committed one. */
+kc_status kc_consumer_position(kc_consumer *c, kc_topic_partition *tps, size_t n, kc_err *err);
+kc_status kc_consumer_committed(kc_consumer *c, kc_topic_partition *tps, size_t n,
+                                int timeout_ms, kc_err *err);
+/* The partitions assigned now; free with kc_topic_partitions_free. */
+kc_status kc_consumer_assignment(kc_consumer *c, kc_topic_partition **out, size_t *n,
+                                 kc_err *err);
+void kc_topic_partitions_free(kc_topic_partition *tps, size_t n);
+/* The low and high watermarks of a partition (high = the next offset). */
+kc_status kc_consumer_watermarks(kc_consumer *c, const char *topic, int32_t partition,
+                                 int timeout_ms, int64_t *low, int64_t *high, kc_err *err);
+
 /* Leaves the group (committing if auto-commit is on) and frees. NULL is fine. */
 void kc_consumer_close(kc_consumer *c);
 

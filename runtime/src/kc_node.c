@@ -792,7 +792,8 @@ static void loop_once(kc_node *n)
         if (t && m->partition >= 0 && m->partition < t->nparts)
             t->next[m->partition] = m->offset + 1;
         pthread_mutex_unlock(&n->mu);
-        dispatch(n, m);
+        if (!m->eof)   /* only when the node's options ask for them */
+            dispatch(n, m);
         kc_record_free(m);
     }
     flush(n);

@@ -29,8 +29,20 @@ pass "unknown commands and bad arguments: one line, usage, status 2"
 
 expect 0 "$KC_BIN" broker --help
 contains out "mock cluster"
-expect 0 "$KC_BIN" demo
-pass "broker --help, demo placeholder"
+# Every command's --help: its full usage on stdout, status 0, and nothing
+# else done (the demo's first step prints "Provisioning"; a tool that ran
+# would need --node and fail with status 2).
+for t in run demo $(cd "$KC_SOURCE_DIR/scripts" && ls ./*.lua | sed 's|^\./||; s|\.lua$||'); do
+    for h in --help -h; do
+        expect 0 "$KC_BIN" "$t" "$h"
+        contains out "usage: kafkacrypto"
+        [ ! -s "$WORK/err" ] || fail "$t $h wrote to stderr: $(cat "$WORK/err")"
+        ! grep -q "Provisioning" "$WORK/out" || fail "$t $h ran the demo"
+        [ "$(wc -l <"$WORK/out")" -ge 5 ] || fail "$t $h: one-line help: $(cat "$WORK/out")"
+        ! grep -q "§" "$WORK/out" || fail "$t $h cites spec sections: $(cat "$WORK/out")"
+    done
+done
+pass "broker --help; --help of run, demo and every tool: full usage, nothing done"
 
 # Scripts: arguments, errors with file and line, os.exit, module from any cwd
 cat >"$WORK/args.lua" <<'LUA'

@@ -150,15 +150,15 @@ status=0
 wait "$reader" || status=$?
 [ "$status" = 0 ] || fail "consume exited $status on SIGINT: $(cat "$WORK/nokey.err")"
 grep -q "SIGINT: stopping" "$WORK/nokey.err" || fail "consume: no stop message"
-same "$WORK/nokey.out" '\tjust a value\n\tand\ta tab\n'
+same "$WORK/nokey.out" '\\N\tjust a value\n\\N\tand\ta tab\n'
 stop nokey TERM
 pass "consume without --from-beginning reads new messages only"
-pass "--no-key: values with a null key; consume runs until SIGINT, status 0"
+pass "--no-key: values with a null key (printed as \\N); consume runs until SIGINT, status 0"
 status=0
 printf 'k\tv\nno tab here\nk2\tv2\n' | produce thermo --topic sensor.temp \
     >"$WORK/badline.out" 2>"$WORK/badline.err" || status=$?
 [ "$status" = 1 ] || fail "a bad line: status $status"
-grep -qxF "kafkacrypto produce: stdin line 2: expected KEY<TAB>VALUE (or use --no-key); 1 line(s) before it were sent" \
+grep -qxF "kafkacrypto produce: message 2: expected KEY<TAB>VALUE (or use --no-key, -k or -K); 1 message(s) before it were sent" \
     "$WORK/badline.err" || fail "bad line: $(cat "$WORK/badline.err")"
 pass "a line without a tab: named by its number, status 1"
 

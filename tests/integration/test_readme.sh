@@ -62,6 +62,9 @@ pkill -TERM -g "$EXAMPLE" -f "kafkacrypto produce" || true
 wait_for 20 sh -c "! pgrep -g $EXAMPLE -f 'kafkacrypto produce' >/dev/null" \
     || fail "the example's producer did not stop on SIGTERM"
 kill -TERM "-$EXAMPLE" 2>/dev/null || true
-[ "$(grep -c "$(printf '^\\(kitchen\t21.5 C\\|garage\t14.0 C\\)$')" cli/out)" = 2 ] \
-    || fail "the command-line example printed: $(cat cli/out)"
+for reading in '"key":"kitchen","payload":"21.5 C"}' '"key":"garage","payload":"14.0 C"}'; do
+    grep -qF "\"headers\":[\"unit\",\"celsius\"],$reading" cli/readings.json \
+        || fail "the command-line example wrote: $(cat cli/readings.json) $(cat cli/err)"
+done
+[ "$(wc -l <cli/readings.json)" = 2 ] || fail "two readings expected: $(cat cli/readings.json)"
 pass "README command-line producer and consumer"

@@ -179,6 +179,7 @@ int luaopen_kafkacrypto_core(lua_State *L)
     kc_lua_open_tools(L);
     kc_lua_open_log(L);
     kc_lua_open_kafka(L);
+    kc_lua_open_admin(L);
     kc_lua_open_root(L);
     kc_lua_open_serde(L);
     kc_lua_open_store(L);

@@ -55,6 +55,7 @@ void kc_lua_serde_root(lua_State *L, kc_serde_config *c);
 KC_EXPORT int luaopen_kafkacrypto_core(lua_State *L);
 void kc_lua_open_log(lua_State *L);
 void kc_lua_open_kafka(lua_State *L);
+void kc_lua_open_admin(lua_State *L);
 void kc_lua_open_root(lua_State *L);
 void kc_lua_open_serde(lua_State *L);
 void kc_lua_open_store(lua_State *L);
@@ -97,6 +98,8 @@ const char *kc_lua_wrapped_bytes(lua_State *L, int idx, size_t *n);
  * options, then those of the Lua table at idx (nil: none), which win.
  * Raises a Lua error on a bad option. */
 void kc_lua_kafka_config(lua_State *L, int idx, kc_kafka_use use, kc_kafka_config *conf);
+/* Optional seconds at idx (nil: dflt) as ms; negative: wait without limit. */
+int kc_lua_opt_ms(lua_State *L, int idx, int dflt);
 
 /* ---- provisioning tools (kc_lua_tools.c) ---------------------------------- */
 

@@ -20,8 +20,7 @@ typedef struct lua_producer { kc_producer *p; } lua_producer;
 typedef struct lua_consumer { kc_consumer *c; } lua_consumer;
 typedef struct lua_broker { kc_broker *b; int embedded; } lua_broker;
 
-/* seconds (nil = default) -> ms; negative = wait without limit */
-static int opt_ms(lua_State *L, int idx, int dflt)
+int kc_lua_opt_ms(lua_State *L, int idx, int dflt)
 {
     if (lua_isnoneornil(L, idx))
         return dflt;
@@ -110,6 +109,8 @@ static const char *option_text(lua_State *L, int idx, const char *name)
  * cannot leak the configuration. */
 void kc_lua_kafka_config(lua_State *L, int idx, kc_kafka_use use, kc_kafka_config *conf)
 {
+    lua_newtable(L);   /* librdkafka name -> the table's name for it */
+    int seen = lua_gettop(L);
     lua_newtable(L);   /* name -> text */
     int texts = lua_gettop(L);
     if (!lua_isnoneornil(L, idx)) {
@@ -119,6 +120,19 @@ void kc_lua_kafka_config(lua_State *L, int idx, kc_kafka_use use, kc_kafka_confi
             if (lua_type(L, -2) != LUA_TSTRING)
                 kc_lua_errorf(L, "kafka config: expected option names as keys, got a %s key",
                            luaL_typename(L, -2));
+            /* group_id and group.id in one table: which wins would be
+             * left to the table's order */
+            const char *name = lua_tostring(L, -2), *rdname = name;
+            kc_kafka_option_kind(name, use, &rdname);
+            if (!rdname)   /* a local or ignored kafka-python name */
+                rdname = name;
+            lua_getfield(L, seen, rdname);
+            if (!lua_isnil(L, -1))
+                kc_lua_errorf(L, "kafka config: %s and %s both set %s: give one",
+                              lua_tostring(L, -1), name, rdname);
+            lua_pop(L, 1);
+            lua_pushstring(L, name);
+            lua_setfield(L, seen, rdname);
             option_text(L, lua_gettop(L), lua_tostring(L, -2));
             lua_pushvalue(L, -2);
             lua_insert(L, -2);
@@ -135,7 +149,7 @@ void kc_lua_kafka_config(lua_State *L, int idx, kc_kafka_use use, kc_kafka_confi
                                  "kafka config", &err);
         lua_pop(L, 1);
     }
-    lua_settop(L, texts - 1);
+    lua_settop(L, seen - 1);
     if (st != KC_OK) {
         kc_kafka_config_clear(conf);
         kc_lua_error(L, &err);
@@ -178,7 +192,7 @@ static const void *opt_bytes(lua_State *L, int idx, size_t *len)
     return luaL_checklstring(L, idx, len);
 }
 
-/* p:send(topic, key, value[, partition]) -> seq */
+/* p:send(topic, key, value[, partition[, headers[, timestamp_ms]]]) -> seq */
 static int l_send(lua_State *L)
 {
     lua_producer *lp = check_producer(L);
@@ -189,9 +203,42 @@ static int l_send(lua_State *L)
     lua_Integer part = luaL_optinteger(L, 5, KC_PARTITION_ANY);
     if (part < KC_PARTITION_ANY || part > INT32_MAX)
         return kc_lua_errorf(L, "send: partition: expected a number >= 0");
+    kc_send_extra extra = {0};
+    if (!lua_isnoneornil(L, 6)) {
+        if (!lua_istable(L, 6))
+            return kc_lua_errorf(L, "send: headers: expected a list of {name, value}");
+        extra.nheaders = lua_objlen(L, 6);
+        kc_header *h = lua_newuserdata(L, (extra.nheaders ? extra.nheaders : 1) * sizeof *h);
+        for (size_t i = 0; i < extra.nheaders; i++) {
+            lua_rawgeti(L, 6, (int)i + 1);
+            if (!lua_istable(L, -1))
+                return kc_lua_errorf(L, "send: header %d: expected {name, value}", (int)i + 1);
+            lua_rawgeti(L, -1, 1);
+            lua_rawgeti(L, -2, 2);
+            if (lua_type(L, -2) != LUA_TSTRING)
+                return kc_lua_errorf(L, "send: header %d: name: expected a string", (int)i + 1);
+            if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
+                return kc_lua_errorf(L, "send: header %d: value: expected a string or nil",
+                                     (int)i + 1);
+            /* the strings stay alive through the headers table */
+            h[i].name = lua_tostring(L, -2);
+            h[i].value = lua_isnil(L, -1) ? NULL : lua_tolstring(L, -1, &h[i].value_len);
+            if (!h[i].value)
+                h[i].value_len = 0;
+            lua_pop(L, 3);
+        }
+        extra.headers = h;
+    }
+    if (!lua_isnoneornil(L, 7)) {
+        double ts = luaL_checknumber(L, 7);
+        if (ts < 0 || ts != floor(ts) || ts > 9e15)
+            return kc_lua_errorf(L, "send: timestamp: expected ms since 1970, a whole number >= 0");
+        extra.timestamp_ms = (int64_t)ts;
+    }
     uint64_t seq;
     kc_err err;
-    if (kc_producer_send(lp->p, topic, (int32_t)part, key, klen, value, vlen, &seq, &err) != KC_OK)
+    if (kc_producer_send_ex(lp->p, topic, (int32_t)part, key, klen, value, vlen, &extra, &seq,
+                            &err) != KC_OK)
         return kc_lua_error(L, &err);
     lua_pushnumber(L, (lua_Number)seq);
     return 1;
@@ -199,17 +246,36 @@ static int l_send(lua_State *L)
 
 static int l_producer_poll(lua_State *L)
 {
-    kc_producer_poll(check_producer(L)->p, opt_ms(L, 2, 0));
+    kc_producer_poll(check_producer(L)->p, kc_lua_opt_ms(L, 2, 0));
     return 0;
 }
 
+/* p:flush(timeout_s = no limit) -> messages still queued. Failures come
+ * as delivery reports (the Lua producer keeps them). */
 static int l_flush(lua_State *L)
 {
     lua_producer *lp = check_producer(L);
-    kc_err err;
-    if (kc_producer_flush(lp->p, opt_ms(L, 2, -1), &err) != KC_OK)
-        return kc_lua_error(L, &err);
-    return 0;
+    kc_producer_flush(lp->p, kc_lua_opt_ms(L, 2, -1), NULL);
+    lua_pushinteger(L, kc_producer_queued(lp->p));
+    return 1;
+}
+
+/* p:queued() -> messages not yet delivered or failed */
+static int l_queued(lua_State *L)
+{
+    lua_pushinteger(L, kc_producer_queued(check_producer(L)->p));
+    return 1;
+}
+
+/* p:statistics() -> librdkafka's latest statistics JSON, or nil */
+static int l_statistics(lua_State *L)
+{
+    const char *json = kc_producer_statistics(check_producer(L)->p);
+    if (json)
+        lua_pushstring(L, json);
+    else
+        lua_pushnil(L);
+    return 1;
 }
 
 /* p:deliveries() -> array of {seq, topic, partition, offset, error} */
@@ -249,6 +315,8 @@ static int l_stats(lua_State *L)
     lua_setfield(L, -2, "delivered");
     lua_pushnumber(L, (lua_Number)s.failed);
     lua_setfield(L, -2, "failed");
+    lua_pushnumber(L, (lua_Number)s.rejected);
+    lua_setfield(L, -2, "rejected");
     if (s.last_error[0]) {
         lua_pushstring(L, s.last_error);
         lua_setfield(L, -2, "last_error");
@@ -260,7 +328,7 @@ static int l_producer_close(lua_State *L)
 {
     lua_producer *lp = luaL_checkudata(L, 1, PRODUCER);
     if (lp->p) {
-        kc_producer_close(lp->p, opt_ms(L, 2, -1));
+        kc_producer_close(lp->p, kc_lua_opt_ms(L, 2, -1));
         lp->p = NULL;
         track(L, 1, 0);
     }
@@ -332,7 +400,7 @@ static int l_commit(lua_State *L)
     return 0;
 }
 
-static int64_t check_offset(lua_State *L, int idx, int entry)
+static int64_t check_offset(lua_State *L, int idx, const char *what, int entry)
 {
     if (lua_isnil(L, idx))
         return KC_OFFSET_STORED;
@@ -349,41 +417,171 @@ static int64_t check_offset(lua_State *L, int idx, int entry)
         if (!strcmp(s, "stored"))
             return KC_OFFSET_STORED;
     }
-    kc_lua_errorf(L, "assign: entry %d: offset: expected a number >= 0, \"beginning\", \"end\" "
-                  "or \"stored\"", entry);
+    kc_lua_errorf(L, "%s: entry %d: offset: expected a number >= 0, \"beginning\", \"end\" "
+                  "or \"stored\"", what, entry);
     return 0;
+}
+
+/* The list of {topic=, partition=, offset=} at idx, for `what`. Topic
+ * strings stay alive through the list. */
+static kc_topic_partition *check_tps(lua_State *L, int idx, const char *what, size_t *count)
+{
+    /* Keeps the list's memory above every argument (so optional ones after
+     * it are still found at their index). */
+    if (lua_gettop(L) < 3)
+        lua_settop(L, 3);
+    luaL_checktype(L, idx, LUA_TTABLE);
+    size_t n = lua_objlen(L, idx);
+    kc_topic_partition *tps = lua_newuserdata(L, (n ? n : 1) * sizeof *tps);
+    for (size_t i = 0; i < n; i++) {
+        int entry = (int)i + 1;
+        lua_rawgeti(L, idx, entry);
+        if (!lua_istable(L, -1))
+            kc_lua_errorf(L, "%s: entry %d: expected {topic=..., partition=...}", what, entry);
+        lua_getfield(L, -1, "topic");
+        lua_getfield(L, -2, "partition");
+        lua_getfield(L, -3, "offset");
+        if (lua_type(L, -3) != LUA_TSTRING)
+            kc_lua_errorf(L, "%s: entry %d: topic: expected a string", what, entry);
+        double part = lua_isnil(L, -2) ? 0 : lua_tonumber(L, -2);
+        if ((!lua_isnil(L, -2) && lua_type(L, -2) != LUA_TNUMBER) || part < 0 ||
+            part != floor(part) || part > INT32_MAX)
+            kc_lua_errorf(L, "%s: entry %d: partition: expected a number >= 0", what, entry);
+        tps[i].topic = lua_tostring(L, -3);
+        tps[i].partition = (int32_t)part;
+        tps[i].offset = check_offset(L, -1, what, entry);
+        lua_pop(L, 4);
+    }
+    *count = n;
+    return tps;
+}
+
+/* Pushes a list of {topic, partition, offset}; offset a number, "beginning",
+ * "end", or nil when unknown. */
+static void push_tps(lua_State *L, const kc_topic_partition *tps, size_t n)
+{
+    lua_createtable(L, (int)n, 0);
+    for (size_t i = 0; i < n; i++) {
+        lua_createtable(L, 0, 3);
+        lua_pushstring(L, tps[i].topic);
+        lua_setfield(L, -2, "topic");
+        lua_pushinteger(L, tps[i].partition);
+        lua_setfield(L, -2, "partition");
+        if (tps[i].offset >= 0)
+            lua_pushnumber(L, (lua_Number)tps[i].offset);
+        else if (tps[i].offset == KC_OFFSET_BEGINNING)
+            lua_pushliteral(L, "beginning");
+        else if (tps[i].offset == KC_OFFSET_END)
+            lua_pushliteral(L, "end");
+        else
+            lua_pushnil(L);
+        lua_setfield(L, -2, "offset");
+        lua_rawseti(L, -2, (int)i + 1);
+    }
 }
 
 /* c:assign{{topic=, partition=, offset=}, ...} */
 static int l_assign(lua_State *L)
 {
     lua_consumer *lc = check_consumer(L);
-    luaL_checktype(L, 2, LUA_TTABLE);
-    size_t n = lua_objlen(L, 2);
-    kc_topic_partition *tps = lua_newuserdata(L, (n ? n : 1) * sizeof *tps);
-    for (size_t i = 0; i < n; i++) {
-        int entry = (int)i + 1;
-        lua_rawgeti(L, 2, entry);
-        if (!lua_istable(L, -1))
-            return kc_lua_errorf(L, "assign: entry %d: expected {topic=..., partition=...}", entry);
-        lua_getfield(L, -1, "topic");
-        lua_getfield(L, -2, "partition");
-        lua_getfield(L, -3, "offset");
-        if (lua_type(L, -3) != LUA_TSTRING)
-            return kc_lua_errorf(L, "assign: entry %d: topic: expected a string", entry);
-        double part = lua_isnil(L, -2) ? 0 : lua_tonumber(L, -2);
-        if ((!lua_isnil(L, -2) && lua_type(L, -2) != LUA_TNUMBER) || part < 0 ||
-            part != floor(part) || part > INT32_MAX)
-            return kc_lua_errorf(L, "assign: entry %d: partition: expected a number >= 0", entry);
-        tps[i].topic = lua_tostring(L, -3);   /* kept alive by the table */
-        tps[i].partition = (int32_t)part;
-        tps[i].offset = check_offset(L, -1, entry);
-        lua_pop(L, 4);
-    }
+    size_t n;
+    kc_topic_partition *tps = check_tps(L, 2, "assign", &n);
     kc_err err;
     if (kc_consumer_assign(lc->c, tps, n, &err) != KC_OK)
         return kc_lua_error(L, &err);
     return 0;
+}
+
+/* c:commit_offsets(list, async) */
+static int l_commit_offsets(lua_State *L)
+{
+    lua_consumer *lc = check_consumer(L);
+    size_t n;
+    kc_topic_partition *tps = check_tps(L, 2, "commit", &n);
+    kc_err err;
+    if (kc_consumer_commit_offsets(lc->c, tps, n, lua_toboolean(L, 3), &err) != KC_OK)
+        return kc_lua_error(L, &err);
+    return 0;
+}
+
+/* c:seek(list, timeout_s = 10) */
+static int l_seek(lua_State *L)
+{
+    lua_consumer *lc = check_consumer(L);
+    size_t n;
+    kc_topic_partition *tps = check_tps(L, 2, "seek", &n);
+    kc_err err;
+    if (kc_consumer_seek(lc->c, tps, n, kc_lua_opt_ms(L, 3, 10000), &err) != KC_OK)
+        return kc_lua_error(L, &err);
+    return 0;
+}
+
+static int pause_resume(lua_State *L, int pause)
+{
+    lua_consumer *lc = check_consumer(L);
+    size_t n;
+    kc_topic_partition *tps = check_tps(L, 2, pause ? "pause" : "resume", &n);
+    kc_err err;
+    if (kc_consumer_pause(lc->c, tps, n, pause, &err) != KC_OK)
+        return kc_lua_error(L, &err);
+    return 0;
+}
+
+static int l_pause(lua_State *L) { return pause_resume(L, 1); }
+static int l_resume(lua_State *L) { return pause_resume(L, 0); }
+
+/* c:position(list) / c:committed(list, timeout_s = 10) / c:offsets_for_times(list
+ * with offset = ms, timeout_s = 10) -> list with offsets filled in */
+static int tps_query(lua_State *L, const char *what)
+{
+    lua_consumer *lc = check_consumer(L);
+    size_t n;
+    kc_topic_partition *tps = check_tps(L, 2, what, &n);
+    kc_err err;
+    kc_status st = !strcmp(what, "position")
+                       ? kc_consumer_position(lc->c, tps, n, &err)
+                   : !strcmp(what, "committed")
+                       ? kc_consumer_committed(lc->c, tps, n, kc_lua_opt_ms(L, 3, 10000), &err)
+                       : kc_consumer_offsets_for_times(lc->c, tps, n, kc_lua_opt_ms(L, 3, 10000), &err);
+    if (st != KC_OK)
+        return kc_lua_error(L, &err);
+    push_tps(L, tps, n);
+    return 1;
+}
+
+static int l_position(lua_State *L) { return tps_query(L, "position"); }
+static int l_committed(lua_State *L) { return tps_query(L, "committed"); }
+static int l_offsets_for_times(lua_State *L) { return tps_query(L, "offsets for times"); }
+
+static int l_assignment(lua_State *L)
+{
+    lua_consumer *lc = check_consumer(L);
+    kc_topic_partition *tps;
+    size_t n;
+    kc_err err;
+    if (kc_consumer_assignment(lc->c, &tps, &n, &err) != KC_OK)
+        return kc_lua_error(L, &err);
+    push_tps(L, tps, n);
+    kc_topic_partitions_free(tps, n);
+    return 1;
+}
+
+/* c:watermarks(topic, partition, timeout_s = 10) -> low, high */
+static int l_watermarks(lua_State *L)
+{
+    lua_consumer *lc = check_consumer(L);
+    const char *topic = luaL_checkstring(L, 2);
+    lua_Integer part = luaL_checkinteger(L, 3);
+    int64_t lo, hi;
+    kc_err err;
+    if (part < 0 || part > INT32_MAX)
+        return kc_lua_errorf(L, "watermarks: partition: expected a number >= 0");
+    if (kc_consumer_watermarks(lc->c, topic, (int32_t)part, kc_lua_opt_ms(L, 4, 10000), &lo, &hi,
+                               &err) != KC_OK)
+        return kc_lua_error(L, &err);
+    lua_pushnumber(L, (lua_Number)lo);
+    lua_pushnumber(L, (lua_Number)hi);
+    return 2;
 }
 
 /* c:partition_count(topic, timeout_s = 5) -> n, 0 if the topic does not exist */
@@ -393,7 +591,7 @@ static int l_partition_count(lua_State *L)
     const char *topic = luaL_checkstring(L, 2);
     int count;
     kc_err err;
-    if (kc_consumer_partition_count(lc->c, topic, opt_ms(L, 3, 5000), &count, &err) != KC_OK)
+    if (kc_consumer_partition_count(lc->c, topic, kc_lua_opt_ms(L, 3, 5000), &count, &err) != KC_OK)
         return kc_lua_error(L, &err);
     lua_pushinteger(L, count);
     return 1;
@@ -413,23 +611,49 @@ static int l_consumer_poll(lua_State *L)
     lua_consumer *lc = check_consumer(L);
     kc_record *m;
     kc_err err;
-    if (kc_consumer_poll(lc->c, opt_ms(L, 2, 0), &m, &err) != KC_OK)
+    if (kc_consumer_poll(lc->c, kc_lua_opt_ms(L, 2, 0), &m, &err) != KC_OK)
         return kc_lua_error(L, &err);
     if (!m) {
         lua_pushnil(L);
         return 1;
     }
-    lua_createtable(L, 0, 6);
+    lua_createtable(L, 0, 8);
     lua_pushstring(L, m->topic);
     lua_setfield(L, -2, "topic");
     lua_pushinteger(L, m->partition);
     lua_setfield(L, -2, "partition");
     lua_pushnumber(L, (lua_Number)m->offset);
     lua_setfield(L, -2, "offset");
+    if (m->eof) {
+        lua_pushboolean(L, 1);
+        lua_setfield(L, -2, "eof");
+        kc_record_free(m);
+        return 1;
+    }
     lua_pushnumber(L, (lua_Number)m->timestamp_ms);
     lua_setfield(L, -2, "timestamp");
+    if (m->timestamp_type != KC_TS_NONE) {
+        lua_pushstring(L, m->timestamp_type == KC_TS_CREATE ? "create" : "log_append");
+        lua_setfield(L, -2, "timestamp_type");
+    }
     set_bytes(L, "key", m->key, m->key_len);
     set_bytes(L, "value", m->value, m->value_len);
+    if (m->broker_id >= 0) {
+        lua_pushinteger(L, m->broker_id);
+        lua_setfield(L, -2, "broker");
+    }
+    lua_createtable(L, (int)m->nheaders, 0);
+    for (size_t i = 0; i < m->nheaders; i++) {
+        lua_createtable(L, 2, 0);
+        lua_pushstring(L, m->headers[i].name);
+        lua_rawseti(L, -2, 1);
+        if (m->headers[i].value) {
+            lua_pushlstring(L, m->headers[i].value, m->headers[i].value_len);
+            lua_rawseti(L, -2, 2);
+        }
+        lua_rawseti(L, -2, (int)i + 1);
+    }
+    lua_setfield(L, -2, "headers");
     kc_record_free(m);
     return 1;
 }
@@ -593,12 +817,16 @@ void kc_lua_open_kafka(lua_State *L)
     static const luaL_Reg producer[] = {
         {"send", l_send},   {"poll", l_producer_poll}, {"flush", l_flush},
         {"deliveries", l_deliveries}, {"stats", l_stats}, {"close", l_producer_close},
+        {"queued", l_queued}, {"statistics", l_statistics},
         {NULL, NULL},
     };
     static const luaL_Reg consumer[] = {
         {"subscribe", l_subscribe}, {"assign", l_assign}, {"poll", l_consumer_poll},
         {"commit", l_commit}, {"partition_count", l_partition_count},
-        {"close", l_consumer_close}, {NULL, NULL},
+        {"close", l_consumer_close}, {"commit_offsets", l_commit_offsets}, {"seek", l_seek},
+        {"pause", l_pause}, {"resume", l_resume}, {"position", l_position},
+        {"committed", l_committed}, {"offsets_for_times", l_offsets_for_times},
+        {"assignment", l_assignment}, {"watermarks", l_watermarks}, {NULL, NULL},
     };
     static const luaL_Reg broker[] = {
         {"bootstrap", l_bootstrap}, {"create_topic", l_create_topic},
