@@ -31,6 +31,7 @@
 #include "kc_provision_node.h"
 #include "kc_serde.h"
 #include "kc_test.h"
+#include "kc_test_fixture.h"
 #include "kc_test_node.h"
 #include "kc_tunables.h"
 
@@ -49,17 +50,7 @@ static rd_kafka_t *raw;   /* the attacker's producer */
 
 static char *provision(const char *node, kc_role role, const char *rot_password)
 {
-    kc_provision_request r = {.dir = dir, .node_id = node, .role = role,
-                              .rot_password = rot_password,
-                              .prov_password = "provisioner", .pathlen = 1};
-    kc_err err = {0};
-    kc_status st = kc_provision_node(&r, &err);
-    if (st != KC_OK)
-        print_message("%s\n", err.msg);
-    assert_int_equal(st, KC_OK);
-    char name[64];
-    snprintf(name, sizeof name, "%s.config", node);
-    return tc_path(dir, name);
+    return tc_provision(dir, node, role, rot_password, 1);
 }
 
 /* The bytes of a node's first signing key, as the chains topic keys them. */
