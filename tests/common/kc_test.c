@@ -57,6 +57,22 @@ int tc_teardown_tmpdir(void **state)
     return 0;
 }
 
+char *tc_dir;
+
+int tc_setup_dir(void **state)
+{
+    tc_dir = tc_tmpdir();
+    return 0;
+}
+
+int tc_teardown_dir(void **state)
+{
+    tc_rmtree(tc_dir);
+    free(tc_dir);
+    tc_dir = NULL;
+    return 0;
+}
+
 static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
     (void)sb; (void)flag; (void)ftw;

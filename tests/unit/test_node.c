@@ -25,14 +25,13 @@
 
 #define KEY_WAIT 0.1   /* s a deserializer waits per try for a missing key */
 
-static char *dir;
 static tc_pki pki, rogue_pki;
 
 /* NODE.config, NODE.crypto and NODE.seed for `role` on `root`, under the
  * test root (or under another root when rogue). */
 static char *provision(const char *node, kc_role role, const char *root, bool rogue)
 {
-    return tc_node_dir(dir, node, role, root, &pki, rogue ? &rogue_pki : &pki);
+    return tc_node_dir(tc_dir, node, role, root, &pki, rogue ? &rogue_pki : &pki);
 }
 
 /* Deserializes until the plaintext comes (the first miss waits ~1 s inside
@@ -58,19 +57,6 @@ static bool decrypts_within(kc_node *c, const char *topic, const kc_buf *wire, c
     }
     kc_message_free(m);
     return ok;
-}
-
-static int setup(void **state)
-{
-    dir = tc_tmpdir();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    tc_rmtree(dir);
-    free(dir);
-    return 0;
 }
 
 static void test_key_exchange_over_the_embedded_broker(void **state)
@@ -132,10 +118,9 @@ int main(void)
     else
         kc_log_set_level(KC_LOG_CRITICAL);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_key_exchange_over_the_embedded_broker, setup,
-                                        teardown),
+        cmocka_unit_test(test_key_exchange_over_the_embedded_broker),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests(tests, tc_setup_dir, tc_teardown_dir);
     kc_broker_embedded_stop();
     tc_pki_clear(&pki);
     tc_pki_clear(&rogue_pki);

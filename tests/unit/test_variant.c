@@ -21,7 +21,6 @@
 #include "kc_test_fixture.h"
 #include "kc_variant.h"
 
-static char *dir;
 static tc_pki pki, rogue_pki;
 
 typedef struct party {
@@ -46,7 +45,7 @@ static kc_status party_open(party *p, const char *name, bool rogue, const char *
     memset(p, 0, sizeof *p);
     char file[64];
     snprintf(file, sizeof file, "%s.crypto", name);
-    char *crypto = tc_path(dir, file);
+    char *crypto = tc_path(tc_dir, file);
     tc_party_options o = {.role = KC_ROLE_PRODCON, .root = "sensor", .file = crypto};
     tc_party_make(&p->t, rogue ? &rogue_pki : &pki, name, &o);
     free(crypto);
@@ -199,7 +198,7 @@ static void test_refusals_change_nothing(void **state)
 
 static char *write_variant(const char *text)
 {
-    char *path = tc_path(dir, "v.lua");
+    char *path = tc_path(tc_dir, "v.lua");
     tc_write_file(path, (const uint8_t *)text, strlen(text));
     return path;
 }
@@ -321,19 +320,6 @@ static void test_hooks_cannot_read_producer_keys(void **state)
     free(path);
 }
 
-static int setup(void **state)
-{
-    dir = tc_tmpdir();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    tc_rmtree(dir);
-    free(dir);
-    return 0;
-}
-
 int main(void)
 {
     kc_init();
@@ -341,11 +327,12 @@ int main(void)
         kc_log_set_level(KC_LOG_CRITICAL);
     tc_pki_init(&pki, "variant test rot", "variant test provisioner");
     tc_pki_init(&rogue_pki, "variant test rogue rot", "variant test provisioner");
+#define T(f) cmocka_unit_test_setup_teardown(f, tc_setup_dir, tc_teardown_dir)
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_round_trip_and_replay, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_refusals_change_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_misbehaving_hooks_fail_with_reasons, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_hooks_cannot_read_producer_keys, setup, teardown),
+        T(test_round_trip_and_replay),
+        T(test_refusals_change_nothing),
+        T(test_misbehaving_hooks_fail_with_reasons),
+        T(test_hooks_cannot_read_producer_keys),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     tc_pki_clear(&pki);
