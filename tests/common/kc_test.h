@@ -6,9 +6,13 @@
 #include <stdint.h>
 
 #include "kc_buf.h"
+#include "kc_keys.h"
 
 /* Decodes hex; aborts the test program on malformed hex (test data bug). */
 kc_buf tc_hex(const char *hex);
+/* The key of `kind` whose serialized bytes are hex; aborts if they do not
+ * parse (test data bug). */
+kc_key tc_key_hex(kc_key_kind kind, const char *hex);
 /* Lowercase hex of p (static buffer rotated over 4 calls; for messages). */
 const char *tc_tohex(const uint8_t *p, size_t n);
 
