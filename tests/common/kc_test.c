@@ -19,6 +19,18 @@ kc_buf tc_hex(const char *hex)
     return b;
 }
 
+kc_key tc_key_hex(kc_key_kind kind, const char *hex)
+{
+    kc_key k;
+    kc_buf b = tc_hex(hex);
+    if (kc_key_from_bytes(&k, kind, b.data, b.len, NULL) != KC_OK) {
+        fprintf(stderr, "test data: not a key of kind %d: %.40s\n", (int)kind, hex);
+        abort();
+    }
+    kc_buf_free(&b);
+    return k;
+}
+
 const char *tc_tohex(const uint8_t *p, size_t n)
 {
     static char *slots[4];
@@ -54,6 +66,22 @@ int tc_teardown_tmpdir(void **state)
 {
     tc_rmtree(*state);
     free(*state);
+    return 0;
+}
+
+char *tc_dir;
+
+int tc_setup_dir(void **state)
+{
+    tc_dir = tc_tmpdir();
+    return 0;
+}
+
+int tc_teardown_dir(void **state)
+{
+    tc_rmtree(tc_dir);
+    free(tc_dir);
+    tc_dir = NULL;
     return 0;
 }
 

@@ -6,9 +6,13 @@
 #include <stdint.h>
 
 #include "kc_buf.h"
+#include "kc_keys.h"
 
 /* Decodes hex; aborts the test program on malformed hex (test data bug). */
 kc_buf tc_hex(const char *hex);
+/* The key of `kind` whose serialized bytes are hex; aborts if they do not
+ * parse (test data bug). */
+kc_key tc_key_hex(kc_key_kind kind, const char *hex);
 /* Lowercase hex of p (static buffer rotated over 4 calls; for messages). */
 const char *tc_tohex(const uint8_t *p, size_t n);
 
@@ -18,6 +22,12 @@ void tc_rmtree(const char *path);
 /* cmocka setup/teardown pair: a fresh tc_tmpdir() in *state per test. */
 int tc_setup_tmpdir(void **state);
 int tc_teardown_tmpdir(void **state);
+/* cmocka setup/teardown pair (per test or per group) for programs whose
+ * helpers need the directory outside the test function: a fresh
+ * tc_tmpdir() in tc_dir. */
+extern char *tc_dir;
+int tc_setup_dir(void **state);
+int tc_teardown_dir(void **state);
 /* dir + "/" + name in a malloc'd string */
 char *tc_path(const char *dir, const char *name);
 void tc_write_file(const char *path, const uint8_t *p, size_t n);

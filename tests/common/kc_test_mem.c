@@ -14,9 +14,9 @@
 #include "kc_keyidx.h"
 #include "kc_mp.h"
 #include "kc_node.h"
-#include "kc_provision_node.h"
 #include "kc_serde.h"
 #include "kc_test.h"
+#include "kc_test_fixture.h"
 #include "kc_test_node.h"
 
 size_t tc_mappings(void)
@@ -68,17 +68,8 @@ void tc_limit_memlock(size_t bytes)
 char *tc_node_with_oldkeys(const char *dir, const char *node, const char *root, size_t n,
                            kc_keyidx *oldest_ki, uint8_t oldest_secret[KC_SECRET_BYTES])
 {
-    kc_provision_request r = {.dir = dir, .node_id = node, .role = KC_ROLE_PRODUCER,
-                              .rot_password = "old keys root password",
-                              .prov_password = "provisioner", .pathlen = 1};
+    char *config = tc_provision(dir, node, KC_ROLE_PRODUCER, "old keys root password", 1);
     kc_err err;
-    if (kc_provision_node(&r, &err) != KC_OK) {
-        fprintf(stderr, "test: provision %s: %s\n", node, err.msg);
-        abort();
-    }
-    char name[256];
-    snprintf(name, sizeof name, "%s.config", node);
-    char *config = tc_path(dir, name);
     kc_node *nd = tc_open_node(config, 0.01);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);

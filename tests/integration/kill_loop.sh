@@ -17,8 +17,7 @@ cd "$WORK"
 K=$KC_BIN
 PRODUCER="$HERE/kill_producer.lua"
 [ -e "$PRODUCER" ] || PRODUCER="$KC_SOURCE_DIR/tests/integration/kill_producer.lua"
-start_broker "$WORK/bootstrap" || fail "no broker: $(cat "$WORK/broker.err")"
-BROKER=$(cat "$WORK/bootstrap")
+broker_up
 
 printf 'kill loop root password\n' >rot.pw
 printf 'kill loop prov\n' >prov.pw
@@ -60,7 +59,7 @@ for delay in $(cat delays); do
     # the child opens it, and the last run's lines must not count twice
     : >run.out
     "$K" --set tunables.crypto_ratchet_interval=0.1 --set tunables.mgmt_poll_interval=20 \
-        --set tunables.mgmt_flush_time=0.02 run "$PRODUCER" kl.config "$BROKER" \
+        --set tunables.mgmt_flush_time=0.02 run "$PRODUCER" kl.config "$B" \
         >>run.out 2>run.err &
     pid=$!
     sleep "$delay"
@@ -88,7 +87,7 @@ done
 
 # a last open, left to finish opening: it sees everything
 : >run.out
-"$K" run "$PRODUCER" kl.config "$BROKER" >>run.out 2>run.err &
+"$K" run "$PRODUCER" kl.config "$B" >>run.out 2>run.err &
 pid=$!
 wait_for 30 grep -q '^open$' run.out || { CORRUPT=$((CORRUPT + 1)); echo "final open: $(tail -3 run.err)" >&2; }
 kill -KILL "$pid" 2>/dev/null || true

@@ -53,6 +53,23 @@ broker_up_or_gone() {
     [ -s "$BROKER_FILE" ] || ! kill -0 "$BROKER_PID" 2>/dev/null
 }
 
+# broker_up [ARGS...]: start_broker on $WORK/bootstrap; fails the test if
+# the broker exits instead. Its address in $B.
+broker_up() {
+    start_broker "$WORK/bootstrap" "$@" || fail "no broker: $(cat "$WORK/broker.err")"
+    B=$(cat "$WORK/bootstrap")
+}
+
+# exchanged DIR PRODUCER CONSUMER TOPIC [FAULTS]: tools_exchange.lua between
+# the nodes in DIR over the broker at $B (output in $WORK/ex.out, ex.err);
+# fails the test unless the consumer decrypted.
+exchanged() {
+    "$KC_BIN" --broker "$B" run "$HERE/tools_exchange.lua" "$@" >"$WORK/ex.out" 2>"$WORK/ex.err" ||
+        fail "exchange script failed ($*): $(tail -3 "$WORK/ex.err")"
+    grep -q '^decrypted: tools exchange works$' "$WORK/ex.out" ||
+        fail "no decryption ($*): $(cat "$WORK/ex.out") $(tail -5 "$WORK/ex.err")"
+}
+
 # stop_broker FILE: SIGTERM, then expect exit 0 and the file removed.
 stop_broker() {
     kill -TERM "$BROKER_PID"

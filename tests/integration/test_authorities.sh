@@ -18,8 +18,7 @@ for tool in controller chainserver; do
 done
 pass "usage errors and a missing node file"
 
-start_broker "$WORK/bootstrap" || fail "no broker"
-B=$(cat "$WORK/bootstrap")
+broker_up
 mkdir "$WORK/nodes"
 "$KC_BIN" --broker "$B" run "$NODES" setup "$WORK/nodes" "$B" >"$WORK/setup.out" 2>&1 ||
     fail "setup: $(cat "$WORK/setup.out")"

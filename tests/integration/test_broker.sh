@@ -3,8 +3,8 @@
 # consumer in separate processes exchanging plain messages through it.
 . "$(dirname "$0")/lib.sh"
 
-start_broker "$WORK/bootstrap" || fail "broker: $(cat "$WORK/broker.err")"
-addr=$(cat "$WORK/bootstrap")
+broker_up
+addr=$B
 case "$addr" in 127.0.0.1:[0-9]*) ;; *) fail "bootstrap file holds '$addr'";; esac
 grep -q "listening on $addr" "$WORK/broker.out" || fail "address not printed"
 pass "broker started on $addr"

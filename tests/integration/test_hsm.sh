@@ -84,11 +84,8 @@ contains out "always sensitive"
 pass "the key the tool created is sensitive and never extractable"
 
 # ---- key exchange over the broker -------------------------------------------------------------
-start_broker "$WORK/bootstrap" || fail "no broker: $(cat "$WORK/broker.err")"
-B=$(cat "$WORK/bootstrap")
-"$K" --broker "$B" run "$HERE/tools_exchange.lua" "$WORK" prod1 cons1 exh.data >ex.out 2>ex.err ||
-    fail "exchange script failed: $(tail -3 ex.err)"
-grep -q '^decrypted: tools exchange works$' ex.out || fail "no decryption: $(cat ex.out) $(tail -5 ex.err)"
+broker_up
+exchanged "$WORK" prod1 cons1 exh.data
 pass "a producer with its key in the token and a file-key consumer exchange keys"
 
 # ---- a token pulled while the node runs: it stops signing, says so, and resumes -------------------
@@ -101,10 +98,7 @@ expect 0 "$K" $SP --node-id cons2 --role consumer --topics exh --pkcs11 "$(uri c
 # the token comes back once the node has said it is gone
 ( wait_for 60 grep -q "Token gone" ex.err; rm -f faults/removed ) &
 PIDS="$PIDS $!"
-"$K" --broker "$B" run "$HERE/tools_exchange.lua" "$WORK" prod1 cons2 exh.resume "$WORK/faults" >ex.out 2>ex.err ||
-    fail "exchange script failed: $(tail -3 ex.err)"
-grep -q '^decrypted: tools exchange works$' ex.out ||
-    fail "no decryption after the token came back: $(cat ex.out) $(tail -5 ex.err)"
+exchanged "$WORK" prod1 cons2 exh.resume "$WORK/faults"
 [ ! -e faults/removed ] || fail "decrypted while the token was out"
 [ "$(grep -c "ERROR:kafkacrypto.cryptokey:Token gone, not signing until it returns: pkcs11 URI pkcs11:token=kc-it;object=cons2" ex.err)" = 1 ] ||
     fail "the loss is not logged once: $(grep -i token ex.err | head -5)"

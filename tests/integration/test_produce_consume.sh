@@ -9,9 +9,8 @@
 # Consumers ask again for a missing key after 1 s (upstream: 60 s).
 kc() { "$KC_BIN" --set tunables.crypto_sub_interval=1 "$@"; }
 
-start_broker "$WORK/bootstrap" --topic sensor.reqs:3 --topic sensor.keys:3 --topic sensor.subs:3 \
+broker_up --topic sensor.reqs:3 --topic sensor.keys:3 --topic sensor.subs:3 \
     --topic sensor.temp:1 --topic metrics.cpu:1
-B=$(cat "$WORK/bootstrap")
 # Node configs are written for a TLS cluster, as upstream's simple-provision
 # writes them; the test broker speaks plaintext.
 X="-X security.protocol=PLAINTEXT"

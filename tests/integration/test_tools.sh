@@ -255,11 +255,8 @@ contains out "chain0: valid, for signing key 0"
 pass "provisioning tools write relative file# paths; a moved node directory is read from anywhere"
 
 # ---- key exchange between tool-provisioned nodes, watched by key-monitor -------------------
-start_broker "$WORK/bootstrap" || fail "no broker: $(cat "$WORK/broker.err")"
-B=$(cat "$WORK/bootstrap")
-"$K" --broker "$B" run "$HERE/tools_exchange.lua" "$WORK" prod1 cons1 exr.data >ex.out 2>ex.err ||
-    fail "exchange script failed: $(tail -3 ex.err)"
-grep -q '^decrypted: tools exchange works$' ex.out || fail "no decryption: $(cat ex.out) $(tail -5 ex.err)"
+broker_up
+exchanged "$WORK" prod1 cons1 exr.data
 expect 0 "$K" key-monitor --node cons1.config --broker "$B" --from-beginning --count 3 --timeout 60 --refresh 1
 contains out "exr.subs: subscription for root exr requested by"
 contains out "exr.reqs: request for root exr requested by"

@@ -601,15 +601,6 @@ static kc_cryptokey *ck_legacy(bool legacy)
     return ck;
 }
 
-static kc_key key_hex(kc_key_kind kind, const char *hex)
-{
-    kc_key k;
-    kc_buf b = tc_hex(hex);
-    assert_int_equal(kc_key_from_bytes(&k, kind, b.data, b.len, NULL), KC_OK);
-    kc_buf_free(&b);
-    return k;
-}
-
 static void test_use_epks_without_esk_is_empty(void **state)
 {
     kc_cryptokey *ck = ck_legacy(false);
@@ -700,11 +691,11 @@ static void test_use_epks_skips_post_quantum_peers(void **state)
     kc_key as_sign = peer_pk;
     as_sign.kind = KC_SIGN_PK;  /* what get_pks makes of a bare 32-byte key */
     kc_key peers[6] = {
-        key_hex(KC_KEM_PK, "920592c420" X32 "c40401020304"),
-        key_hex(KC_KEM_PK, "920292c420" X32 "c40401020304"),
-        key_hex(KC_KEM_PK, "920392c420" X32 "c40401020304"),
-        key_hex(KC_KEM_PK, "920692c420" X32 "c40401020304"),
-        key_hex(KC_SIGN_PK, "920492c420" X32 "c420" X32),
+        tc_key_hex(KC_KEM_PK, "920592c420" X32 "c40401020304"),
+        tc_key_hex(KC_KEM_PK, "920292c420" X32 "c40401020304"),
+        tc_key_hex(KC_KEM_PK, "920392c420" X32 "c40401020304"),
+        tc_key_hex(KC_KEM_PK, "920692c420" X32 "c40401020304"),
+        tc_key_hex(KC_SIGN_PK, "920492c420" X32 "c420" X32),
         as_sign,
     };
     kc_kem_results r;
@@ -737,7 +728,7 @@ static void test_use_epks_low_order_peer(void **state)
     kc_epks e;
     assert_int_equal(kc_cryptokey_get_epks(ck, "topic1", "decrypt_keys", &e, NULL), KC_OK);
     kc_key bad[2];
-    bad[0] = key_hex(KC_KEM_PK, "0000000000000000000000000000000000000000000000000000000000000000");
+    bad[0] = tc_key_hex(KC_KEM_PK, "0000000000000000000000000000000000000000000000000000000000000000");
     assert_int_equal(kc_kem_keypair_new(&bad[1], &(kc_key){0}, 1), KC_OK);
     kc_kem_results r;
     kc_err err;

@@ -18,6 +18,7 @@
 #include "kc_mp.h"
 #include "kc_provision.h"
 #include "kc_test.h"
+#include "kc_test_fixture.h"
 #include "kc_test_rng.h"
 
 #define T0 1800000000.0
@@ -45,104 +46,32 @@ static void log_reset(void) { loglen = 0; logbuf[0] = 0; }
 
 /* ---- a test PKI ---------------------------------------------------------------------- */
 
-static kc_key rot_pk, rot_sk, prov_pk, prov_sk;
-static kc_buf rot_entry;
-
-static void seeded(kc_key *pk, kc_key *sk, const char *label)
-{
-    uint8_t seed[32];
-    crypto_hash_sha256(seed, (const uint8_t *)label, strlen(label));
-    assert_int_equal(kc_sign_keypair_from_seed(pk, sk, seed), KC_OK);
-}
+static tc_pki pki;
 
 static void sign_item(const kc_key *sk, const kc_buf *cert, kc_buf *item)
 {
     assert_int_equal(kc_cert_sign(sk, cert->data, cert->len, item, NULL), KC_OK);
 }
 
-/* mp([bin(ROT-signed provisioner cert), bin(provisioner-signed node cert)]) */
 static kc_buf node_chain(kc_role role, double max_age, const char *root, const kc_key *pk)
 {
-    kc_buf pc = KC_BUF_INIT, nc = KC_BUF_INIT, i1 = KC_BUF_INIT, i2 = KC_BUF_INIT, out = KC_BUF_INIT;
-    assert_int_equal(kc_provisioner_cert(KC_PROVISIONER_PRODCON, &prov_pk, &pc, NULL), KC_OK);
-    assert_int_equal(kc_node_cert(role, max_age, &root, root ? 1 : 0, -1, pk, &nc, NULL), KC_OK);
-    sign_item(&rot_sk, &pc, &i1);
-    sign_item(&prov_sk, &nc, &i2);
-    kc_bytes items[2] = {{i1.data, i1.len}, {i2.data, i2.len}};
-    assert_int_equal(kc_chain_build(items, 2, &out, NULL), KC_OK);
-    kc_buf_free(&pc);
-    kc_buf_free(&nc);
-    kc_buf_free(&i1);
-    kc_buf_free(&i2);
-    return out;
+    return tc_chain(&pki, role, max_age, root, pk);
 }
 
-typedef struct tnode {
-    kc_key pk[2], sk[2];
-    size_t nkeys;
-    kc_cryptokey *ck;
-    kc_exchange *x;
-} tnode;
+typedef tc_party tnode;
 
 /* A node with `nkeys` Ed25519 keys; role chains for all of them unless
  * role is -1 (unprovisioned). */
 static void node_make(tnode *n, const char *label, int role, const char *root, bool legacy,
                       size_t nkeys, const kc_bytes *deny, size_t ndeny)
 {
-    memset(n, 0, sizeof *n);
-    n->nkeys = nkeys;
-    kc_mp_out mo;
-    kc_mp_out_init(&mo);
-    msgpack_pack_array(&mo.pk, 5);
-    msgpack_pack_int(&mo.pk, 2);
-    msgpack_pack_array(&mo.pk, nkeys);
-    for (size_t i = 0; i < nkeys; i++) {
-        char l[64];
-        snprintf(l, sizeof l, "%s/%zu", label, i);
-        seeded(&n->pk[i], &n->sk[i], l);
-        kc_mp_pack_bin(&mo.pk, n->sk[i].x, 64);
-    }
-    uint8_t ek[32] = {1};
-    kc_mp_pack_bin(&mo.pk, ek, 32);
-    if (legacy)
-        msgpack_pack_true(&mo.pk);
-    else
-        msgpack_pack_false(&mo.pk);
-    msgpack_pack_array(&mo.pk, 1);
-    msgpack_pack_int(&mo.pk, 1);
-    assert_int_equal(kc_cryptokey_open_bytes(&n->ck, mo.buf.data, mo.buf.len, label, NULL, 0,
-                                             NULL), KC_OK);
-    kc_mp_out_free(&mo);
-    kc_exchange_config c;
-    kc_exchange_config_init(&c);
-    kc_bytes allow = {rot_entry.data, rot_entry.len};
-    c.cryptokey = n->ck;
-    c.allowlist = &allow;
-    c.n_allowlist = 1;
-    c.denylist = deny;
-    c.n_denylist = ndeny;
-    c.now_fn = pinned;
-    kc_err err;
-    assert_int_equal(kc_exchange_new(&c, &n->x, &err), KC_OK);
-    for (size_t i = 0; role >= 0 && i < nkeys; i++) {
-        kc_buf chain = node_chain((kc_role)role, T0 + 365 * DAY, root, &n->pk[i]);
-        size_t idx = 99;
-        assert_int_equal(kc_exchange_update_own_chain(n->x, chain.data, chain.len, &idx, &err),
-                         KC_OK);
-        assert_int_equal(idx, i);
-        kc_buf_free(&chain);
-    }
+    tc_party_options o = {.role = role, .root = root, .max_age = T0 + 365 * DAY,
+                          .nkeys = nkeys, .legacy = legacy, .deny = deny, .ndeny = ndeny,
+                          .now_fn = pinned};
+    tc_party_make(n, &pki, label, &o);
 }
 
-static void node_free(tnode *n)
-{
-    kc_exchange_free(n->x);
-    kc_cryptokey_close(n->ck);
-    for (size_t i = 0; i < n->nkeys; i++) {
-        kc_key_clear(&n->pk[i]);
-        kc_key_clear(&n->sk[i]);
-    }
-}
+static void node_free(tnode *n) { tc_party_free(n); }
 
 static kc_exchange_keys held_keys(void)
 {
@@ -795,7 +724,7 @@ static kc_buf list_message(const char *usage, const kc_key *key, const kc_key *e
     kc_bytes extra = {packed.data, packed.len};
     assert_int_equal(kc_cert_build(0, poison.data, poison.len, &pks, &extra, with_entry ? 1 : 0,
                                    &cert, NULL), KC_OK);
-    sign_item(&rot_sk, &cert, &item);
+    sign_item(&pki.rot_sk, &cert, &item);
     assert_int_equal(kc_chain_build(&(kc_bytes){item.data, item.len}, 1, &out, NULL), KC_OK);
     kc_buf *bufs[] = {&poison, &entry, &packed, &cert, &item};
     for (size_t i = 0; i < 5; i++)
@@ -809,7 +738,7 @@ static void test_allowlist_and_denylist_messages(void **state)
     node_make(&n, "listener", KC_ROLE_PRODUCER, "sensor", false, 1, NULL, 0);
     node_make(&c, "consumer", KC_ROLE_CONSUMER, "sensor", false, 1, NULL, 0);
     kc_key k, ksk;
-    seeded(&k, &ksk, "new root");
+    tc_seeded(&k, &ksk, "new root");
     kc_buf entry = KC_BUF_INIT;
     kc_err err;
     kc_buf add = list_message("key-allowlist", &k, &k, true);
@@ -878,7 +807,7 @@ static void test_self_signed_revocation(void **state)
     tnode n;
     node_make(&n, "listener", KC_ROLE_PRODUCER, "sensor", false, 1, NULL, 0);
     kc_key k, ksk;
-    seeded(&k, &ksk, "compromised");
+    tc_seeded(&k, &ksk, "compromised");
     const char *usage = "key-denylist";
     kc_poison_entry outer[2] = {{.name = "usages", .values = &usage, .n_values = 1},
                                 {.name = "pathlen", .pathlen = 1}};
@@ -953,9 +882,7 @@ int main(void)
     kc_init();
     kc_log_set_level(KC_LOG_DEBUG);
     kc_log_set_sink(sink, NULL);
-    seeded(&rot_pk, &rot_sk, "test rot");
-    seeded(&prov_pk, &prov_sk, "test provisioner");
-    kc_rot_allowlist_entry(&rot_pk, &rot_entry, NULL);
+    tc_pki_init(&pki, "test rot", "test provisioner");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_request_reply_decrypt_on_two_roots, setup),
         cmocka_unit_test_setup(test_legacy_requests_and_the_duplicate_reply, setup),
@@ -975,8 +902,6 @@ int main(void)
         cmocka_unit_test_setup(test_msgkey_and_selection, setup),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    kc_key_clear(&rot_sk);
-    kc_key_clear(&prov_sk);
-    kc_buf_free(&rot_entry);
+    tc_pki_clear(&pki);
     return rc;
 }

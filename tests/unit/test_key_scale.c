@@ -27,6 +27,7 @@
 #include "kc_serde.h"
 #include "kc_test.h"
 #include "kc_test_mem.h"
+#include "kc_test_node.h"
 
 #define RECORDS 100000
 #define DEFAULT_MEMLOCK (8u << 20)
@@ -98,12 +99,7 @@ static void test_node_with_100000_old_keys_within_default_memlock(void **state)
 
     size_t maps0 = tc_mappings();
     double t0 = now_s();
-    kc_node_options o;
-    kc_node_options_init(&o);
-    o.config_path = config;
-    o.key_wait_interval = 0.01;
-    kc_node *n = NULL;
-    assert_int_equal(kc_node_open(&n, &o, &err), KC_OK);
+    kc_node *n = tc_open_node(config, 0.01);
     double open_s = now_s() - t0;
     size_t maps = tc_mappings(), locked = tc_locked_kib();
     kc_secmem_stats st;

@@ -14,7 +14,6 @@
 #include "kc_lua.h"
 #include "kc_test.h"
 
-static char *dir;
 static kc_settings settings;
 static char logged[2048];
 
@@ -26,7 +25,7 @@ static void capture(void *ctx, kc_log_level level, const char *logger, const cha
 
 static char *script(const char *name, const char *text)
 {
-    char *path = tc_path(dir, name);
+    char *path = tc_path(tc_dir, name);
     tc_write_file(path, (const uint8_t *)text, strlen(text));
     return path;
 }
@@ -34,7 +33,7 @@ static char *script(const char *name, const char *text)
 static lua_State *new_state(void)
 {
     const char *src = getenv("KC_SOURCE_DIR");
-    kc_lua_options o = {&settings, src ? src : ".", dir, "/x/kafkacrypto"};
+    kc_lua_options o = {&settings, src ? src : ".", tc_dir, "/x/kafkacrypto"};
     lua_State *L;
     kc_err err;
     assert_int_equal(kc_lua_new(&L, &o, &err), KC_OK);
@@ -104,7 +103,7 @@ static void test_errors_name_script_and_line(void **state)
     free(tb);
     free(path);
 
-    char *missing = tc_path(dir, "missing.lua");
+    char *missing = tc_path(tc_dir, "missing.lua");
     assert_int_equal(kc_lua_run_file(L, missing, 0, NULL, &tb, &err), KC_ERR_INVALID);
     assert_non_null(strstr(err.msg, "missing.lua"));
     free(missing);
@@ -121,7 +120,7 @@ static void test_search_paths(void **state)
     const char *path = global_string(L, "path");
     char want[1024];
     snprintf(want, sizeof want, "/env/dir/?.lua;/env/dir/?/init.lua;/env/t/?.lua;/settings/?.lua;"
-             "%s/?.lua;%s/?/init.lua;", dir, dir);
+             "%s/?.lua;%s/?/init.lua;", tc_dir, tc_dir);
     assert_memory_equal(path, want, strlen(want));   /* most specific first */
     assert_null(strstr(path, ";./"));
     assert_non_null(strstr(global_string(L, "cpath"), "/usr/lib/x86_64-linux-gnu/lua/5.1/?.so"));
@@ -223,17 +222,14 @@ static void test_settings_reach_lua(void **state)
 
 static int setup(void **state)
 {
-    dir = tc_tmpdir();
     kc_settings_init(&settings);
-    return 0;
+    return tc_setup_dir(state);
 }
 
 static int teardown(void **state)
 {
     kc_settings_free(&settings);
-    tc_rmtree(dir);
-    free(dir);
-    return 0;
+    return tc_teardown_dir(state);
 }
 
 int main(void)

@@ -15,13 +15,12 @@
 #include "kc_serde.h"
 #include "kc_test.h"
 
-static char *dir;
 static kc_settings settings;
 
 static lua_State *new_state(void)
 {
     const char *src = getenv("KC_SOURCE_DIR");
-    kc_lua_options o = {&settings, src ? src : ".", dir, NULL};
+    kc_lua_options o = {&settings, src ? src : ".", tc_dir, NULL};
     lua_State *L;
     kc_err err;
     assert_int_equal(kc_lua_new(&L, &o, &err), KC_OK);
@@ -54,7 +53,7 @@ static int owner_gc(lua_State *L)
  * with the state's root rule, as the node object makes its own. */
 static void new_serdes(lua_State *L, kc_ratchet **r, kc_serde **prod, kc_serde **cons)
 {
-    char *seed = tc_path(dir, "c.seed");
+    char *seed = tc_path(tc_dir, "c.seed");
     kc_err err;
     kc_log_set_level(KC_LOG_CRITICAL);   /* a new seed file draws warnings */
     assert_int_equal(kc_ratchet_open_file(seed, NULL, r, &err), KC_OK);
@@ -162,7 +161,7 @@ static int check_store(lua_State *L)
 static void test_store_handle_for_c(void **state)
 {
     lua_State *L = new_state();
-    char *path = tc_path(dir, "n.config"), code[512];
+    char *path = tc_path(tc_dir, "n.config"), code[512];
     kc_log_set_level(KC_LOG_CRITICAL);   /* a new node file draws warnings */
     snprintf(code, sizeof code, "kcs = k.store('%s', 'n1') kcs:store_value('x', 5)", path);
     run(L, code);
@@ -190,17 +189,14 @@ static void test_store_handle_for_c(void **state)
 
 static int setup(void **state)
 {
-    dir = tc_tmpdir();
     kc_settings_init(&settings);
-    return 0;
+    return tc_setup_dir(state);
 }
 
 static int teardown(void **state)
 {
     kc_settings_free(&settings);
-    tc_rmtree(dir);
-    free(dir);
-    return 0;
+    return tc_teardown_dir(state);
 }
 
 int main(void)

@@ -20,82 +20,18 @@
 #include "kc_ratchet.h"
 #include "kc_store.h"
 #include "kc_test.h"
+#include "kc_test_fixture.h"
 #include "kc_test_node.h"
 
 #define KEY_WAIT 0.1   /* s a deserializer waits per try for a missing key */
 
-static char *dir;
-static kc_key rot_pk, rot_sk, prov_pk, prov_sk;
-
-static void seeded(kc_key *pk, kc_key *sk, const char *label)
-{
-    uint8_t seed[32];
-    crypto_hash_sha256(seed, (const uint8_t *)label, strlen(label));
-    assert_int_equal(kc_sign_keypair_from_seed(pk, sk, seed), KC_OK);
-}
+static tc_pki pki, rogue_pki;
 
 /* NODE.config, NODE.crypto and NODE.seed for `role` on `root`, under the
  * test root (or under another root when rogue). */
 static char *provision(const char *node, kc_role role, const char *root, bool rogue)
 {
-    char name[64];
-    snprintf(name, sizeof name, "%s.config", node);
-    char *config = tc_path(dir, name);
-    snprintf(name, sizeof name, "%s.crypto", node);
-    char *crypto = tc_path(dir, name);
-    kc_store *s;
-    kc_store_options so = {.kafka = true, .keep_log_level = true};
-    kc_err err;
-    assert_int_equal(kc_store_open(&s, config, node, &so, &err), KC_OK);
-    kc_cryptokey *ck;
-    assert_int_equal(kc_cryptokey_open(&ck, crypto, NULL, 0, &err), KC_OK);
-    if (kc_cryptokey_num_spk(ck) == 0) { /* add one Ed25519 key */
-        kc_cryptokey_close(ck);
-        int one = 1;
-        assert_int_equal(kc_cryptokey_open(&ck, crypto, &one, 1, &err), KC_OK);
-    }
-    kc_key spk;
-    assert_int_equal(kc_cryptokey_get_spk(ck, 0, &spk, &err), KC_OK);
-    kc_buf pc = KC_BUF_INIT, nc = KC_BUF_INIT, i1 = KC_BUF_INIT, i2 = KC_BUF_INIT;
-    kc_buf chain = KC_BUF_INIT, entry = KC_BUF_INIT;
-    kc_key other_pk, other_sk;
-    seeded(&other_pk, &other_sk, "rogue root");
-    assert_int_equal(kc_provisioner_cert(KC_PROVISIONER_PRODCON, &prov_pk, &pc, NULL), KC_OK);
-    assert_int_equal(kc_node_cert(role, 0, &root, 1, -1, &spk, &nc, NULL), KC_OK);
-    assert_int_equal(kc_cert_sign(rogue ? &other_sk : &rot_sk, pc.data, pc.len, &i1, NULL), KC_OK);
-    assert_int_equal(kc_cert_sign(&prov_sk, nc.data, nc.len, &i2, NULL), KC_OK);
-    kc_bytes items[2] = {{i1.data, i1.len}, {i2.data, i2.len}};
-    assert_int_equal(kc_chain_build(items, 2, &chain, NULL), KC_OK);
-    assert_int_equal(kc_rot_allowlist_entry(&rot_pk, &entry, NULL), KC_OK);
-    kc_value v = kc_value_bytes(entry.data, entry.len);
-    assert_int_equal(kc_store_store_value(s, "allowlist", "rot0", &v, &err), KC_OK);
-    v = kc_value_bytes(chain.data, chain.len);
-    assert_int_equal(kc_store_store_value(s, "chains", "chain0", &v, &err), KC_OK);
-    char ref[300];
-    snprintf(ref, sizeof ref, "file#%s", crypto);
-    v = kc_value_text(ref);
-    assert_int_equal(kc_store_store_value(s, NULL, "cryptokey", &v, &err), KC_OK);
-    snprintf(name, sizeof name, "%s.seed", node);
-    char *seed = tc_path(dir, name);
-    kc_ratchet *rt; /* a provisioned node's seed must exist (spec D1) */
-    assert_int_equal(kc_ratchet_open_file(seed, NULL, &rt, &err), KC_OK);
-    kc_ratchet_close(rt);
-    snprintf(ref, sizeof ref, "file#%s", seed);
-    v = kc_value_text(ref);
-    assert_int_equal(kc_store_store_value(s, NULL, "ratchet", &v, &err), KC_OK);
-    v = kc_value_int(1);   /* the tests do not wait a minute between request rounds */
-    assert_int_equal(kc_store_store_value(s, NULL, "crypto_sub_interval", &v, &err), KC_OK);
-    kc_store_close(s);
-    kc_cryptokey_close(ck);
-    kc_key_clear(&spk);
-    kc_key_clear(&other_pk);
-    kc_key_clear(&other_sk);
-    kc_buf *bufs[] = {&pc, &nc, &i1, &i2, &chain, &entry};
-    for (size_t i = 0; i < 6; i++)
-        kc_buf_free(bufs[i]);
-    free(crypto);
-    free(seed);
-    return config;
+    return tc_node_dir(tc_dir, node, role, root, &pki, rogue ? &rogue_pki : &pki);
 }
 
 /* Deserializes until the plaintext comes (the first miss waits ~1 s inside
@@ -121,19 +57,6 @@ static bool decrypts_within(kc_node *c, const char *topic, const kc_buf *wire, c
     }
     kc_message_free(m);
     return ok;
-}
-
-static int setup(void **state)
-{
-    dir = tc_tmpdir();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    tc_rmtree(dir);
-    free(dir);
-    return 0;
 }
 
 static void test_key_exchange_over_the_embedded_broker(void **state)
@@ -188,17 +111,18 @@ static void test_key_exchange_over_the_embedded_broker(void **state)
 int main(void)
 {
     kc_init();
-    seeded(&rot_pk, &rot_sk, "node test rot");
-    seeded(&prov_pk, &prov_sk, "node test provisioner");
+    tc_pki_init(&pki, "node test rot", "node test provisioner");
+    tc_pki_init(&rogue_pki, "rogue root", "node test provisioner");
     if (getenv("KC_TEST_LOG"))
         kc_log_set_level(KC_LOG_INFO);
     else
         kc_log_set_level(KC_LOG_CRITICAL);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_key_exchange_over_the_embedded_broker, setup,
-                                        teardown),
+        cmocka_unit_test(test_key_exchange_over_the_embedded_broker),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests(tests, tc_setup_dir, tc_teardown_dir);
     kc_broker_embedded_stop();
+    tc_pki_clear(&pki);
+    tc_pki_clear(&rogue_pki);
     return rc;
 }

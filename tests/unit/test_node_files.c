@@ -25,6 +25,7 @@
 #include "kc_provision_node.h"
 #include "kc_store.h"
 #include "kc_test.h"
+#include "kc_test_fixture.h"
 
 static char *top;      /* the test's directory */
 static char *nodes;    /* top/nodes: the node directory */
@@ -55,12 +56,7 @@ static int teardown(void **state)
 
 static void provision(const char *dir, const char *node)
 {
-    kc_provision_request r = {.dir = dir, .node_id = node, .role = KC_ROLE_PRODUCER,
-                              .rot_password = "root of trust password",
-                              .prov_password = "provisioning password", .pathlen = -1};
-    kc_err err = {0};
-    if (kc_provision_node(&r, &err) != KC_OK)
-        fail_msg("provision %s: %s", node, err.msg);
+    free(tc_provision(dir, node, KC_ROLE_PRODUCER, "root of trust password", -1));
 }
 
 static char *node_path(const char *dir, const char *node, const char *suffix)

@@ -31,6 +31,7 @@
 #include "kc_provision_node.h"
 #include "kc_serde.h"
 #include "kc_test.h"
+#include "kc_test_fixture.h"
 #include "kc_test_node.h"
 #include "kc_tunables.h"
 
@@ -41,7 +42,6 @@
 
 #define KEY_WAIT 0.05   /* s a deserializer waits per try for a missing key */
 
-static char *dir;
 static kc_tunables tun;
 static rd_kafka_t *raw;   /* the attacker's producer */
 
@@ -49,17 +49,7 @@ static rd_kafka_t *raw;   /* the attacker's producer */
 
 static char *provision(const char *node, kc_role role, const char *rot_password)
 {
-    kc_provision_request r = {.dir = dir, .node_id = node, .role = role,
-                              .rot_password = rot_password,
-                              .prov_password = "provisioner", .pathlen = 1};
-    kc_err err = {0};
-    kc_status st = kc_provision_node(&r, &err);
-    if (st != KC_OK)
-        print_message("%s\n", err.msg);
-    assert_int_equal(st, KC_OK);
-    char name[64];
-    snprintf(name, sizeof name, "%s.config", node);
-    return tc_path(dir, name);
+    return tc_provision(tc_dir, node, role, rot_password, 1);
 }
 
 /* The bytes of a node's first signing key, as the chains topic keys them. */
@@ -67,7 +57,7 @@ static kc_buf signing_key(const char *node)
 {
     char name[64];
     snprintf(name, sizeof name, "%s.crypto", node);
-    char *path = tc_path(dir, name);
+    char *path = tc_path(tc_dir, name);
     kc_cryptokey *ck;
     kc_key spk;
     kc_buf out = KC_BUF_INIT;
@@ -291,19 +281,6 @@ static int replay_topic(const char *topic, int partitions)
 
 /* ---- the test ------------------------------------------------------------------------- */
 
-static int setup(void **state)
-{
-    dir = tc_tmpdir();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    tc_rmtree(dir);
-    free(dir);
-    return 0;
-}
-
 static void undecryptable(kc_node *c, const kc_buf *wire)
 {
     kc_message *m = kc_message_new();
@@ -481,10 +458,9 @@ int main(void)
     else
         kc_log_set_level(KC_LOG_CRITICAL);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_hostile_messages_on_every_key_passing_topic, setup,
-                                        teardown),
+        cmocka_unit_test(test_hostile_messages_on_every_key_passing_topic),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests(tests, tc_setup_dir, tc_teardown_dir);
     kc_broker_embedded_stop();
     return rc;
 }

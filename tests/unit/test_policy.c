@@ -23,6 +23,7 @@
 #include "kc_policy.h"
 #include "kc_provision.h"
 #include "kc_test.h"
+#include "kc_test_fixture.h"
 
 #define T0 1800000000.0   /* 2027-01-15 08:00:00 UTC */
 #define DAY 86400.0
@@ -46,73 +47,23 @@ static bool logged(const char *s) { return strstr(logbuf, s) != NULL; }
 
 /* ---- a test PKI and nodes ------------------------------------------------------------ */
 
-static kc_key rot_pk, rot_sk, prov_pk, prov_sk;
-static kc_buf rot_entry;
-
-static void seeded(kc_key *pk, kc_key *sk, const char *label)
-{
-    uint8_t seed[32];
-    crypto_hash_sha256(seed, (const uint8_t *)label, strlen(label));
-    assert_int_equal(kc_sign_keypair_from_seed(pk, sk, seed), KC_OK);
-}
-
-static kc_buf node_chain(kc_role role, const char *root, const kc_key *pk)
-{
-    kc_buf pc = KC_BUF_INIT, nc = KC_BUF_INIT, i1 = KC_BUF_INIT, i2 = KC_BUF_INIT, out = KC_BUF_INIT;
-    assert_int_equal(kc_provisioner_cert(KC_PROVISIONER_PRODCON, &prov_pk, &pc, NULL), KC_OK);
-    assert_int_equal(kc_node_cert(role, T0 + 365 * DAY, &root, 1, -1, pk, &nc, NULL), KC_OK);
-    assert_int_equal(kc_cert_sign(&rot_sk, pc.data, pc.len, &i1, NULL), KC_OK);
-    assert_int_equal(kc_cert_sign(&prov_sk, nc.data, nc.len, &i2, NULL), KC_OK);
-    kc_bytes items[2] = {{i1.data, i1.len}, {i2.data, i2.len}};
-    assert_int_equal(kc_chain_build(items, 2, &out, NULL), KC_OK);
-    kc_buf_free(&pc);
-    kc_buf_free(&nc);
-    kc_buf_free(&i1);
-    kc_buf_free(&i2);
-    return out;
-}
+static tc_pki pki;
 
 typedef struct tnode {
-    kc_key pk, sk;
+    tc_party p;
     char fingerprint[65];
-    kc_cryptokey *ck;
-    kc_exchange *x;
     kc_policy *policy;
 } tnode;
 
 static void node_make(tnode *n, const char *label, kc_role role, const char *root)
 {
     memset(n, 0, sizeof *n);
-    seeded(&n->pk, &n->sk, label);
+    tc_party_options o = {.role = (int)role, .root = root, .max_age = T0 + 365 * DAY,
+                          .now_fn = pinned};
+    tc_party_make(&n->p, &pki, label, &o);
     uint8_t d[32];
-    crypto_hash_sha256(d, n->pk.x, 32);
+    crypto_hash_sha256(d, n->p.pk[0].x, 32);
     kc_hex(d, 32, n->fingerprint);
-    kc_mp_out mo;
-    kc_mp_out_init(&mo);
-    msgpack_pack_array(&mo.pk, 5);
-    msgpack_pack_int(&mo.pk, 2);
-    msgpack_pack_array(&mo.pk, 1);
-    kc_mp_pack_bin(&mo.pk, n->sk.x, 64);
-    uint8_t ek[32] = {1};
-    kc_mp_pack_bin(&mo.pk, ek, 32);
-    msgpack_pack_false(&mo.pk);
-    msgpack_pack_array(&mo.pk, 1);
-    msgpack_pack_int(&mo.pk, 1);
-    assert_int_equal(kc_cryptokey_open_bytes(&n->ck, mo.buf.data, mo.buf.len, label, NULL, 0,
-                                             NULL), KC_OK);
-    kc_mp_out_free(&mo);
-    kc_exchange_config c;
-    kc_exchange_config_init(&c);
-    kc_bytes allow = {rot_entry.data, rot_entry.len};
-    c.cryptokey = n->ck;
-    c.allowlist = &allow;
-    c.n_allowlist = 1;
-    c.now_fn = pinned;
-    kc_err err;
-    assert_int_equal(kc_exchange_new(&c, &n->x, &err), KC_OK);
-    kc_buf chain = node_chain(role, root, &n->pk);
-    assert_int_equal(kc_exchange_update_own_chain(n->x, chain.data, chain.len, NULL, &err), KC_OK);
-    kc_buf_free(&chain);
 }
 
 /* Installs the given policy files on the node (replacing any). */
@@ -123,16 +74,13 @@ static void node_policy(tnode *n, const char *const *files, size_t count)
     kc_sandbox_limits lim = {.instructions = 1000000, .seconds = 2};
     if (kc_policy_open(&n->policy, (char *const *)files, count, &lim, &err) != KC_OK)
         fail_msg("policy: %s", err.msg);
-    kc_exchange_set_check(n->x, kc_policy_exchange_check, n->policy);
+    kc_exchange_set_check(n->p.x, kc_policy_exchange_check, n->policy);
 }
 
 static void node_free(tnode *n)
 {
-    kc_exchange_free(n->x);
+    tc_party_free(&n->p);
     kc_policy_free(n->policy);
-    kc_cryptokey_close(n->ck);
-    kc_key_clear(&n->pk);
-    kc_key_clear(&n->sk);
 }
 
 static kc_exchange_keys one_key(void)
@@ -152,13 +100,13 @@ static kc_status ask(tnode *c, tnode *p, const char *root, kc_status *got_status
 {
     kc_exchange_msgs req = {0}, rep = {0};
     kc_exchange_keys keys = one_key(), got = {0};
-    assert_int_equal(kc_exchange_signed_epks(c->x, root, &req, NULL), KC_OK);
-    kc_status st = kc_exchange_encrypt_keys(p->x, root, &keys, req.items[0].value.data,
+    assert_int_equal(kc_exchange_signed_epks(c->p.x, root, &req, NULL), KC_OK);
+    kc_status st = kc_exchange_encrypt_keys(p->p.x, root, &keys, req.items[0].value.data,
                                             req.items[0].value.len, &rep, err);
     if (st == KC_OK) {
         assert_int_equal(rep.n, 1);
         kc_err e2;
-        *got_status = kc_exchange_decrypt_keys(c->x, root, rep.items[0].value.data,
+        *got_status = kc_exchange_decrypt_keys(c->p.x, root, rep.items[0].value.data,
                                                rep.items[0].value.len, &got, &e2);
     } else {
         assert_int_equal(rep.n, 0);   /* a refusal sends nothing */
@@ -219,10 +167,7 @@ static char *policy_text(const char *name, const char *text)
 
 static int group_setup(void **state)
 {
-    seeded(&rot_pk, &rot_sk, "rot");
-    seeded(&prov_pk, &prov_sk, "provisioner");
-    assert_int_equal(kc_chain_entry_build(0, (const uint8_t *)"\x90", 1, &rot_pk, &rot_entry,
-                                          NULL), KC_OK);
+    tc_pki_init(&pki, "rot", "provisioner");
     kc_log_set_sink(sink, NULL);
     kc_log_set_level(KC_LOG_INFO);
     dir = tc_tmpdir();
@@ -232,9 +177,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     kc_log_set_sink(NULL, NULL);
-    kc_buf_free(&rot_entry);
-    kc_key_clear(&rot_sk);
-    kc_key_clear(&prov_sk);
+    tc_pki_clear(&pki);
     tc_rmtree(dir);
     free(dir);
     return 0;
@@ -295,8 +238,8 @@ static void test_hook_sees_verified_chain(void **state)
     snprintf(want, sizeof want,
              "hook key_request: denied: key_request|sensors|sensors|key-encrypt-request|%s|%.8s|"
              "%.0f|%.0f|sensors|key-encrypt-request,key-encrypt-subscribe|nil|nil|%.8s|1|3",
-             c.fingerprint, kc_hex(c.pk.x, 32, pk_hex), T0 + DAY, T0,
-             kc_hex(rot_pk.x, 32, rot_hex));
+             c.fingerprint, kc_hex(c.p.pk[0].x, 32, pk_hex), T0 + DAY, T0,
+             kc_hex(pki.rot_pk.x, 32, rot_hex));
     if (!strstr(err.msg, want))
         fail_msg("got %s\nwant %s", err.msg, want);
     assert_true(logged("WARNING:kafkacrypto.policy:Refused by policy (root=sensors): policy file "));
@@ -383,8 +326,8 @@ static kc_status reencrypt(tnode *ctl, tnode *c, const char *root, kc_err *err)
 {
     kc_exchange_msgs req = {0};
     kc_buf out = KC_BUF_INIT;
-    assert_int_equal(kc_exchange_signed_epks(c->x, root, &req, NULL), KC_OK);
-    kc_status st = kc_exchange_reencrypt_request(ctl->x, root, NULL, NULL, req.items[0].value.data,
+    assert_int_equal(kc_exchange_signed_epks(c->p.x, root, &req, NULL), KC_OK);
+    kc_status st = kc_exchange_reencrypt_request(ctl->p.x, root, NULL, NULL, req.items[0].value.data,
                                                  req.items[0].value.len, &out, err);
     assert_true(st == KC_OK ? out.len > 0 : out.len == 0);
     kc_exchange_msgs_clear(&req);
@@ -495,7 +438,7 @@ static void test_pathological_pattern_is_refused_in_time(void **state)
     kc_sandbox_limits lim = {.instructions = UINT64_MAX / 2, .seconds = 0.2};
     char *const files[] = {slow};
     assert_int_equal(kc_policy_open(&p.policy, files, 1, &lim, &err), KC_OK);
-    kc_exchange_set_check(p.x, kc_policy_exchange_check, p.policy);
+    kc_exchange_set_check(p.p.x, kc_policy_exchange_check, p.policy);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     kc_status got;
@@ -534,16 +477,16 @@ static void test_consumer_refuses_a_reply_without_using_it(void **state)
     kc_exchange_msgs req = {0}, rep = {0};
     kc_exchange_keys keys = one_key(), got = {0};
     kc_err err;
-    assert_int_equal(kc_exchange_signed_epks(c.x, "sensors", &req, NULL), KC_OK);
-    assert_int_equal(kc_exchange_encrypt_keys(p.x, "sensors", &keys, req.items[0].value.data,
+    assert_int_equal(kc_exchange_signed_epks(c.p.x, "sensors", &req, NULL), KC_OK);
+    assert_int_equal(kc_exchange_encrypt_keys(p.p.x, "sensors", &keys, req.items[0].value.data,
                                               req.items[0].value.len, &rep, &err), KC_OK);
-    assert_int_equal(kc_exchange_decrypt_keys(c.x, "sensors", rep.items[0].value.data,
+    assert_int_equal(kc_exchange_decrypt_keys(c.p.x, "sensors", rep.items[0].value.data,
                                               rep.items[0].value.len, &got, &err), KC_ERR_DENIED);
     assert_int_equal(got.n, 0);
     assert_non_null(strstr(err.msg, p.fingerprint));
     /* nothing was consumed: without the policy the same reply is accepted */
-    kc_exchange_set_check(c.x, NULL, NULL);
-    assert_int_equal(kc_exchange_decrypt_keys(c.x, "sensors", rep.items[0].value.data,
+    kc_exchange_set_check(c.p.x, NULL, NULL);
+    assert_int_equal(kc_exchange_decrypt_keys(c.p.x, "sensors", rep.items[0].value.data,
                                               rep.items[0].value.len, &got, &err), KC_OK);
     assert_int_equal(got.n, 1);
     kc_exchange_msgs_clear(&req);

@@ -14,10 +14,7 @@
 #include "kc_store.h"
 #include "kc_test.h"
 
-static char *dir;
 
-static int setup(void **state) { dir = tc_tmpdir(); return 0; }
-static int teardown(void **state) { tc_rmtree(dir); free(dir); return 0; }
 
 static kc_value load(kc_store *s, const char *section, const char *name)
 {
@@ -33,7 +30,7 @@ static void check_node(const char *node, const char *root, const char *usage,
 {
     char name[64];
     snprintf(name, sizeof name, "%s.config", node);
-    char *path = tc_path(dir, name);
+    char *path = tc_path(tc_dir, name);
     kc_store *s;
     kc_store_options so = {.kafka = true, .keep_log_level = true};
     assert_int_equal(kc_store_open(&s, path, NULL, &so, NULL), KC_OK);
@@ -53,7 +50,7 @@ static void check_node(const char *node, const char *root, const char *usage,
     assert_int_not_equal(kc_chain_process(chain.data, chain.len, "other", usage, &list, NULL,
                                           1.9e9, NULL, NULL), KC_OK);
     snprintf(name, sizeof name, "%s.seed", node);
-    char *seed = tc_path(dir, name);
+    char *seed = tc_path(tc_dir, name);
     struct stat sb;
     assert_int_equal(stat(seed, &sb), 0);
     assert_int_equal(sb.st_mode & 0777, 0600);
@@ -68,7 +65,7 @@ static void check_node(const char *node, const char *root, const char *usage,
 static void test_roles_and_topics(void **state)
 {
     const char *topics[] = {"sensor.temp", "sensor.humidity", "metrics"};
-    kc_provision_request r = {.dir = dir, .node_id = "p1", .role = KC_ROLE_PRODUCER,
+    kc_provision_request r = {.dir = tc_dir, .node_id = "p1", .role = KC_ROLE_PRODUCER,
                               .rot_password = "correct horse battery staple",
                               .prov_password = "provision-pw", .topics = topics, .ntopics = 3,
                               .pathlen = 1, .now = 1.8e9};
@@ -84,7 +81,7 @@ static void test_roles_and_topics(void **state)
 
 static void test_bad_requests(void **state)
 {
-    kc_provision_request r = {.dir = dir, .node_id = "n", .role = KC_ROLE_CONSUMER,
+    kc_provision_request r = {.dir = tc_dir, .node_id = "n", .role = KC_ROLE_CONSUMER,
                               .rot_password = "short", .prov_password = "provision-pw"};
     kc_err err;
     assert_int_equal(kc_provision_node(&r, &err), KC_ERR_INVALID);
@@ -101,8 +98,8 @@ int main(void)
 {
     kc_log_set_level(KC_LOG_ERROR);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_roles_and_topics, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_roles_and_topics, tc_setup_dir, tc_teardown_dir),
+        cmocka_unit_test_setup_teardown(test_bad_requests, tc_setup_dir, tc_teardown_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

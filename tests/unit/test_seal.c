@@ -203,24 +203,15 @@ static void test_low_order_keys(void **state)
     kc_buf_free(&out);
 }
 
-static kc_key key_hex(kc_key_kind kind, const char *hex)
-{
-    kc_key k;
-    kc_buf b = tc_hex(hex);
-    assert_int_equal(kc_key_from_bytes(&k, kind, b.data, b.len, NULL), KC_OK);
-    kc_buf_free(&b);
-    return k;
-}
-
 static void test_post_quantum_and_wrong_kinds(void **state)
 {
     pair r = a8();
     kc_buf out = KC_BUF_INIT;
     kc_err err;
-    kc_key v5 = key_hex(KC_KEM_PK, "920592c420" A8_PK "c40401020304");
-    kc_key v2 = key_hex(KC_KEM_PK, "920292c420" A8_PK "c40401020304");
-    kc_key v3 = key_hex(KC_KEM_PK, "920392c420" A8_PK "c40401020304");
-    kc_key v4 = key_hex(KC_SIGN_PK, "920492c420" A8_PK "c420" A8_PK);
+    kc_key v5 = tc_key_hex(KC_KEM_PK, "920592c420" A8_PK "c40401020304");
+    kc_key v2 = tc_key_hex(KC_KEM_PK, "920292c420" A8_PK "c40401020304");
+    kc_key v3 = tc_key_hex(KC_KEM_PK, "920392c420" A8_PK "c40401020304");
+    kc_key v4 = tc_key_hex(KC_SIGN_PK, "920492c420" A8_PK "c420" A8_PK);
     tc_rng_script_hex(A8_ESK);  /* must not be drawn: nothing to seal to */
     assert_int_equal(kc_seal(&v5, (const uint8_t *)"x", 1, &out, &err), KC_ERR_UNSUPPORTED);
     assert_non_null(strstr(err.msg, "ML-KEM-1024"));

@@ -12,11 +12,10 @@
 #include "kc_settings.h"
 #include "kc_test.h"
 
-static char *dir;
 
 static char *write_cfg(const char *text)
 {
-    char *path = tc_path(dir, "kafkacrypto.cfg");
+    char *path = tc_path(tc_dir, "kafkacrypto.cfg");
     tc_write_file(path, (const uint8_t *)text, strlen(text));
     return path;
 }
@@ -83,18 +82,19 @@ static void test_load_values(void **state)
         fail_msg("%s", err.msg);
     assert_string_equal(s.file, path);
     assert_string_equal(s.broker, "127.0.0.1:9092,127.0.0.1:9093");
-    char *want = tc_path(dir, "nodes/a.config");
+    char *want = tc_path(tc_dir, "nodes/a.config");
     assert_string_equal(s.node_config, want);
     free(want);
     assert_string_equal(s.node_id, "a");
     assert_int_equal(s.log_level, KC_LOG_INFO);
     char want_path[1024];
-    snprintf(want_path, sizeof want_path, "%s/lib/?.lua;%s/lib/?/init.lua;/abs/?.lua;", dir, dir);
+    snprintf(want_path, sizeof want_path, "%s/lib/?.lua;%s/lib/?/init.lua;/abs/?.lua;", tc_dir,
+             tc_dir);
     assert_string_equal(s.lua_path, want_path);
     assert_string_equal(s.lua_cpath, "/abs/c/?.so;");
     assert_string_equal(s.scripts_dir, "/opt/scripts");
     assert_int_equal(s.npolicies, 2);
-    want = tc_path(dir, "p1.lua");
+    want = tc_path(tc_dir, "p1.lua");
     assert_string_equal(s.policies[0], want);
     free(want);
     assert_string_equal(s.policies[1], "/etc/p2.lua");
@@ -226,7 +226,7 @@ static void test_errors_name_file_line_setting(void **state)
     kc_settings s;
     kc_err err;
     kc_settings_init(&s);
-    char *missing = tc_path(dir, "missing.cfg");
+    char *missing = tc_path(tc_dir, "missing.cfg");
     assert_int_equal(kc_settings_load(&s, missing, &err), KC_ERR_NOTFOUND);
     assert_non_null(strstr(err.msg, "missing.cfg"));
     free(missing);
@@ -257,7 +257,7 @@ static void test_sample_documents_everything(void **state)
             kc_buf_append_byte(&enabled, text.data[i]);
         at_line_start = text.data[i] == '\n';
     }
-    char *path = tc_path(dir, "enabled.cfg");
+    char *path = tc_path(tc_dir, "enabled.cfg");
     tc_write_file(path, enabled.data, enabled.len);
     kc_settings_init(&s);
     if (kc_settings_load(&s, path, &err) != KC_OK)
@@ -329,19 +329,6 @@ static void test_tunables_text(void **state)
     assert_false(kc_topic_name_valid("a/b"));
 }
 
-static int setup(void **state)
-{
-    dir = tc_tmpdir();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    tc_rmtree(dir);
-    free(dir);
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -352,5 +339,5 @@ int main(void)
         cmocka_unit_test(test_sample_documents_everything),
         cmocka_unit_test(test_tunables_text),
     };
-    return cmocka_run_group_tests_name("settings", tests, setup, teardown);
+    return cmocka_run_group_tests_name("settings", tests, tc_setup_dir, tc_teardown_dir);
 }

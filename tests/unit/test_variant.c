@@ -18,23 +18,15 @@
 #include "kc_log.h"
 #include "kc_provision.h"
 #include "kc_test.h"
+#include "kc_test_fixture.h"
 #include "kc_variant.h"
 
-static char *dir;
-static kc_key rot_pk, rot_sk, prov_pk, prov_sk, rogue_pk, rogue_sk;
+static tc_pki pki, rogue_pki;
 
 typedef struct party {
-    kc_cryptokey *ck;
-    kc_exchange *x;
+    tc_party t;
     kc_variant *v;
 } party;
-
-static void seeded(kc_key *pk, kc_key *sk, const char *label)
-{
-    uint8_t seed[32];
-    crypto_hash_sha256(seed, (const uint8_t *)label, strlen(label));
-    assert_int_equal(kc_sign_keypair_from_seed(pk, sk, seed), KC_OK);
-}
 
 static char *bound_reply_path(void)
 {
@@ -53,45 +45,19 @@ static kc_status party_open(party *p, const char *name, bool rogue, const char *
     memset(p, 0, sizeof *p);
     char file[64];
     snprintf(file, sizeof file, "%s.crypto", name);
-    char *crypto = tc_path(dir, file);
-    int one = 1;
-    assert_int_equal(kc_cryptokey_open(&p->ck, crypto, &one, 1, err), KC_OK);
+    char *crypto = tc_path(tc_dir, file);
+    tc_party_options o = {.role = KC_ROLE_PRODCON, .root = "sensor", .file = crypto};
+    tc_party_make(&p->t, rogue ? &rogue_pki : &pki, name, &o);
     free(crypto);
-    kc_key spk;
-    assert_int_equal(kc_cryptokey_get_spk(p->ck, 0, &spk, err), KC_OK);
-    kc_buf pc = KC_BUF_INIT, nc = KC_BUF_INIT, i1 = KC_BUF_INIT, i2 = KC_BUF_INIT;
-    kc_buf chain = KC_BUF_INIT, entry = KC_BUF_INIT;
-    const char *root = "sensor";
-    assert_int_equal(kc_provisioner_cert(KC_PROVISIONER_PRODCON, &prov_pk, &pc, NULL), KC_OK);
-    assert_int_equal(kc_node_cert(KC_ROLE_PRODCON, 0, &root, 1, -1, &spk, &nc, NULL), KC_OK);
-    assert_int_equal(kc_cert_sign(rogue ? &rogue_sk : &rot_sk, pc.data, pc.len, &i1, NULL), KC_OK);
-    assert_int_equal(kc_cert_sign(&prov_sk, nc.data, nc.len, &i2, NULL), KC_OK);
-    kc_bytes items[2] = {{i1.data, i1.len}, {i2.data, i2.len}};
-    assert_int_equal(kc_chain_build(items, 2, &chain, NULL), KC_OK);
-    assert_int_equal(kc_rot_allowlist_entry(rogue ? &rogue_pk : &rot_pk, &entry, NULL), KC_OK);
-    kc_exchange_config xc;
-    kc_exchange_config_init(&xc);
-    kc_bytes allow = {entry.data, entry.len};
-    xc.cryptokey = p->ck;
-    xc.allowlist = &allow;
-    xc.n_allowlist = 1;
-    assert_int_equal(kc_exchange_new(&xc, &p->x, err), KC_OK);
-    assert_int_equal(kc_exchange_update_own_chain(p->x, chain.data, chain.len, NULL, NULL), KC_OK);
-    kc_variant_config vc = {.path = path, .node_id = name, .cryptokey = p->ck,
-                            .exchange = p->x};
-    kc_status st = kc_variant_open(&p->v, &vc, err);
-    kc_key_clear(&spk);
-    kc_buf *bufs[] = {&pc, &nc, &i1, &i2, &chain, &entry};
-    for (size_t i = 0; i < 6; i++)
-        kc_buf_free(bufs[i]);
-    return st;
+    kc_variant_config vc = {.path = path, .node_id = name, .cryptokey = p->t.ck,
+                            .exchange = p->t.x};
+    return kc_variant_open(&p->v, &vc, err);
 }
 
 static void party_close(party *p)
 {
     kc_variant_free(p->v);
-    kc_exchange_free(p->x);
-    kc_cryptokey_close(p->ck);
+    tc_party_free(&p->t);
 }
 
 static void key_of(kc_exchange_keys *keys, uint64_t idx, uint8_t fill)
@@ -232,7 +198,7 @@ static void test_refusals_change_nothing(void **state)
 
 static char *write_variant(const char *text)
 {
-    char *path = tc_path(dir, "v.lua");
+    char *path = tc_path(tc_dir, "v.lua");
     tc_write_file(path, (const uint8_t *)text, strlen(text));
     return path;
 }
@@ -354,36 +320,22 @@ static void test_hooks_cannot_read_producer_keys(void **state)
     free(path);
 }
 
-static int setup(void **state)
-{
-    dir = tc_tmpdir();
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    tc_rmtree(dir);
-    free(dir);
-    return 0;
-}
-
 int main(void)
 {
     kc_init();
     if (!getenv("KC_TEST_LOG"))
         kc_log_set_level(KC_LOG_CRITICAL);
-    seeded(&rot_pk, &rot_sk, "variant test rot");
-    seeded(&prov_pk, &prov_sk, "variant test provisioner");
-    seeded(&rogue_pk, &rogue_sk, "variant test rogue rot");
+    tc_pki_init(&pki, "variant test rot", "variant test provisioner");
+    tc_pki_init(&rogue_pki, "variant test rogue rot", "variant test provisioner");
+#define T(f) cmocka_unit_test_setup_teardown(f, tc_setup_dir, tc_teardown_dir)
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_round_trip_and_replay, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_refusals_change_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_misbehaving_hooks_fail_with_reasons, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_hooks_cannot_read_producer_keys, setup, teardown),
+        T(test_round_trip_and_replay),
+        T(test_refusals_change_nothing),
+        T(test_misbehaving_hooks_fail_with_reasons),
+        T(test_hooks_cannot_read_producer_keys),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    kc_key *keys[] = {&rot_pk, &rot_sk, &prov_pk, &prov_sk, &rogue_pk, &rogue_sk};
-    for (size_t i = 0; i < 6; i++)
-        kc_key_clear(keys[i]);
+    tc_pki_clear(&pki);
+    tc_pki_clear(&rogue_pki);
     return rc;
 }
