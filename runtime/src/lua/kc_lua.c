@@ -176,6 +176,7 @@ int luaopen_kafkacrypto_core(lua_State *L)
     lua_setfield(L, -2, "error");
     lua_pushcfunction(L, l_where);
     lua_setfield(L, -2, "where");
+    kc_lua_open_bytes(L);   /* first: the store and crypto use its metatable */
     kc_lua_open_tools(L);
     kc_lua_open_log(L);
     kc_lua_open_kafka(L);

@@ -89,10 +89,16 @@ kc_store *kc_lua_check_store(lua_State *L, int idx);
 kc_store *kc_lua_borrow_store(lua_State *L, int idx);
 void kc_lua_return_store(lua_State *L, int idx);
 
-/* kafkacrypto.bytes(s) marks a string as bytes (kc_lua_store.c). The metatable's
- * registry name, and the string inside the wrapper at idx (NULL if it is not one). */
+/* kafkacrypto.bytes(s) marks a string as bytes (kc_lua_bytes.c). The metatable's
+ * registry name, the string inside the wrapper at idx (NULL if it is not one),
+ * and a new wrapper of p[0..n). */
 #define KC_LUA_BYTES "kafkacrypto.bytes"
 const char *kc_lua_wrapped_bytes(lua_State *L, int idx, size_t *n);
+void kc_lua_push_bytes(lua_State *L, const char *p, size_t n);
+/* The metatable, made once per state (sandboxes too); kc_lua_open_bytes also
+ * adds the function `bytes` to the core module table. */
+void kc_lua_bytes_init(lua_State *L);
+void kc_lua_open_bytes(lua_State *L);
 
 /* librdkafka properties for a client of kind `use`: the settings' Kafka
  * options, then those of the Lua table at idx (nil: none), which win.

@@ -23,7 +23,6 @@ static const char X25519[] = "kafkacrypto.crypto.x25519";
 static const char KEY[] = "kafkacrypto.crypto.key";
 static const char KEYSET[] = "kafkacrypto.crypto.keyset";
 static const char IDENTITY[] = "kafkacrypto.crypto.identity";
-static const char BYTES[] = KC_LUA_BYTES;
 static const char REG_NULL[] = "kafkacrypto.crypto.null";
 
 #define KEY_BYTES 32
@@ -175,15 +174,6 @@ static key *new_key(lua_State *L)
     if (!(k->k = kc_secmem_alloc(KEY_BYTES)))
         kc_lua_errorf(L, "crypto: out of memory for a key");
     return k;
-}
-
-static void push_bin_wrapper(lua_State *L, const char *p, size_t n)
-{
-    lua_createtable(L, 0, 1);
-    lua_pushlstring(L, p, n);
-    lua_setfield(L, -2, "data");
-    luaL_getmetatable(L, BYTES);
-    lua_setmetatable(L, -2);
 }
 
 /* ---- signing keys ----------------------------------------------------------------- */
@@ -1033,15 +1023,7 @@ static int l_bin(lua_State *L)
 {
     size_t n;
     const char *p = (const char *)check_bytes(L, 1, "bin", "data", &n);
-    push_bin_wrapper(L, p, n);
-    return 1;
-}
-
-static int l_bytes_tostring(lua_State *L)
-{
-    size_t n;
-    const char *p = test_bytes(L, 1, &n);
-    lua_pushlstring(L, p ? p : "", p ? n : 0);
+    kc_lua_push_bytes(L, p, n);
     return 1;
 }
 
@@ -1134,10 +1116,7 @@ void kc_lua_push_crypto(lua_State *L)
     new_class(L, KEY, key_methods, l_key_gc, l_key_tostring, NULL);
     new_class(L, KEYSET, ks_methods, l_ks_gc, l_ks_tostring, l_ks_len);
     new_class(L, IDENTITY, NULL, l_identity_gc, NULL, NULL);
-    luaL_newmetatable(L, BYTES); /* also made by kc_lua_store.c; either may come first */
-    lua_pushcfunction(L, l_bytes_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pop(L, 1);
+    kc_lua_bytes_init(L);   /* sandboxes have no core module to make it */
     lua_getfield(L, LUA_REGISTRYINDEX, REG_NULL);
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);

@@ -17,7 +17,6 @@
 #include "kc_value.h"
 
 static const char STORE[] = "kafkacrypto.store";
-static const char BYTES[] = KC_LUA_BYTES;
 
 typedef struct lua_store {
     kc_store *s;
@@ -29,43 +28,6 @@ static const char *const TYPE_NAMES[] = {
     [KC_VALUE_BIGINT] = "int", [KC_VALUE_FLOAT] = "float", [KC_VALUE_TEXT] = "text",
     [KC_VALUE_BYTES] = "bytes",
 };
-
-/* ---- bytes wrapper ------------------------------------------------------------ */
-
-/* kafkacrypto.bytes(s) -> {data = s} marked as bytes */
-static int l_bytes(lua_State *L)
-{
-    luaL_checktype(L, 1, LUA_TSTRING);
-    lua_createtable(L, 0, 1);
-    lua_pushvalue(L, 1);
-    lua_setfield(L, -2, "data");
-    luaL_getmetatable(L, BYTES);
-    lua_setmetatable(L, -2);
-    return 1;
-}
-
-const char *kc_lua_wrapped_bytes(lua_State *L, int idx, size_t *n)
-{
-    if (!lua_istable(L, idx) || !lua_getmetatable(L, idx))
-        return NULL;
-    luaL_getmetatable(L, BYTES);
-    int same = lua_rawequal(L, -1, -2);
-    lua_pop(L, 2);
-    if (!same)
-        return NULL;
-    lua_getfield(L, idx, "data");
-    const char *p = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, n) : NULL;
-    lua_pop(L, 1);   /* the wrapper keeps it alive */
-    return p;
-}
-
-static int l_bytes_tostring(lua_State *L)
-{
-    size_t n;
-    const char *p = kc_lua_wrapped_bytes(L, 1, &n);
-    lua_pushlstring(L, p ? p : "", p ? n : 0);
-    return 1;
-}
 
 /* ---- values --------------------------------------------------------------------- */
 
@@ -370,11 +332,6 @@ static int l_store_tostring(lua_State *L)
 
 void kc_lua_open_store(lua_State *L)
 {
-    luaL_newmetatable(L, BYTES);
-    lua_pushcfunction(L, l_bytes_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pop(L, 1);
-
     static const luaL_Reg methods[] = {
         {"load_value", l_load_value},       {"store_value", l_store_value},
         {"load_section", l_load_section},   {"get_kafka_config", l_get_kafka_config},
@@ -397,6 +354,4 @@ void kc_lua_open_store(lua_State *L)
 
     lua_pushcfunction(L, l_store_open);
     lua_setfield(L, -2, "store_open");
-    lua_pushcfunction(L, l_bytes);
-    lua_setfield(L, -2, "bytes");
 }
