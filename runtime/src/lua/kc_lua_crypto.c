@@ -2,6 +2,7 @@
  * kc_lua_crypto.h says what a handle is; lua/kafkacrypto/crypto.lua
  * documents every function. */
 #include "kc_lua_crypto.h"
+#include "kc_lua_crypto_args.h"
 
 #include <lauxlib.h>
 #include <math.h>
@@ -23,14 +24,10 @@ static const char X25519[] = "kafkacrypto.crypto.x25519";
 static const char KEY[] = "kafkacrypto.crypto.key";
 static const char KEYSET[] = "kafkacrypto.crypto.keyset";
 static const char IDENTITY[] = "kafkacrypto.crypto.identity";
-static const char REG_NULL[] = "kafkacrypto.crypto.null";
 
 #define KEY_BYTES 32
 #define NONCE_BYTES crypto_secretbox_NONCEBYTES
 #define RANDOM_MAX 65536
-#define PACK_DEPTH_MAX 32
-#define PACK_MAX (16u << 20)
-#define UNPACK_DEFAULT_MAX (1u << 20)
 #define EXACT_INT_MAX 9007199254740992.0   /* 2^53 */
 #define CRYPTO_FILE_MAX (1u << 20)
 
@@ -72,7 +69,7 @@ static void *test_handle(lua_State *L, int idx, const char *tname)
     return same ? p : NULL;
 }
 
-static const char *type_of(lua_State *L, int idx)
+const char *kc_lua_crypto_type_of(lua_State *L, int idx)
 {
     static const char *const names[][2] = {
         {SIGNING_KEY, "a signing key handle"}, {X25519, "an x25519 handle"},
@@ -84,10 +81,10 @@ static const char *type_of(lua_State *L, int idx)
     return luaL_typename(L, idx);
 }
 
-static int arg_error(lua_State *L, const char *fn, int idx, const char *arg, const char *expected)
+int kc_lua_crypto_arg_error(lua_State *L, const char *fn, int idx, const char *arg, const char *expected)
 {
     return kc_lua_errorf(L, "crypto.%s: argument %d (%s): expected %s, got %s", fn, idx, arg,
-                         expected, type_of(L, idx));
+                         expected, kc_lua_crypto_type_of(L, idx));
 }
 
 static void *check_handle(lua_State *L, int idx, const char *tname, const char *fn,
@@ -95,24 +92,24 @@ static void *check_handle(lua_State *L, int idx, const char *tname, const char *
 {
     void *p = test_handle(L, idx, tname);
     if (!p)
-        arg_error(L, fn, idx, arg, expected);
+        kc_lua_crypto_arg_error(L, fn, idx, arg, expected);
     return p;
 }
 
 /* A Lua string or a kafkacrypto.bytes wrapper. */
-static const char *test_bytes(lua_State *L, int idx, size_t *n)
+const char *kc_lua_crypto_test_bytes(lua_State *L, int idx, size_t *n)
 {
     if (lua_type(L, idx) == LUA_TSTRING)
         return lua_tolstring(L, idx, n);
     return kc_lua_wrapped_bytes(L, idx, n);
 }
 
-static const uint8_t *check_bytes(lua_State *L, int idx, const char *fn, const char *arg,
+const uint8_t *kc_lua_crypto_check_bytes(lua_State *L, int idx, const char *fn, const char *arg,
                                   size_t *n)
 {
-    const char *p = test_bytes(L, idx, n);
+    const char *p = kc_lua_crypto_test_bytes(L, idx, n);
     if (!p)
-        arg_error(L, fn, idx, arg, "a string");
+        kc_lua_crypto_arg_error(L, fn, idx, arg, "a string");
     return (const uint8_t *)p;
 }
 
@@ -120,7 +117,7 @@ static const uint8_t *check_len(lua_State *L, int idx, const char *fn, const cha
                                 size_t len)
 {
     size_t n;
-    const uint8_t *p = check_bytes(L, idx, fn, arg, &n);
+    const uint8_t *p = kc_lua_crypto_check_bytes(L, idx, fn, arg, &n);
     if (n != len)
         kc_lua_errorf(L, "crypto.%s: argument %d (%s): expected %d bytes, got %d", fn, idx, arg,
                       (int)len, (int)n);
@@ -223,7 +220,7 @@ static int l_sk_sign(lua_State *L)
     signing_key *sk;
     kc_cryptokey *ck = signing_ck(L, "signing_key:sign", &sk);
     size_t n;
-    const uint8_t *m = check_bytes(L, 2, "signing_key:sign", "message", &n);
+    const uint8_t *m = kc_lua_crypto_check_bytes(L, 2, "signing_key:sign", "message", &n);
     kc_buf out = KC_BUF_INIT;
     kc_err err;
     if (kc_cryptokey_sign(ck, sk->idx, m, n, &out, &err) != KC_OK)
@@ -282,7 +279,7 @@ static int l_signing_keys(lua_State *L)
         ck = id->ck;
         owner = OWNER_IDENTITY;
     } else {
-        return arg_error(L, "signing_keys", 1, "source", "a kafkacrypto node or a .crypto file name");
+        return kc_lua_crypto_arg_error(L, "signing_keys", 1, "source", "a kafkacrypto node or a .crypto file name");
     }
     int owner_idx = lua_gettop(L);
     size_t n = kc_cryptokey_num_spk(ck);
@@ -305,8 +302,8 @@ static int l_signing_keys(lua_State *L)
 static int l_verify(lua_State *L)
 {
     size_t pkn, n;
-    const uint8_t *pkb = check_bytes(L, 1, "verify", "public_key", &pkn);
-    const uint8_t *sm = check_bytes(L, 2, "verify", "signed", &n);
+    const uint8_t *pkb = kc_lua_crypto_check_bytes(L, 1, "verify", "public_key", &pkn);
+    const uint8_t *sm = kc_lua_crypto_check_bytes(L, 2, "verify", "signed", &n);
     kc_key pk;
     kc_err err;
     if (kc_key_from_bytes(&pk, KC_SIGN_PK, pkb, pkn, &err) != KC_OK)
@@ -401,7 +398,7 @@ static int l_key_derive(lua_State *L)
 {
     key *k = check_key(L, 1, "key:derive", "self");
     size_t n;
-    const uint8_t *ctx = check_bytes(L, 2, "key:derive", "context", &n);
+    const uint8_t *ctx = kc_lua_crypto_check_bytes(L, 2, "key:derive", "context", &n);
     key *d = new_key(L);
     personal_hash(d->k, ctx, n, k, PERSONAL_DERIVE);
     return 1;
@@ -499,7 +496,7 @@ static int l_seal(lua_State *L)
 {
     key *k = check_key(L, 1, "secretbox_seal", "key");
     size_t n;
-    const uint8_t *p = check_bytes(L, 2, "secretbox_seal", "plaintext", &n);
+    const uint8_t *p = kc_lua_crypto_check_bytes(L, 2, "secretbox_seal", "plaintext", &n);
     size_t len;
     uint8_t *sealed = seal(k, BOX_DATA, p, n, &len);
     return push_sealed(L, sealed, len, "secretbox_seal");
@@ -510,7 +507,7 @@ static int l_open(lua_State *L)
 {
     key *k = check_key(L, 1, "secretbox_open", "key");
     size_t cn, n;
-    const uint8_t *c = check_bytes(L, 2, "secretbox_open", "sealed", &cn);
+    const uint8_t *c = kc_lua_crypto_check_bytes(L, 2, "secretbox_open", "sealed", &cn);
     uint8_t *plain;
     if (!open_sealed(k, BOX_DATA, c, cn, &plain, &n))
         return push_open_failure(L, cn);
@@ -534,7 +531,7 @@ static int l_open_key(lua_State *L)
 {
     key *k = check_key(L, 1, "open_key", "key");
     size_t cn, n;
-    const uint8_t *c = check_bytes(L, 2, "open_key", "sealed", &cn);
+    const uint8_t *c = kc_lua_crypto_check_bytes(L, 2, "open_key", "sealed", &cn);
     key *o = new_key(L); /* first: nothing may raise once plain is held */
     uint8_t *plain;
     if (!open_sealed(k, BOX_KEYS, c, cn, &plain, &n))
@@ -591,7 +588,7 @@ static int l_ks_indices(lua_State *L)
 static int l_keyset(lua_State *L)
 {
     if (!lua_istable(L, 1))
-        return arg_error(L, "keyset", 1, "indices", "a list of key indices");
+        return kc_lua_crypto_arg_error(L, "keyset", 1, "indices", "a list of key indices");
     size_t n = lua_objlen(L, 1);
     if (n < 1 || n > KC_EXCHANGE_MAX_KEYS)
         return kc_lua_errorf(L, "crypto.keyset: argument 1 (indices): expected 1 to %d key "
@@ -706,7 +703,7 @@ static int l_open_keys(lua_State *L)
 {
     key *k = check_key(L, 1, "open_keys", "key");
     size_t cn, n;
-    const uint8_t *c = check_bytes(L, 2, "open_keys", "sealed", &cn);
+    const uint8_t *c = kc_lua_crypto_check_bytes(L, 2, "open_keys", "sealed", &cn);
     keyset *ks = new_handle(L, KEYSET, sizeof *ks); /* first: nothing may raise once plain is held */
     uint8_t *plain;
     if (!open_sealed(k, BOX_KEYS, c, cn, &plain, &n))
@@ -734,7 +731,7 @@ static int l_ks_gc(lua_State *L)
 static int l_sha256(lua_State *L)
 {
     size_t n;
-    const uint8_t *p = check_bytes(L, 1, "sha256", "data", &n);
+    const uint8_t *p = kc_lua_crypto_check_bytes(L, 1, "sha256", "data", &n);
     uint8_t h[crypto_hash_sha256_BYTES];
     crypto_hash_sha256(h, p, n);
     lua_pushlstring(L, (const char *)h, sizeof h);
@@ -745,11 +742,11 @@ static int l_sha256(lua_State *L)
 static int l_blake2b(lua_State *L)
 {
     size_t n;
-    const uint8_t *p = check_bytes(L, 1, "blake2b", "data", &n);
+    const uint8_t *p = kc_lua_crypto_check_bytes(L, 1, "blake2b", "data", &n);
     lua_Number size = 32;
     if (!lua_isnoneornil(L, 2)) {
         if (lua_type(L, 2) != LUA_TNUMBER)
-            return arg_error(L, "blake2b", 2, "size", "a number");
+            return kc_lua_crypto_arg_error(L, "blake2b", 2, "size", "a number");
         size = lua_tonumber(L, 2);
         if (size != floor(size) || size < crypto_generichash_BYTES_MIN ||
             size > crypto_generichash_BYTES_MAX)
@@ -767,7 +764,7 @@ static int l_blake2b(lua_State *L)
 static int l_random(lua_State *L)
 {
     if (lua_type(L, 1) != LUA_TNUMBER)
-        return arg_error(L, "random", 1, "n", "a number");
+        return kc_lua_crypto_arg_error(L, "random", 1, "n", "a number");
     lua_Number n = lua_tonumber(L, 1);
     if (n != floor(n) || n < 1 || n > RANDOM_MAX)
         return kc_lua_errorf(L, "crypto.random: argument 1 (n): expected an integer from 1 to %d",
@@ -778,261 +775,12 @@ static int l_random(lua_State *L)
     return 1;
 }
 
-/* ---- msgpack ----------------------------------------------------------------------------------- */
-
-static bool is_null(lua_State *L, int idx)
-{
-    if (lua_type(L, idx) != LUA_TLIGHTUSERDATA)
-        return false;
-    lua_getfield(L, LUA_REGISTRYINDEX, REG_NULL);
-    bool same = lua_rawequal(L, idx, -1);
-    lua_pop(L, 1);
-    return same;
-}
-
-/* Packs the value at idx; on failure leaves a message on the stack and
- * returns false. `path` names the element for the message. */
-static bool pack_value(lua_State *L, int idx, msgpack_packer *pk, int depth, const char *path)
-{
-    size_t n;
-    const char *s;
-    /* Checked as the output grows, not at the end: a table referenced many
-     * times at each level (t = {u, u, ...}, u = {v, v, ...}) would
-     * otherwise pack exponentially many bytes first. */
-    if (((const kc_mp_out *)pk->data)->buf.len > PACK_MAX) {
-        lua_pushfstring(L, "value: larger than %d bytes", (int)PACK_MAX);
-        return false;
-    }
-    switch (lua_type(L, idx)) {
-    case LUA_TNIL:
-        msgpack_pack_nil(pk);
-        return true;
-    case LUA_TBOOLEAN:
-        lua_toboolean(L, idx) ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
-        return true;
-    case LUA_TNUMBER: {
-        lua_Number v = lua_tonumber(L, idx);
-        if (v == floor(v) && v >= -EXACT_INT_MAX && v <= EXACT_INT_MAX)
-            v < 0 ? msgpack_pack_int64(pk, (int64_t)v) : msgpack_pack_uint64(pk, (uint64_t)v);
-        else
-            msgpack_pack_double(pk, v);
-        return true;
-    }
-    case LUA_TSTRING:
-        s = lua_tolstring(L, idx, &n);
-        msgpack_pack_str_with_body(pk, s, n);
-        return true;
-    case LUA_TLIGHTUSERDATA:
-        if (is_null(L, idx)) {
-            msgpack_pack_nil(pk);
-            return true;
-        }
-        break;
-    case LUA_TTABLE:
-        if ((s = test_bytes(L, idx, &n))) {
-            kc_mp_pack_bin(pk, s, n);
-            return true;
-        }
-        if (depth >= PACK_DEPTH_MAX) {
-            lua_pushfstring(L, "%s: nested deeper than %d levels (a cycle?)", path,
-                            PACK_DEPTH_MAX);
-            return false;
-        }
-        if (!lua_checkstack(L, 4)) {
-            lua_pushfstring(L, "%s: out of Lua stack", path);
-            return false;
-        }
-        idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
-        size_t len = lua_objlen(L, idx), total = 0;
-        lua_pushnil(L);
-        while (lua_next(L, idx)) {
-            total++;
-            lua_pop(L, 1);
-        }
-        char sub[96];
-        if (total == len) { /* a sequence (or empty): an array */
-            msgpack_pack_array(pk, len);
-            for (size_t i = 1; i <= len; i++) {
-                lua_rawgeti(L, idx, (int)i);
-                snprintf(sub, sizeof sub, "%.60s[%d]", path, (int)i);
-                bool ok = pack_value(L, -1, pk, depth + 1, sub);
-                if (!ok) {
-                    lua_remove(L, -2);
-                    return false;
-                }
-                lua_pop(L, 1);
-            }
-            return true;
-        }
-        msgpack_pack_map(pk, total);
-        lua_pushnil(L);
-        while (lua_next(L, idx)) {
-            int t = lua_type(L, -2);
-            if (t != LUA_TSTRING && t != LUA_TNUMBER && t != LUA_TBOOLEAN) {
-                const char *tn = type_of(L, -2);
-                lua_pop(L, 2);
-                lua_pushfstring(L, "%s: a map key of type %s", path, tn);
-                return false;
-            }
-            snprintf(sub, sizeof sub, "%.60s.%.30s", path,
-                     t == LUA_TSTRING ? lua_tostring(L, -2) : "?");
-            if (!pack_value(L, -2, pk, depth + 1, sub) || !pack_value(L, -1, pk, depth + 1, sub)) {
-                lua_replace(L, -3);
-                lua_pop(L, 1);
-                return false;
-            }
-            lua_pop(L, 1);
-        }
-        return true;
-    default:
-        break;
-    }
-    lua_pushfstring(L, "%s: cannot pack %s", path, type_of(L, idx));
-    return false;
-}
-
-/* crypto.pack(value) -> msgpack bytes. Strings are str, crypto.bin(s) (or
- * kafkacrypto.bytes(s)) is bin, crypto.null is nil. */
-static int l_pack(lua_State *L)
-{
-    lua_settop(L, 1);
-    kc_mp_out mo;
-    kc_mp_out_init(&mo);
-    bool ok = pack_value(L, 1, &mo.pk, 0, "value");
-    if (ok && (kc_mp_out_status(&mo) != KC_OK || mo.buf.len > PACK_MAX)) {
-        ok = false;
-        lua_pushfstring(L, "value: larger than %d bytes or out of memory", (int)PACK_MAX);
-    }
-    if (!ok) {
-        kc_mp_out_free(&mo);
-        return kc_lua_errorf(L, "crypto.pack: argument 1 (%s)", lua_tostring(L, -1));
-    }
-    lua_pushlstring(L, (const char *)mo.buf.data, mo.buf.len);
-    kc_mp_out_free(&mo);
-    return 1;
-}
-
-static bool push_object(lua_State *L, const msgpack_object *o, const char **why)
-{
-    if (!lua_checkstack(L, 3)) {
-        *why = "nested too deeply";
-        return false;
-    }
-    switch (o->type) {
-    case MSGPACK_OBJECT_NIL:
-        lua_getfield(L, LUA_REGISTRYINDEX, REG_NULL);
-        return true;
-    case MSGPACK_OBJECT_BOOLEAN:
-        lua_pushboolean(L, o->via.boolean);
-        return true;
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-        if ((double)o->via.u64 > EXACT_INT_MAX) {
-            *why = "an integer beyond 2^53 (not exact as a Lua number)";
-            return false;
-        }
-        lua_pushnumber(L, (lua_Number)o->via.u64);
-        return true;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        if ((double)o->via.i64 < -EXACT_INT_MAX) {
-            *why = "an integer beyond -2^53 (not exact as a Lua number)";
-            return false;
-        }
-        lua_pushnumber(L, (lua_Number)o->via.i64);
-        return true;
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64:
-        lua_pushnumber(L, o->via.f64);
-        return true;
-    case MSGPACK_OBJECT_STR:
-    case MSGPACK_OBJECT_BIN: { /* raw=True: both are bytes */
-        const uint8_t *p;
-        size_t n;
-        kc_mp_bytes(o, &p, &n);
-        lua_pushlstring(L, (const char *)p, n);
-        return true;
-    }
-    case MSGPACK_OBJECT_ARRAY:
-        lua_createtable(L, (int)o->via.array.size, 0);
-        for (uint32_t i = 0; i < o->via.array.size; i++) {
-            if (!push_object(L, &o->via.array.ptr[i], why))
-                return false;
-            lua_rawseti(L, -2, (int)i + 1);
-        }
-        return true;
-    case MSGPACK_OBJECT_MAP:
-        lua_createtable(L, 0, (int)o->via.map.size);
-        for (uint32_t i = 0; i < o->via.map.size; i++) {
-            const msgpack_object *k = &o->via.map.ptr[i].key;
-            bool nan = (k->type == MSGPACK_OBJECT_FLOAT32 || k->type == MSGPACK_OBJECT_FLOAT64) &&
-                       isnan(k->via.f64);
-            if (nan || k->type == MSGPACK_OBJECT_NIL || k->type == MSGPACK_OBJECT_ARRAY ||
-                k->type == MSGPACK_OBJECT_MAP) { /* a Lua table cannot hold them as keys */
-                *why = "a map key that is nil, NaN, an array or a map";
-                return false;
-            }
-            if (!push_object(L, k, why) || !push_object(L, &o->via.map.ptr[i].val, why))
-                return false;
-            lua_rawset(L, -3);
-        }
-        return true;
-    default:
-        *why = "an ext value (not used by kafkacrypto)";
-        return false;
-    }
-}
-
-/* crypto.unpack(bytes[, max_bytes = 1 MiB]) -> value, or nil and the reason.
- * Exactly one object; str and bin both become strings (upstream's raw=True). */
-static int l_unpack(lua_State *L)
-{
-    size_t n;
-    const uint8_t *p = check_bytes(L, 1, "unpack", "data", &n);
-    lua_Number max = UNPACK_DEFAULT_MAX;
-    if (!lua_isnoneornil(L, 2)) {
-        if (lua_type(L, 2) != LUA_TNUMBER || lua_tonumber(L, 2) < 1)
-            return arg_error(L, "unpack", 2, "max_bytes", "a positive number");
-        max = lua_tonumber(L, 2);
-    }
-    lua_settop(L, 2);
-    if ((lua_Number)n > max) {
-        lua_pushnil(L);
-        lua_pushfstring(L, "msgpack: %d bytes, more than the limit of %d", (int)n, (int)max);
-        return 2;
-    }
-    kc_mp_doc doc = {0};
-    kc_err err;
-    if (kc_mp_decode(&doc, p, n, "msgpack", &err) != KC_OK) {
-        lua_pushnil(L);
-        lua_pushstring(L, err.msg);
-        return 2;
-    }
-    const char *why = NULL;
-    bool ok = push_object(L, kc_mp_root(&doc), &why);
-    kc_mp_doc_free(&doc);
-    if (!ok) {
-        lua_settop(L, 2);
-        lua_pushnil(L);
-        lua_pushfstring(L, "msgpack: %s", why);
-        return 2;
-    }
-    return 1;
-}
-
-/* crypto.bin(s): s marked as bytes for pack (same as kafkacrypto.bytes) */
-static int l_bin(lua_State *L)
-{
-    size_t n;
-    const char *p = (const char *)check_bytes(L, 1, "bin", "data", &n);
-    kc_lua_push_bytes(L, p, n);
-    return 1;
-}
-
 /* crypto.equal(a, b): constant-time comparison of two strings */
 static int l_equal(lua_State *L)
 {
     size_t an, bn;
-    const uint8_t *a = check_bytes(L, 1, "equal", "a", &an);
-    const uint8_t *b = check_bytes(L, 2, "equal", "b", &bn);
+    const uint8_t *a = kc_lua_crypto_check_bytes(L, 1, "equal", "a", &an);
+    const uint8_t *b = kc_lua_crypto_check_bytes(L, 2, "equal", "b", &bn);
     lua_pushboolean(L, an == bn && (an == 0 || sodium_memcmp(a, b, an) == 0));
     return 1;
 }
@@ -1105,9 +853,8 @@ void kc_lua_push_crypto(lua_State *L)
         {"seal_keys", l_seal_keys},       {"open_keys", l_open_keys},
         {"keyset", l_keyset},
         {"sha256", l_sha256},             {"blake2b", l_blake2b},
-        {"random", l_random},             {"pack", l_pack},
-        {"unpack", l_unpack},             {"bin", l_bin},
-        {"equal", l_equal},               {NULL, NULL},
+        {"random", l_random},             {"equal", l_equal},
+        {NULL, NULL},
     };
     if (kc_init() != 0) /* sodium_malloc needs libsodium initialised */
         kc_lua_errorf(L, "crypto: libsodium failed to initialise");
@@ -1116,21 +863,12 @@ void kc_lua_push_crypto(lua_State *L)
     new_class(L, KEY, key_methods, l_key_gc, l_key_tostring, NULL);
     new_class(L, KEYSET, ks_methods, l_ks_gc, l_ks_tostring, l_ks_len);
     new_class(L, IDENTITY, NULL, l_identity_gc, NULL, NULL);
-    kc_lua_bytes_init(L);   /* sandboxes have no core module to make it */
-    lua_getfield(L, LUA_REGISTRYINDEX, REG_NULL);
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        lua_pushlightuserdata(L, (void *)REG_NULL);
-        lua_pushvalue(L, -1);
-        lua_setfield(L, LUA_REGISTRYINDEX, REG_NULL);
-    }
     lua_createtable(L, 0, 20);
     for (const luaL_Reg *f = functions; f->name; f++) {
         lua_pushcfunction(L, f->func);
         lua_setfield(L, -2, f->name);
     }
-    lua_insert(L, -2);
-    lua_setfield(L, -2, "null");
+    kc_lua_msgpack_register(L);
 }
 
 void kc_lua_open_crypto(lua_State *L)
