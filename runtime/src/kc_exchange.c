@@ -5,8 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "kc_clock.h"
 #include "kc_hex.h"
 #include "kc_keyidx.h"
 #include "kc_log.h"
@@ -67,14 +67,6 @@ static kc_status policy_check(kc_exchange *x, const char *root, const char *usag
                               const kc_chain_result *res, kc_err *err)
 {
     return x->check ? x->check(x->check_ctx, root, usage, t, res, err) : KC_OK;
-}
-
-static double wall_clock(void *ctx)
-{
-    (void)ctx;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static double now(const kc_exchange *x)
@@ -917,7 +909,7 @@ kc_status kc_exchange_new(const kc_exchange_config *c, kc_exchange **out, kc_err
     pthread_mutex_init(&x->mu, NULL);
     x->ck = c->cryptokey;
     x->maxage = c->maxage > 0 ? c->maxage : KC_EXCHANGE_MAXAGE;
-    x->now_fn = c->now_fn ? c->now_fn : wall_clock;
+    x->now_fn = c->now_fn ? c->now_fn : kc_clock_wall_fn;
     x->now_ctx = c->now_ctx;
     x->topic_on[KC_LIST_ALLOW] = c->allowlist_topic;
     x->topic_on[KC_LIST_DENY] = c->denylist_topic;

@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "kc_broker.h"
+#include "kc_clock.h"
 #include "kc_log.h"
 #include "kc_tunables.h"
 
@@ -87,9 +87,7 @@ kc_status kc_kafka_make_conf(const kc_kafka_config *in, kc_kafka_use use, rd_kaf
 
 static int64_t now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)(kc_clock_mono() * 1000);
 }
 
 /* ---- producer ------------------------------------------------------------ */

@@ -8,10 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "kc_broker.h"
 #include "kc_chain.h"
+#include "kc_clock.h"
 #include "kc_cryptokey.h"
 #include "kc_cryptokey_ref.h"
 #include "kc_hex.h"
@@ -83,14 +83,6 @@ struct kc_node {
 };
 
 /* ---- small helpers --------------------------------------------------------------------- */
-
-static double wall_clock(void *ctx)
-{
-    (void)ctx;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static double now(const kc_node *n)
 {
@@ -1049,7 +1041,7 @@ kc_status kc_node_open(kc_node **out, const kc_node_options *o, kc_err *err)
         return kc_err_set(err, KC_ERR_NOMEM, "out of memory");
     pthread_mutex_init(&n->mu, NULL);
     atomic_init(&n->stop, false);
-    n->now_fn = o->now_fn ? o->now_fn : wall_clock;
+    n->now_fn = o->now_fn ? o->now_fn : kc_clock_wall_fn;
     n->now_ctx = o->now_ctx;
     if (o->tunables)
         n->t = *o->tunables;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "kc_clock.h"
 #include "kc_keyidx.h"
 #include "kc_log.h"
 #include "kc_message.h"
@@ -101,14 +102,6 @@ static void default_sleep(void *ctx, double seconds)
     ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
-}
-
-static double default_now(void *ctx)
-{
-    (void)ctx;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 void kc_serde_config_init(kc_serde_config *c)
@@ -321,7 +314,7 @@ kc_status kc_serde_new(const kc_serde_config *c, kc_serde **out, kc_err *err)
     s->max_wait = c->max_key_wait_intervals;
     s->sleep_fn = c->sleep_fn ? c->sleep_fn : default_sleep;
     s->sleep_ctx = c->sleep_ctx;
-    s->now_fn = c->now_fn ? c->now_fn : default_now;
+    s->now_fn = c->now_fn ? c->now_fn : kc_clock_wall_fn;
     s->now_ctx = c->now_ctx;
     s->on_new_producer_key = c->on_new_producer_key;
     s->on_missing_key = c->on_missing_key;

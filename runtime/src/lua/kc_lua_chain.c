@@ -7,8 +7,8 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "kc_clock.h"
 #include "kc_hex.h"
 #include "kc_lua.h"
 
@@ -157,13 +157,6 @@ static const char *opt_text_field(lua_State *L, int t, const char *name)
     return lua_tostring(L, -1); /* kept on the stack */
 }
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* chain_process(chain, {topic=, usage=, allowlist=, denylist=, checktime=})
  *   -> info | nil, message, report */
 static int l_process(lua_State *L)
@@ -182,7 +175,7 @@ static int l_process(lua_State *L)
     lua_getfield(L, 2, "allowlist");                      /* 5 */
     lua_getfield(L, 2, "denylist");                       /* 6 */
     lua_getfield(L, 2, "checktime");                      /* 7 */
-    double checktime = lua_isnil(L, 7) ? now() : luaL_checknumber(L, 7);
+    double checktime = lua_isnil(L, 7) ? kc_clock_wall() : luaL_checknumber(L, 7);
     kc_chain_list allow = {0}, deny = {0};
     bool has_allow = check_list(L, 5, "allowlist", &allow) != NULL;
     bool has_deny = check_list(L, 6, "denylist", &deny) != NULL;

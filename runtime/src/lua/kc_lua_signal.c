@@ -1,5 +1,5 @@
 /* SIGINT/SIGTERM for Lua scripts that serve until told to stop, and the
- * monotonic clock their loops need (kafkacrypto.wait_for_signal,
+ * kc_clock_mono clock their loops need (kafkacrypto.wait_for_signal,
  * catch_signals, clock; documented in lua/kafkacrypto/init.lua).
  *
  * A handler writes the signal number to a non-blocking self-pipe and
@@ -15,9 +15,9 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "kc_clock.h"
 #include "kc_lua.h"
 
 static int sig_pipe[2] = {-1, -1};
@@ -75,13 +75,6 @@ static bool is_catching(void)
     return sigaction(SIGTERM, NULL, &sa) == 0 && sa.sa_handler == on_signal;
 }
 
-static double monotonic(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* core.catch_signals(on) */
 static int l_catch_signals(lua_State *L)
 {
@@ -98,14 +91,14 @@ static int l_wait_for_signal(lua_State *L)
         return kc_lua_errorf(L, "wait_for_signal: seconds: expected a number >= 0 or nil");
     if (!is_catching())
         set_catching(L, true);
-    double deadline = seconds < 0 ? INFINITY : monotonic() + seconds;
+    double deadline = seconds < 0 ? INFINITY : kc_clock_mono() + seconds;
     for (;;) {
         unsigned char b;
         if (read(sig_pipe[0], &b, 1) == 1) {
             lua_pushstring(L, b == SIGINT ? "SIGINT" : "SIGTERM");
             return 1;
         }
-        double left = deadline - monotonic();
+        double left = deadline - kc_clock_mono();
         if (left <= 0)
             return 0;
         struct pollfd p = {.fd = sig_pipe[0], .events = POLLIN};
@@ -115,10 +108,10 @@ static int l_wait_for_signal(lua_State *L)
     }
 }
 
-/* core.clock() -> seconds, monotonic (os.clock is CPU time, os.time whole seconds) */
+/* core.clock() -> seconds, kc_clock_mono (os.clock is CPU time, os.time whole seconds) */
 static int l_clock(lua_State *L)
 {
-    lua_pushnumber(L, monotonic());
+    lua_pushnumber(L, kc_clock_mono());
     return 1;
 }
 

@@ -3,9 +3,9 @@
 #include <lauxlib.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "kc_chain.h"
+#include "kc_clock.h"
 #include "kc_log.h"
 #include "kc_lua_crypto.h"
 #include "kc_node.h"
@@ -274,14 +274,6 @@ kc_status kc_variant_accept_reply(kc_variant *v, const char *root, const uint8_t
 
 /* ---- life cycle ------------------------------------------------------------------------------ */
 
-static double wall_clock(void *ctx)
-{
-    (void)ctx;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 kc_status kc_variant_open(kc_variant **out, const kc_variant_config *c, kc_err *err)
 {
     *out = NULL;
@@ -293,7 +285,7 @@ kc_status kc_variant_open(kc_variant **out, const kc_variant_config *c, kc_err *
     v->ck = c->cryptokey;
     v->x = c->exchange;
     v->maxage = c->maxage > 0 ? c->maxage : KC_EXCHANGE_MAXAGE;
-    v->now_fn = c->now_fn ? c->now_fn : wall_clock;
+    v->now_fn = c->now_fn ? c->now_fn : kc_clock_wall_fn;
     v->now_ctx = c->now_ctx;
     kc_status st = kc_sandbox_new(&v->sb, c->limits, err);
     if (st == KC_OK) {
