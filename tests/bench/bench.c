@@ -10,8 +10,9 @@
  *
  * Then (bench_e2e.c) end-to-end throughput through the embedded broker,
  * encrypted against plaintext, and (bench_kx.c) the key-exchange latency
- * between two nodes. `kc-bench [datapath] [e2e] [kx]` runs only the parts
- * named. */
+ * between two nodes; (bench_parallel.c) deserialization on a pool of
+ * threads against one thread. `kc-bench [datapath] [parallel] [e2e] [kx]`
+ * runs only the parts named. */
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,9 +159,9 @@ static bool wants(int argc, char **argv, const char *part)
 int main(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "datapath") != 0 && strcmp(argv[i], "e2e") != 0 &&
-            strcmp(argv[i], "kx") != 0) {
-            fprintf(stderr, "usage: kc-bench [datapath] [e2e] [kx]\n");
+        if (strcmp(argv[i], "datapath") != 0 && strcmp(argv[i], "parallel") != 0 &&
+            strcmp(argv[i], "e2e") != 0 && strcmp(argv[i], "kx") != 0) {
+            fprintf(stderr, "usage: kc-bench [datapath] [parallel] [e2e] [kx]\n");
             return 2;
         }
     if (kc_init() != 0)
@@ -222,6 +223,8 @@ int main(int argc, char **argv)
             compare(&b, "deserialize", op_deserialize, bound_deserialize);
         }
     }
+    if (wants(argc, argv, "parallel"))
+        bench_deserialize_parallel(b.prod, b.cons, value);
     if (wants(argc, argv, "e2e"))
         bench_e2e(b.prod, b.cons, value);
     if (wants(argc, argv, "kx"))

@@ -14,6 +14,8 @@ void bench_die(const char *what, const kc_err *err);
 /* End-to-end throughput, encrypted (prod/cons share the key of root
  * "bench") and plaintext; value holds at least 1 KiB. */
 void bench_e2e(kc_serde *prod, kc_serde *cons, const uint8_t *value);
+/* Deserialization through a kc_serde_pool against one thread, no broker. */
+void bench_deserialize_parallel(kc_serde *prod, kc_serde *cons, const uint8_t *value);
 /* Key-exchange latency between two nodes on the embedded broker; dir is
  * a scratch directory. */
 void bench_key_exchange(const char *dir);
