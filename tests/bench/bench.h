@@ -2,6 +2,7 @@
 #ifndef KC_BENCH_H
 #define KC_BENCH_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "kafkacrypto.h"
@@ -14,6 +15,9 @@ void bench_die(const char *what, const kc_err *err);
 /* End-to-end throughput, encrypted (prod/cons share the key of root
  * "bench") and plaintext; value holds at least 1 KiB. */
 void bench_e2e(kc_serde *prod, kc_serde *cons, const uint8_t *value);
+/* One serialize bound plus one deserialize bound (BLAKE2b + secretbox
+ * each way) for size bytes, ns, best of several rounds. */
+double bench_bound_pair_ns(size_t size);
 /* Deserialization through a kc_serde_pool against one thread, no broker. */
 void bench_deserialize_parallel(kc_serde *prod, kc_serde *cons, const uint8_t *value);
 /* Key-exchange latency between two nodes on the embedded broker; dir is

@@ -14,6 +14,7 @@
  * which bounds its memory, and a round stays well below that per partition
  * so nothing is dropped even if the consumer lags. */
 #include <pthread.h>
+#include <sys/resource.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,9 +30,11 @@
 #define E2E_PARTITIONS 8
 #define E2E_ROUNDS 5
 #define E2E_STALL_SECONDS 20.0
+#define E2E_POOL_THREADS 2
 
 typedef struct e2e {
     kc_serde *prod, *cons;  /* NULL: plaintext */
+    kc_serde_pool *pool;     /* set: the consumer deserializes through it */
     kc_producer *p;
     kc_consumer *c;
     const uint8_t *value;
@@ -41,9 +44,71 @@ typedef struct e2e {
     atomic_bool failed;
 } e2e;
 
+static bool intact(const e2e *e, kc_message *m)
+{
+    const uint8_t *p = NULL;
+    size_t len = 0;
+    return kc_message_is_cleartext(m, false) && kc_message_get(m, false, &p, &len, NULL) == KC_OK &&
+           len == e->size;
+}
+
+/* Takes one result from the pool (waiting up to wait_ms); false if none. */
+static bool take_result(e2e *e, int wait_ms)
+{
+    kc_pool_result *res;
+    if (kc_serde_pool_next(e->pool, wait_ms, &res) != KC_OK)
+        return false;
+    bool ok = res->status == KC_OK && intact(e, res->msg);
+    kc_record_free(res->user);
+    if (!ok)
+        bench_die("e2e: a message did not arrive intact", NULL);
+    return true;
+}
+
+/* The consumer with a pool: records go in as they arrive and stay alive
+ * until their result is taken. */
+static void consume_pooled(e2e *e)
+{
+    double last = bench_now();
+    long got = 0;
+    while (got < e->n) {
+        while (take_result(e, 0))
+            got++;
+        kc_record *r = NULL;
+        kc_err err;
+        if (kc_consumer_poll(e->c, kc_serde_pool_in_flight(e->pool) ? 0 : 100, &r, &err) != KC_OK)
+            bench_die("consume", &err);
+        if (!r) {
+            if (take_result(e, 1)) {
+                got++;
+            } else if (bench_now() - last > E2E_STALL_SECONDS) {
+                fprintf(stderr, "kc-bench: e2e: %ld of %ld messages arrived\n", got, e->n);
+                atomic_store(&e->failed, true);
+                break;
+            }
+            continue;
+        }
+        last = bench_now();
+        kc_status st;
+        while ((st = kc_serde_pool_submit(e->pool, KC_KIND_VALUE, r->topic, r->partition,
+                                          r->value, r->value_len, r, &err)) == KC_ERR_BUSY)
+            if (take_result(e, -1))
+                got++;
+        if (st != KC_OK)
+            bench_die("pool submit", &err);
+    }
+    while (take_result(e, 0))
+        ;
+    e->end = bench_now();
+}
+
 static void *consume_all(void *arg)
 {
     e2e *e = arg;
+    if (e->pool) {
+        consume_pooled(e);
+        return NULL;
+    }
     kc_message *m = e->cons ? kc_message_new() : NULL;
     double last = bench_now();
     long got = 0;
@@ -64,10 +129,7 @@ static void *consume_all(void *arg)
         bool ok;
         if (m) {
             ok = kc_serde_deserialize(e->cons, KC_KIND_VALUE, r->topic, r->value, r->value_len, m,
-                                      &err) == KC_OK && kc_message_is_cleartext(m, false);
-            const uint8_t *p = NULL;
-            size_t len = 0;
-            ok = ok && kc_message_get(m, false, &p, &len, NULL) == KC_OK && len == e->size;
+                                      &err) == KC_OK && intact(e, m);
         } else {
             ok = r->value && r->value_len == e->size;
         }
@@ -81,8 +143,18 @@ static void *consume_all(void *arg)
     return NULL;
 }
 
-/* ns per message of one round. */
-static double round_ns(e2e *e)
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* ns per message of one round, wall clock; *cpu_ns: the process's CPU
+ * time per message (every thread: clients, consumer, and the embedded
+ * broker, which costs the same in both modes). */
+static double round_ns(e2e *e, double *cpu_ns)
 {
     kc_topic_partition tps[E2E_PARTITIONS];
     for (int i = 0; i < E2E_PARTITIONS; i++)
@@ -91,6 +163,7 @@ static double round_ns(e2e *e)
     if (kc_consumer_assign(e->c, tps, E2E_PARTITIONS, &err) != KC_OK)
         bench_die("assign", &err);
     pthread_t th;
+    double c0 = cpu_seconds();
     if (pthread_create(&th, NULL, consume_all, e) != 0)
         bench_die("thread", NULL);
     kc_buf out = KC_BUF_INIT;
@@ -112,6 +185,7 @@ static double round_ns(e2e *e)
     if (kc_producer_flush(e->p, 30000, &err) != KC_OK)
         bench_die("flush", &err);
     pthread_join(th, NULL);
+    *cpu_ns = (cpu_seconds() - c0) * 1e9 / (double)e->n;
     kc_buf_free(&out);
     if (atomic_load(&e->failed))
         bench_die("e2e: messages were lost", NULL);
@@ -147,33 +221,59 @@ void bench_e2e(kc_serde *prod, kc_serde *cons, const uint8_t *value)
 
     static const struct { size_t size; long n; } cases[] = {{100, 40000}, {1024, 16000}};
     printf("\nend to end through the embedded broker (mock cluster, %d partitions), produce + "
-           "consume concurrently;\nbest of %d rounds; enc/plain = encrypted / plaintext throughput\n",
-           E2E_PARTITIONS, E2E_ROUNDS);
-    printf("%-12s %8s %12s %10s %12s %10s %9s\n", "operation", "bytes", "enc msg/s", "enc MB/s",
-           "plain msg/s", "plain MB/s", "enc/plain");
+           "consume concurrently;\nbest of %d rounds; enc/plain = encrypted / plaintext throughput; "
+           "pool = the consumer\ndeserializes on a kc_serde_pool of %d threads\n",
+           E2E_PARTITIONS, E2E_ROUNDS, E2E_POOL_THREADS);
+    printf("%-12s %8s %12s %10s %12s %10s %9s %12s\n", "operation", "bytes", "enc msg/s",
+           "enc MB/s", "plain msg/s", "plain MB/s", "enc/plain", "pool msg/s");
+    kc_err err2;
+    if (kc_serde_pool_new(cons, E2E_POOL_THREADS, 256, &e.pool, &err2) != KC_OK)
+        bench_die("pool", &err2);
+    kc_serde_pool *pool = e.pool;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         e.size = cases[i].size;
         e.n = cases[i].n;
-        double best_enc = 1e30, best_plain = 1e30;
+        double best_enc = 1e30, best_plain = 1e30, best_pool = 1e30;
+        double cpu_enc = 1e30, cpu_plain = 1e30, cpu;
         for (int r = 0; r < E2E_ROUNDS; r++) {
             e.prod = e.cons = NULL;
-            double plain = round_ns(&e);
+            e.pool = NULL;
+            double plain = round_ns(&e, &cpu);
+            if (cpu < cpu_plain)
+                cpu_plain = cpu;
             e.prod = prod;
             e.cons = cons;
-            double enc = round_ns(&e);
+            double enc = round_ns(&e, &cpu);
+            if (cpu < cpu_enc)
+                cpu_enc = cpu;
+            e.pool = pool;
+            double pooled = round_ns(&e, &cpu);
             if (plain < best_plain)
                 best_plain = plain;
             if (enc < best_enc)
                 best_enc = enc;
+            if (pooled < best_pool)
+                best_pool = pooled;
         }
+        e.pool = NULL;
         double emps = 1e9 / best_enc, pmps = 1e9 / best_plain;
-        printf("%-12s %8zu %12.0f %10.1f %12.0f %10.1f %9.3f\n", "e2e", e.size, emps,
-               emps * (double)e.size / 1e6, pmps, pmps * (double)e.size / 1e6, emps / pmps);
+        printf("%-12s %8zu %12.0f %10.1f %12.0f %10.1f %9.3f %12.0f\n", "e2e", e.size, emps,
+               emps * (double)e.size / 1e6, pmps, pmps * (double)e.size / 1e6, emps / pmps,
+               1e9 / best_pool);
         /* ratio as on the other lines: ours_ns / bound_ns (1/throughput ratio) */
         printf("bench e2e size=%zu ours_ns=%.0f bound_ns=%.0f ratio=%.3f\n", e.size, best_enc,
                best_plain, best_enc / best_plain);
+        printf("bench e2e_parallel size=%zu threads=%d pool_ns=%.0f single_ns=%.0f "
+               "speedup=%.2f\n", e.size, E2E_POOL_THREADS, best_pool, best_enc,
+               best_enc / best_pool);
+        /* What encryption adds to the client's CPU per message, against one
+         * serialize bound plus one deserialize bound of this run. */
+        double bound = bench_bound_pair_ns(e.size), extra = cpu_enc - cpu_plain;
+        printf("bench e2e_cpu size=%zu extra_ns=%.0f bound_ns=%.0f ratio=%.2f plain_cpu_ns=%.0f\n",
+               e.size, extra, bound, extra / bound, cpu_plain);
         fflush(stdout);
     }
+    kc_serde_pool_free(pool);
     kc_consumer_close(e.c);
     kc_producer_close(e.p, 5000);
     kc_kafka_config_clear(&pc);
