@@ -123,12 +123,21 @@ end
 local Consumer = {}
 Consumer.__index = Consumer
 
-local CONSUMER_OWN = { key_deserializer = true, value_deserializer = true }
+local CONSUMER_OWN = { key_deserializer = true, value_deserializer = true,
+                       deserialize_threads = true, deserialize_in_flight = true }
 
 -- kafkacrypto.consumer{ "topic1", "topic2", group_id = ..., value_deserializer = ... }
 -- Topics listed first are subscribed to, as KafkaConsumer("topic1", ...)
 -- does. Without group_id the consumer has a private group and commits
 -- nothing (kafka-python's group_id=None).
+--
+-- deserialize_threads = n (default: none) decrypts values on n worker
+-- threads while poll() returns earlier messages: for a consumer bound by
+-- one core's decryption (many partitions, large values). The
+-- value_deserializer must then be a kafkacrypto value deserializer or a
+-- serde.stack starting with one. Messages of one partition still come in
+-- offset order; at most deserialize_in_flight (default 256) are read ahead,
+-- and offsets are stored for commits only as messages are returned.
 function kafka.consumer(config)
   local options, own, topics = split_config(config, CONSUMER_OWN, "consumer")
   local self = setmetatable({
@@ -136,7 +145,19 @@ function kafka.consumer(config)
     value_deserializer = serde.check(own.value_deserializer, "deserialize", "value_deserializer"),
     _options = options,
   }, Consumer)
+  local threads = own.deserialize_threads
+  if threads ~= nil then
+    local vd = self.value_deserializer
+    local first = type(vd) == "table" and vd.first_stage or vd
+    if not core.is_deserializer(first) then
+      core.error("consumer: deserialize_threads: the value_deserializer must be a kafkacrypto "
+                 .. "value deserializer or a serde.stack starting with one")
+    end
+    options["enable.auto.offset.store"] = "false"
+    self._pooled, self._pooled_rest = first, vd ~= first   -- a stack's later stages run in poll
+  end
   self._handle = core.consumer(options)
+  if threads ~= nil then self._handle:use_pool(self._pooled, threads, own.deserialize_in_flight) end
   if #topics > 0 then self:subscribe(topics) end
   return self
 end
@@ -178,7 +199,14 @@ end
 function Consumer:_deserialize(msg)
   local ok, key = pcall(serde.deserialize, self.key_deserializer, msg.topic, msg.key)
   local ok2, value
-  if ok then ok2, value = pcall(serde.deserialize, self.value_deserializer, msg.topic, msg.value) end
+  if ok and self._pooled_rest then            -- decrypted by the pool; the rest of the stack
+    ok2, value = pcall(self.value_deserializer.deserialize, self.value_deserializer, msg.topic,
+                       msg.value, 2)
+  elseif ok and self._pooled then             -- decrypted by the pool
+    ok2, value = true, msg.value
+  elseif ok then
+    ok2, value = pcall(serde.deserialize, self.value_deserializer, msg.topic, msg.value)
+  end
   if not (ok and ok2) then
     local err = ok and value or key
     local context = ("%s_deserializer failed on %s[%d] offset %d: "):format(

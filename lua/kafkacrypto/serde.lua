@@ -87,8 +87,11 @@ function serde.stack(...)
     for _, stage in ipairs(stages) do value = serde.serialize(stage, topic, value) end
     return value
   end
-  function stacked:deserialize(topic, value)
-    for i, stage in ipairs(stages) do
+  stacked.first_stage = stages[1]   -- a consumer's deserialize_threads runs it in C
+  -- from (default 1): the first stage to apply.
+  function stacked:deserialize(topic, value, from)
+    for i = from or 1, n do
+      local stage = stages[i]
       if not takes_messages[i] and core.is_message(value) then
         if value:is_cleartext(false) then
           value = value:bytes()

@@ -3,6 +3,7 @@
  * serializers) on top. Times are in seconds, as Lua users expect. */
 #include <lauxlib.h>
 #include <math.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,7 @@
 #include "kc_broker.h"
 #include "kc_kafka.h"
 #include "kc_lua.h"
+#include "kc_message.h"
 
 static const char PRODUCER[] = "kafkacrypto.core.producer";
 static const char CONSUMER[] = "kafkacrypto.core.consumer";
@@ -17,7 +19,12 @@ static const char BROKER[] = "kafkacrypto.core.broker";
 static const char REG_OPEN[] = "kafkacrypto.open_clients";
 
 typedef struct lua_producer { kc_producer *p; } lua_producer;
-typedef struct lua_consumer { kc_consumer *c; } lua_consumer;
+typedef struct lua_consumer {
+    kc_consumer *c;
+    kc_serde_pool *pool;   /* values deserialized on worker threads (c:use_pool) */
+    kc_kind pool_kind;     /* what the pool deserializes: values */
+    kc_record *pending;    /* polled while the pool was full */
+} lua_consumer;
 typedef struct lua_broker { kc_broker *b; int embedded; } lua_broker;
 
 /* seconds (nil = default) -> ms; negative = wait without limit */
@@ -291,7 +298,7 @@ static int l_consumer(lua_State *L)
     kc_err err;
     kc_lua_kafka_config(L, 1, KC_KAFKA_CONSUMER, &conf);
     lua_consumer *lc = lua_newuserdata(L, sizeof *lc);
-    lc->c = NULL;
+    memset(lc, 0, sizeof *lc);
     luaL_getmetatable(L, CONSUMER);
     lua_setmetatable(L, -2);
     kc_status st = kc_consumer_new(&lc->c, &conf, &err);
@@ -407,18 +414,9 @@ static void set_bytes(lua_State *L, const char *field, const uint8_t *p, size_t 
     lua_setfield(L, -2, field);
 }
 
-/* c:poll(timeout_s = 0) -> {topic, partition, offset, key, value, timestamp} or nil */
-static int l_consumer_poll(lua_State *L)
+/* The record's fields except the value into a new table. */
+static void push_record(lua_State *L, const kc_record *m)
 {
-    lua_consumer *lc = check_consumer(L);
-    kc_record *m;
-    kc_err err;
-    if (kc_consumer_poll(lc->c, opt_ms(L, 2, 0), &m, &err) != KC_OK)
-        return kc_lua_error(L, &err);
-    if (!m) {
-        lua_pushnil(L);
-        return 1;
-    }
     lua_createtable(L, 0, 6);
     lua_pushstring(L, m->topic);
     lua_setfield(L, -2, "topic");
@@ -429,14 +427,158 @@ static int l_consumer_poll(lua_State *L)
     lua_pushnumber(L, (lua_Number)m->timestamp_ms);
     lua_setfield(L, -2, "timestamp");
     set_bytes(L, "key", m->key, m->key_len);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Pushes the next pooled result (a record table whose value is a message
+ * object, nil for a null value) waiting up to wait_ms; 0 if none. The
+ * record's offset is stored for commits only now that it is handed on. */
+static int take_pooled(lua_State *L, lua_consumer *lc, int wait_ms)
+{
+    kc_pool_result *r;
+    if (kc_serde_pool_next(lc->pool, wait_ms, &r) != KC_OK)
+        return 0;
+    kc_record *m = r->user;
+    kc_err err = r->err;
+    kc_status st = r->status;
+    if (st == KC_OK)
+        st = kc_consumer_store_offset(lc->c, m, &err);
+    if (st != KC_OK) {
+        kc_record_free(m);
+        return kc_lua_error(L, &err);
+    }
+    push_record(L, m);
+    if (!kc_message_is_null(r->msg)) {
+        kc_lua_push_message_moved(L, r->msg);
+        lua_setfield(L, -2, "value");
+    }
+    kc_record_free(m);
+    return 1;
+}
+
+/* Submits lc->pending if there is room; true if it went in (or was none). */
+static bool submit_pending(lua_State *L, lua_consumer *lc, kc_kind kind)
+{
+    if (!lc->pending)
+        return true;
+    kc_err err;
+    kc_status st = kc_serde_pool_submit(lc->pool, kind, lc->pending->topic, lc->pending->partition,
+                                        lc->pending->value, lc->pending->value_len, lc->pending,
+                                        &err);
+    if (st == KC_ERR_BUSY)
+        return false;
+    if (st != KC_OK)
+        kc_lua_error(L, &err);
+    lc->pending = NULL;
+    return true;
+}
+
+/* poll with a pool: keep it fed from librdkafka (without waiting while
+ * results are due), hand back results in order per partition. */
+static int poll_pooled(lua_State *L, lua_consumer *lc, int timeout_ms)
+{
+    kc_kind kind = lc->pool_kind;
+    double deadline = now_s() + (timeout_ms < 0 ? 1e9 : timeout_ms / 1e3);
+    kc_err err;
+    for (;;) {
+        /* feed: as many records as librdkafka has ready and the pool takes */
+        while (submit_pending(L, lc, kind)) {
+            if (kc_consumer_poll(lc->c, 0, &lc->pending, &err) != KC_OK)
+                return kc_lua_error(L, &err);
+            if (!lc->pending)
+                break;
+        }
+        if (take_pooled(L, lc, 0))
+            return 1;
+        double left = deadline - now_s();
+        if (left <= 0)
+            break;
+        int wait = left > 1e6 ? -1 : (int)(left * 1e3) + 1;
+        if (kc_serde_pool_in_flight(lc->pool) > 0) {
+            /* results are on their way: wait for them in short steps so
+             * that new records keep the workers busy */
+            if (take_pooled(L, lc, wait < 0 || wait > 5 ? 5 : wait))
+                return 1;
+        } else {
+            if (kc_consumer_poll(lc->c, wait, &lc->pending, &err) != KC_OK)
+                return kc_lua_error(L, &err);
+            if (!lc->pending)
+                break;
+        }
+    }
+    lua_pushnil(L);
+    return 1;
+}
+
+/* c:poll(timeout_s = 0) -> {topic, partition, offset, key, value, timestamp} or nil */
+static int l_consumer_poll(lua_State *L)
+{
+    lua_consumer *lc = check_consumer(L);
+    if (lc->pool)
+        return poll_pooled(L, lc, opt_ms(L, 2, 0));
+    kc_record *m;
+    kc_err err;
+    if (kc_consumer_poll(lc->c, opt_ms(L, 2, 0), &m, &err) != KC_OK)
+        return kc_lua_error(L, &err);
+    if (!m) {
+        lua_pushnil(L);
+        return 1;
+    }
+    push_record(L, m);
     set_bytes(L, "value", m->value, m->value_len);
     kc_record_free(m);
     return 1;
 }
 
+/* Frees the pool, with every record still in it. */
+static void drop_pool(lua_consumer *lc)
+{
+    if (!lc->pool)
+        return;
+    kc_pool_result *r;
+    while (kc_serde_pool_next(lc->pool, -1, &r) == KC_OK)
+        kc_record_free(r->user);
+    kc_serde_pool_free(lc->pool);
+    lc->pool = NULL;
+    kc_record_free(lc->pending);
+    lc->pending = NULL;
+}
+
+/* c:use_pool(value_deserializer, threads, max_in_flight): values are
+ * deserialized on a kc_serde_pool from now on, and poll returns them as
+ * message objects. The consumer must have been made with
+ * enable.auto.offset.store = false: offsets are stored as messages are
+ * handed back, never for those still in the pool. */
+static int l_use_pool(lua_State *L)
+{
+    lua_consumer *lc = check_consumer(L);
+    kc_kind kind;
+    kc_serde *serde = kc_lua_to_deserializer(L, 2, &kind);
+    if (!serde || kind != KC_KIND_VALUE)
+        return kc_lua_errorf(L, "deserialize_threads: the value_deserializer must be a "
+                             "kafkacrypto value deserializer (or a serde.stack starting with one)");
+    int threads = (int)luaL_checkinteger(L, 3);
+    lua_Integer in_flight = luaL_optinteger(L, 4, 256);
+    if (lc->pool)
+        return kc_lua_errorf(L, "deserialize_threads: this consumer already has a pool");
+    kc_err err;
+    if (kc_serde_pool_new(serde, threads, in_flight < 1 ? 0 : (size_t)in_flight, &lc->pool,
+                          &err) != KC_OK)
+        return kc_lua_error(L, &err);
+    lc->pool_kind = kind;
+    return 0;
+}
+
 static int l_consumer_close(lua_State *L)
 {
     lua_consumer *lc = luaL_checkudata(L, 1, CONSUMER);
+    drop_pool(lc);
     if (lc->c) {
         kc_consumer_close(lc->c);
         lc->c = NULL;
@@ -598,7 +740,7 @@ void kc_lua_open_kafka(lua_State *L)
     static const luaL_Reg consumer[] = {
         {"subscribe", l_subscribe}, {"assign", l_assign}, {"poll", l_consumer_poll},
         {"commit", l_commit}, {"partition_count", l_partition_count},
-        {"close", l_consumer_close}, {NULL, NULL},
+        {"use_pool", l_use_pool}, {"close", l_consumer_close}, {NULL, NULL},
     };
     static const luaL_Reg broker[] = {
         {"bootstrap", l_bootstrap}, {"create_topic", l_create_topic},

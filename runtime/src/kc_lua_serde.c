@@ -76,6 +76,12 @@ static int l_message(lua_State *L)
     return 1;
 }
 
+static int l_is_deserializer(lua_State *L)
+{
+    lua_pushboolean(L, kc_lua_to_deserializer(L, 1, NULL) != NULL);
+    return 1;
+}
+
 static int l_is_message(lua_State *L)
 {
     lua_pushboolean(L, test_message(L, 1) != NULL);
@@ -154,6 +160,21 @@ void kc_lua_push_serializer(lua_State *L, kc_serde *serde, kc_kind kind, bool de
         lua_rawseti(L, -2, 1);
         lua_setfenv(L, -2);
     }
+}
+
+kc_serde *kc_lua_to_deserializer(lua_State *L, int idx, kc_kind *kind)
+{
+    lua_serde *ls = luaL_testudata(L, idx, DESERIALIZER);
+    if (ls && kind)
+        *kind = ls->kind;
+    return ls ? ls->s : NULL;
+}
+
+void kc_lua_push_message_moved(lua_State *L, kc_message *m)
+{
+    kc_message *to = new_message(L);
+    *to = *m;   /* as kc_serde_deserialize moves a scratch object */
+    kc_message_init(m);
 }
 
 static lua_serde *check_serde(lua_State *L, int idx)
@@ -459,6 +480,7 @@ void kc_lua_open_serde(lua_State *L)
     new_class(L, STANDALONE, standalone, standalone_meta);
     static const luaL_Reg fns[] = {
         {"message", l_message}, {"is_message", l_is_message}, {"standalone", l_standalone},
+        {"is_deserializer", l_is_deserializer},
         {NULL, NULL},
     };
     for (const luaL_Reg *f = fns; f->name; f++) {
