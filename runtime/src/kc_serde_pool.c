@@ -62,6 +62,7 @@ struct kc_serde_pool {
     size_t lanes_used;
     slot_fifo todo, ready;
     size_t todo_len;
+    size_t wake_at;             /* queue length that wakes a worker */
     int idle, woken;            /* workers waiting for work; signalled, not yet running */
     bool caller_waiting;        /* kc_serde_pool_next sleeps on ready_cv */
     slot *returned;             /* the result last handed back */
@@ -171,6 +172,9 @@ kc_status kc_serde_pool_new(kc_serde *serde, int threads, size_t max_in_flight,
     p->lanes = calloc(max_in_flight, sizeof *p->lanes);
     p->threads = calloc((size_t)threads, sizeof *p->threads);
     p->n_slots = max_in_flight;
+    p->wake_at = max_in_flight / 4 < WORK_BATCH ? max_in_flight / 4 : WORK_BATCH;
+    if (p->wake_at < 1)
+        p->wake_at = 1;
     bool ok = p->slots && p->lanes && p->threads;
     for (size_t i = max_in_flight; ok && i-- > 0;) {
         ok = (p->slots[i].res.msg = kc_message_new()) != NULL;
@@ -183,13 +187,7 @@ kc_status kc_serde_pool_new(kc_serde *serde, int threads, size_t max_in_flight,
         kc_serde_pool_free(p);
         return kc_err_set(err, KC_ERR_NOMEM, "deserializer pool: out of memory");
     }
-    /* Held for a few list operations at a time: spinning briefly is
-     * cheaper than sleeping in the kernel when another thread holds it. */
-    pthread_mutexattr_t attr;
-    pthread_mutexattr_init(&attr);
-    pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
-    pthread_mutex_init(&p->lock, &attr);
-    pthread_mutexattr_destroy(&attr);
+    pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->work_cv, NULL);
     pthread_cond_init(&p->ready_cv, NULL);
     p->serde = kc_serde_ref(serde);
@@ -271,9 +269,11 @@ kc_status kc_serde_pool_submit(kc_serde_pool *p, kc_kind kind, const char *topic
     fifo_push(&p->todo, s);
     p->todo_len++;
     p->in_flight++;
-    /* Wake a sleeping worker only if none is on its way already: a burst
-     * of submissions costs one wake-up, not one per message. */
-    if (p->idle > p->woken) {
+    /* Wake a sleeping worker only once a batch has queued up and none is
+     * on its way already: a trickle of messages costs no wake-up per
+     * message (the caller deserializes what is left while it waits in
+     * kc_serde_pool_next). */
+    if (p->todo_len >= p->wake_at && p->idle > p->woken) {
         p->woken++;
         pthread_cond_signal(&p->work_cv);
     }

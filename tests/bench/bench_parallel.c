@@ -3,6 +3,7 @@
  * with kc_serde_deserialize, and through a kc_serde_pool of T workers,
  * broker out of the picture. Rounds alternate; the best of each is
  * reported, and speedup = one thread's time / the pool's. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +79,64 @@ static double pool_ns(const par *b, kc_serde_pool *pool)
     return (bench_now() - t0) * 1e9 / (double)b->n;
 }
 
+/* ---- serialization: what a serializer pool could gain at most ---- */
+
+typedef struct ser_job {
+    kc_serde *prod;
+    const uint8_t *value;
+    size_t size;
+    long n;
+} ser_job;
+
+static void *serialize_n(void *arg)
+{
+    ser_job *j = arg;
+    kc_buf out = KC_BUF_INIT;
+    for (long i = 0; i < j->n; i++) {
+        kc_err err;
+        if (kc_serde_serialize(j->prod, KC_KIND_VALUE, PAR_TOPIC, j->value, j->size, &out,
+                               &err) != KC_OK)
+            bench_die("serialize", &err);
+    }
+    kc_buf_free(&out);
+    return NULL;
+}
+
+/* ns per message with `threads` threads serializing concurrently on one
+ * serde (no hand-off at all: the upper bound of any serializer pool). */
+static double serialize_threads_ns(ser_job *j, int threads)
+{
+    pthread_t th[8];
+    ser_job per = *j;
+    per.n = j->n / threads;
+    double t0 = bench_now();
+    for (int i = 0; i < threads; i++)
+        if (pthread_create(&th[i], NULL, serialize_n, &per) != 0)
+            bench_die("thread", NULL);
+    for (int i = 0; i < threads; i++)
+        pthread_join(th[i], NULL);
+    return (bench_now() - t0) * 1e9 / (double)(per.n * threads);
+}
+
+static void bench_serialize_parallel(kc_serde *prod, const uint8_t *value)
+{
+    for (size_t size = 100; size <= 1024; size = size == 100 ? 1024 : 2048) {
+        ser_job j = {prod, value, size, size == 100 ? 200000 : 100000};
+        double best1 = 1e30, best2 = 1e30;
+        for (int r = 0; r < PAR_ROUNDS; r++) {
+            double a = serialize_threads_ns(&j, 1), b = serialize_threads_ns(&j, 2);
+            if (a < best1)
+                best1 = a;
+            if (b < best2)
+                best2 = b;
+        }
+        printf("bench serialize_parallel threads=2 size=%zu single_ns=%.0f two_threads_ns=%.0f "
+               "speedup=%.2f (no pool: the most a serializer pool could give)\n", size, best1,
+               best2, best1 / best2);
+        fflush(stdout);
+    }
+}
+
 void bench_deserialize_parallel(kc_serde *prod, kc_serde *cons, const uint8_t *value)
 {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -134,4 +193,5 @@ void bench_deserialize_parallel(kc_serde *prod, kc_serde *cons, const uint8_t *v
         free(b.wire);
     }
     kc_message_free(m);
+    bench_serialize_parallel(prod, value);
 }
