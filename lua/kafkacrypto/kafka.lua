@@ -60,6 +60,11 @@ function kafka.producer(config)
   if self.on_delivery ~= nil and type(self.on_delivery) ~= "function" then
     core.error("producer: on_delivery: expected a function")
   end
+  -- A kafkacrypto value serializer (alone or last in a stack) encrypts in
+  -- C straight into the send: no Lua string of the ciphertext.
+  local vs = self.value_serializer
+  local last = type(vs) == "table" and vs.last_stage or vs
+  if core.is_serializer(last) then self._c_ser, self._c_before = last, vs ~= last end
   self._handle = core.producer(options, self.on_delivery ~= nil)
   return self
 end
@@ -82,8 +87,17 @@ function Producer:send(topic, key, value, partition)
     core.error("send: expected a topic name, got " .. type(topic))
   end
   key = check_bytes(serde.serialize(self.key_serializer, topic, key), "key", topic)
-  value = check_bytes(serde.serialize(self.value_serializer, topic, value), "value", topic)
-  local seq = self._handle:send(topic, key, value, partition)
+  local seq
+  if self._c_ser then
+    if self._c_before then   -- the stack's stages before the last
+      local vs = self.value_serializer
+      value = vs:serialize(topic, value, vs.count - 1)
+    end
+    seq = self._handle:send(topic, key, value, partition, self._c_ser)
+  else
+    value = check_bytes(serde.serialize(self.value_serializer, topic, value), "value", topic)
+    seq = self._handle:send(topic, key, value, partition)
+  end
   self:_report()
   return seq
 end
@@ -145,19 +159,22 @@ function kafka.consumer(config)
     value_deserializer = serde.check(own.value_deserializer, "deserialize", "value_deserializer"),
     _options = options,
   }, Consumer)
+  -- A kafkacrypto value deserializer (alone or first in a stack) decrypts
+  -- in C as the record is polled (no Lua string of the ciphertext), or on
+  -- the pool's threads; a stack's later stages run in _deserialize.
+  local vd = self.value_deserializer
+  local first = type(vd) == "table" and vd.first_stage or vd
+  if core.is_deserializer(first) then self._c_deser, self._c_rest = first, vd ~= first end
   local threads = own.deserialize_threads
   if threads ~= nil then
-    local vd = self.value_deserializer
-    local first = type(vd) == "table" and vd.first_stage or vd
-    if not core.is_deserializer(first) then
+    if not self._c_deser then
       core.error("consumer: deserialize_threads: the value_deserializer must be a kafkacrypto "
                  .. "value deserializer or a serde.stack starting with one")
     end
     options["enable.auto.offset.store"] = "false"
-    self._pooled, self._pooled_rest = first, vd ~= first   -- a stack's later stages run in poll
   end
   self._handle = core.consumer(options)
-  if threads ~= nil then self._handle:use_pool(self._pooled, threads, own.deserialize_in_flight) end
+  if threads ~= nil then self._handle:use_pool(first, threads, own.deserialize_in_flight) end
   if #topics > 0 then self:subscribe(topics) end
   return self
 end
@@ -195,14 +212,17 @@ function Consumer:partition_count(topic, timeout)
 end
 
 -- A failing deserializer's error names the record; an error object
--- (kafkacrypto.errors) stays one, with the raw record as err.record.
+-- (kafkacrypto.errors) stays one, with the raw record as err.record (when
+-- a kafkacrypto deserializer decrypted the value in C and a later stack
+-- stage failed, record.value is that message object: the ciphertext was
+-- never made a Lua string).
 function Consumer:_deserialize(msg)
   local ok, key = pcall(serde.deserialize, self.key_deserializer, msg.topic, msg.key)
   local ok2, value
-  if ok and self._pooled_rest then            -- decrypted by the pool; the rest of the stack
+  if ok and self._c_rest then           -- decrypted in C; the rest of the stack
     ok2, value = pcall(self.value_deserializer.deserialize, self.value_deserializer, msg.topic,
                        msg.value, 2)
-  elseif ok and self._pooled then             -- decrypted by the pool
+  elseif ok and self._c_deser then      -- decrypted in C
     ok2, value = true, msg.value
   elseif ok then
     ok2, value = pcall(serde.deserialize, self.value_deserializer, msg.topic, msg.value)
@@ -211,6 +231,10 @@ function Consumer:_deserialize(msg)
     local err = ok and value or key
     local context = ("%s_deserializer failed on %s[%d] offset %d: "):format(
       ok and "value" or "key", msg.topic, msg.partition, msg.offset)
+    local v = msg.value
+    if core.is_message(v) and not v:is_cleartext(false) then
+      msg.value = v:bytes()   -- decrypted in C: the raw bytes are the message's
+    end
     if errors.is(err) then
       err.message, err.record = context .. err.message, msg
       error(err, 0)
@@ -224,7 +248,7 @@ end
 -- Waits up to `timeout` seconds (default 0) for a message: a table
 -- {topic, partition, offset, key, value, timestamp (ms)}, or nil.
 function Consumer:poll(timeout)
-  local msg = self._handle:poll(timeout)
+  local msg = self._handle:poll(timeout, self._c_deser)
   if msg then return self:_deserialize(msg) end
 end
 

@@ -192,10 +192,14 @@ static int l_send(lua_State *L)
     const char *topic = luaL_checkstring(L, 2);
     size_t klen, vlen;
     const void *key = opt_bytes(L, 3, &klen);
-    const void *value = opt_bytes(L, 4, &vlen);
+    const void *value = lua_isnoneornil(L, 6) ? opt_bytes(L, 4, &vlen) : NULL;
     lua_Integer part = luaL_optinteger(L, 5, KC_PARTITION_ANY);
     if (part < KC_PARTITION_ANY || part > INT32_MAX)
         return kc_lua_errorf(L, "send: partition: expected a number >= 0");
+    /* a kafkacrypto value serializer as 6th argument: the value is
+     * encrypted straight into the send, no Lua string in between */
+    if (!lua_isnoneornil(L, 6))
+        value = kc_lua_serialize_arg(L, 6, topic, 4, &vlen);
     uint64_t seq;
     kc_err err;
     if (kc_producer_send(lp->p, topic, (int32_t)part, key, klen, value, vlen, &seq, &err) != KC_OK)
@@ -522,6 +526,8 @@ static int l_consumer_poll(lua_State *L)
     lua_consumer *lc = check_consumer(L);
     if (lc->pool)
         return poll_pooled(L, lc, opt_ms(L, 2, 0));
+    if (!lua_isnoneornil(L, 3) && !kc_lua_to_deserializer(L, 3, NULL))
+        return kc_lua_errorf(L, "poll: expected a kafkacrypto deserializer as 3rd argument");
     kc_record *m;
     kc_err err;
     if (kc_consumer_poll(lc->c, opt_ms(L, 2, 0), &m, &err) != KC_OK)
@@ -531,7 +537,14 @@ static int l_consumer_poll(lua_State *L)
         return 1;
     }
     push_record(L, m);
-    set_bytes(L, "value", m->value, m->value_len);
+    if (lua_isnoneornil(L, 3)) {
+        set_bytes(L, "value", m->value, m->value_len);
+    } else if (m->value) {
+        /* a kafkacrypto deserializer as 3rd argument: the value becomes a
+         * message object without a Lua string of the ciphertext */
+        kc_lua_push_deserialized(L, 3, m->topic, m->value, m->value_len);
+        lua_setfield(L, -2, "value");
+    }
     kc_record_free(m);
     return 1;
 }

@@ -24,6 +24,8 @@
 #include "bench.h"
 #include "kc_broker.h"
 #include "kc_kafka.h"
+#include "kc_lua.h"
+#include <lua.h>
 #include "kc_serde.h"
 
 #define E2E_TOPIC "bench.e2e"
@@ -192,6 +194,43 @@ static double round_ns(e2e *e, double *cpu_ns)
     return (e->end - t0) * 1e9 / (double)e->n;
 }
 
+/* tests/bench/e2e.lua in a Lua state of this process: its best encrypted
+ * and plaintext rounds for size (see the script). Needs lua/ under the
+ * source directory ($KC_SOURCE_DIR, else the current one). */
+static bool lua_round(size_t size, long n, double out[4])
+{
+    const char *src = getenv("KC_SOURCE_DIR");
+    if (!src || !*src)
+        src = ".";
+    char script[4096], a1[32], a2[32], a3[32];
+    snprintf(script, sizeof script, "%s/tests/bench/e2e.lua", src);
+    snprintf(a1, sizeof a1, "%zu", size);
+    snprintf(a2, sizeof a2, "%ld", n);
+    snprintf(a3, sizeof a3, "%d", E2E_ROUNDS);
+    char *argv[] = {a1, a2, a3};
+    kc_lua_options o = {.home = src};
+    lua_State *L;
+    kc_err err;
+    char *tb = NULL;
+    if (kc_lua_new(&L, &o, &err) != KC_OK)
+        bench_die("lua", &err);
+    if (kc_lua_run_file(L, script, 3, argv, &tb, &err) != KC_OK) {
+        fprintf(stderr, "kc-bench: %s\n%s\n", err.msg, tb ? tb : "");
+        free(tb);
+        kc_lua_close(L);
+        return false;
+    }
+    static const char *const fields[] = {"enc_ns", "plain_ns", "enc_cpu_ns", "plain_cpu_ns"};
+    lua_getglobal(L, "LUA_E2E");
+    for (int i = 0; i < 4; i++) {
+        lua_getfield(L, -1, fields[i]);
+        out[i] = lua_tonumber(L, -1);
+        lua_pop(L, 1);
+    }
+    kc_lua_close(L);
+    return true;
+}
+
 static void set(kc_kafka_config *c, kc_kafka_use use, const char *name, const char *value)
 {
     kc_err err;
@@ -230,6 +269,7 @@ void bench_e2e(kc_serde *prod, kc_serde *cons, const uint8_t *value)
     if (kc_serde_pool_new(cons, E2E_POOL_THREADS, 256, &e.pool, &err2) != KC_OK)
         bench_die("pool", &err2);
     kc_serde_pool *pool = e.pool;
+    double c_enc[2], c_cpu[2];
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         e.size = cases[i].size;
         e.n = cases[i].n;
@@ -256,6 +296,8 @@ void bench_e2e(kc_serde *prod, kc_serde *cons, const uint8_t *value)
                 best_pool = pooled;
         }
         e.pool = NULL;
+        c_enc[i] = best_enc;
+        c_cpu[i] = cpu_enc;
         double emps = 1e9 / best_enc, pmps = 1e9 / best_plain;
         printf("%-12s %8zu %12.0f %10.1f %12.0f %10.1f %9.3f %12.0f\n", "e2e", e.size, emps,
                emps * (double)e.size / 1e6, pmps, pmps * (double)e.size / 1e6, emps / pmps,
@@ -274,6 +316,18 @@ void bench_e2e(kc_serde *prod, kc_serde *cons, const uint8_t *value)
         fflush(stdout);
     }
     kc_serde_pool_free(pool);
+    printf("\nthe Lua path (tests/bench/e2e.lua: kafkacrypto.producer/consumer with the "
+           "serializers, one thread)\nagainst the C rounds above; ratio = C time / Lua time "
+           "(goal >= 0.8), cpu_ratio the same in CPU time\n");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        double l[4];
+        if (!lua_round(cases[i].size, cases[i].n, l))
+            bench_die("the Lua round failed", NULL);
+        printf("bench lua_e2e size=%zu lua_ns=%.0f c_ns=%.0f ratio=%.2f lua_cpu_ns=%.0f "
+               "c_cpu_ns=%.0f cpu_ratio=%.2f lua_plain_ns=%.0f\n", cases[i].size, l[0], c_enc[i],
+               c_enc[i] / l[0], l[2], c_cpu[i], c_cpu[i] / l[2], l[1]);
+        fflush(stdout);
+    }
     kc_consumer_close(e.c);
     kc_producer_close(e.p, 5000);
     kc_kafka_config_clear(&pc);
