@@ -4,6 +4,7 @@
 #   make test     the same set-up, then every test
 #   make vectors  [VECTORS=DIR]  upstream interop vectors
 #   make bench    throughput against the raw crypto bound
+#   make bench-cli  [CLI_LINES=N]  the produce/consume tools against kcat (minutes)
 #   make fuzz     longer libFuzzer runs (FUZZ_SECONDS per target)
 #
 # Sources are discovered by directory, so adding a file needs no edit here:
@@ -24,7 +25,7 @@ FUZZ_SECONDS ?= 300
 DEB_PACKAGES := gcc make pkg-config clang libclang-rt-14-dev \
     libsodium-dev librdkafka-dev libluajit-5.1-dev luajit libconfig-dev \
     libmsgpack-dev lua-cjson libpcre2-dev libcmocka-dev lua-unit \
-    libjansson-dev valgrind
+    libjansson-dev valgrind kcat bc
 
 PKGS = libsodium rdkafka luajit libconfig libpcre2-8
 # Recursive (=) so that pkg-config runs after `deps` has installed things.
@@ -54,7 +55,7 @@ BENCH_SRCS  := $(sort $(wildcard tests/bench/*.c))
 UNIT_NAMES := $(patsubst tests/unit/%.c,%,$(UNIT_SRCS))
 FUZZ_NAMES := $(patsubst tests/fuzz/%.c,%,$(FUZZ_SRCS))
 
-.PHONY: all deps run test check unit unit-asan vectors vectors-asan bench \
+.PHONY: all deps run test check unit unit-asan vectors vectors-asan bench bench-cli \
         fuzz fuzz-smoke lua-test integration api-test install clean help
 .DEFAULT_GOAL := all
 .SECONDARY:
@@ -62,7 +63,7 @@ FUZZ_NAMES := $(patsubst tests/fuzz/%.c,%,$(FUZZ_SRCS))
 all: $(BUILD)/libkafkacrypto.a $(BUILD)/libkafkacrypto.so $(BUILD)/kafkacrypto
 
 help:
-	@sed -n '3,8p' Makefile
+	@sed -n '3,9p' Makefile
 
 # ---- Debian packages ---------------------------------------------------------
 deps:
@@ -251,7 +252,11 @@ $(BUILD)/kc-bench: $(patsubst tests/bench/%.c,$(BUILD)/bench/%.o,$(BENCH_SRCS)) 
 
 bench: deps
 	@$(MAKE) --no-print-directory $(BUILD)/kc-bench
-	$(BUILD)/kc-bench
+	KC_SOURCE_DIR=$(CURDIR) $(BUILD)/kc-bench
+
+# 1 000 000 lines each way by default: a few minutes, hence not in `bench`.
+bench-cli: deps all
+	KC_BIN=$(CURDIR)/$(BUILD)/kafkacrypto sh tests/bench/bench_cli.sh
 
 clean:
 	rm -rf $(BUILD)
