@@ -189,8 +189,9 @@ int main(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "datapath") != 0 && strcmp(argv[i], "parallel") != 0 &&
-            strcmp(argv[i], "e2e") != 0 && strcmp(argv[i], "kx") != 0) {
-            fprintf(stderr, "usage: kc-bench [datapath] [parallel] [e2e] [kx]\n");
+            strcmp(argv[i], "e2e") != 0 && strcmp(argv[i], "kx") != 0 &&
+            strcmp(argv[i], "kxscale") != 0 && strcmp(argv[i], "memory") != 0) {
+            fprintf(stderr, "usage: kc-bench [datapath] [parallel] [e2e] [kx] [kxscale] [memory]\n");
             return 2;
         }
     if (kc_init() != 0)
@@ -259,6 +260,8 @@ int main(int argc, char **argv)
         bench_e2e(b.prod, b.cons, value);
     if (wants(argc, argv, "kx"))
         bench_key_exchange(dir);
+    if (wants(argc, argv, "kxscale"))
+        bench_key_exchange_scale(dir);
     kc_broker_embedded_stop();
     kc_message_free(b.msg);
     kc_buf_free(&b.out);

@@ -23,5 +23,7 @@ void bench_deserialize_parallel(kc_serde *prod, kc_serde *cons, const uint8_t *v
 /* Key-exchange latency between two nodes on the embedded broker; dir is
  * a scratch directory. */
 void bench_key_exchange(const char *dir);
+/* The same with 1 producer and 20 consumer nodes over 1 and 20 roots. */
+void bench_key_exchange_scale(const char *dir);
 
 #endif
