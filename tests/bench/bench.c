@@ -262,6 +262,11 @@ int main(int argc, char **argv)
         bench_key_exchange(dir);
     if (wants(argc, argv, "kxscale"))
         bench_key_exchange_scale(dir);
+    if (wants(argc, argv, "memory")) {
+        const char *sec = getenv("KC_BENCH_SUSTAIN_SECONDS");
+        bench_memory();
+        bench_sustained(b.prod, b.cons, value, sec && *sec ? atof(sec) : 10);
+    }
     kc_broker_embedded_stop();
     kc_message_free(b.msg);
     kc_buf_free(&b.out);

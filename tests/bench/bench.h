@@ -18,6 +18,12 @@ void bench_e2e(kc_serde *prod, kc_serde *cons, const uint8_t *value);
 /* One serialize bound plus one deserialize bound (BLAKE2b + secretbox
  * each way) for size bytes, ns, best of several rounds. */
 double bench_bound_pair_ns(size_t size);
+/* Resident set of this process, KiB. */
+long bench_rss_kb(void);
+/* RSS of 1 000 roots' consumer keys, then (bench_e2e.c) RSS at the start
+ * and end of `seconds` of encrypted end-to-end rounds. */
+void bench_memory(void);
+void bench_sustained(kc_serde *prod, kc_serde *cons, const uint8_t *value, double seconds);
 /* Deserialization through a kc_serde_pool against one thread, no broker. */
 void bench_deserialize_parallel(kc_serde *prod, kc_serde *cons, const uint8_t *value);
 /* Key-exchange latency between two nodes on the embedded broker; dir is

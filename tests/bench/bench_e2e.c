@@ -238,25 +238,64 @@ static void set(kc_kafka_config *c, kc_kafka_use use, const char *name, const ch
         bench_die("kafka config", &err);
 }
 
-void bench_e2e(kc_serde *prod, kc_serde *cons, const uint8_t *value)
+/* The embedded broker's topic and the two clients of every round. */
+static void e2e_open(e2e *e, kc_kafka_config *pc, kc_kafka_config *cc)
 {
     kc_broker *b;
     kc_err err;
     if (kc_broker_embedded(&b, &err) != KC_OK ||
         kc_broker_create_topic(b, E2E_TOPIC, E2E_PARTITIONS, &err) != KC_OK)
         bench_die("embedded broker", &err);
-    kc_kafka_config pc, cc;
-    kc_kafka_config_init(&pc);
-    kc_kafka_config_init(&cc);
-    set(&pc, KC_KAFKA_PRODUCER, "linger.ms", "5");
+    kc_kafka_config_init(pc);
+    kc_kafka_config_init(cc);
+    set(pc, KC_KAFKA_PRODUCER, "linger.ms", "5");
     /* short empty fetches: the mock answers one only after this wait */
-    set(&cc, KC_KAFKA_CONSUMER, "fetch.wait.max.ms", "5");
-    e2e e = {.value = value};
-    atomic_init(&e.failed, false);
-    if (kc_producer_new(&e.p, &pc, 0, &err) != KC_OK || kc_consumer_new(&e.c, &cc, &err) != KC_OK)
+    set(cc, KC_KAFKA_CONSUMER, "fetch.wait.max.ms", "5");
+    atomic_init(&e->failed, false);
+    if (kc_producer_new(&e->p, pc, 0, &err) != KC_OK || kc_consumer_new(&e->c, cc, &err) != KC_OK)
         bench_die("kafka clients", &err);
-    if (kc_producer_prepare_topic(e.p, E2E_TOPIC, 5000) != KC_OK)
+    if (kc_producer_prepare_topic(e->p, E2E_TOPIC, 5000) != KC_OK)
         bench_die("topic metadata", NULL);
+}
+
+static void e2e_close(e2e *e, kc_kafka_config *pc, kc_kafka_config *cc)
+{
+    kc_consumer_close(e->c);
+    kc_producer_close(e->p, 5000);
+    kc_kafka_config_clear(pc);
+    kc_kafka_config_clear(cc);
+}
+
+void bench_sustained(kc_serde *prod, kc_serde *cons, const uint8_t *value, double seconds)
+{
+    kc_kafka_config pc, cc;
+    e2e e = {.value = value, .prod = prod, .cons = cons, .size = 1024, .n = 16000};
+    e2e_open(&e, &pc, &cc);
+    double cpu, t0 = bench_now();
+    long rounds = 0, start_kb = 0, mid_kb = 0;
+    do {
+        round_ns(&e, &cpu);
+        if (rounds++ == 0)
+            start_kb = bench_rss_kb();  /* after the first round: clients warmed up */
+        if (!mid_kb && bench_now() - t0 >= seconds / 2)
+            mid_kb = bench_rss_kb();
+    } while (bench_now() - t0 < seconds);
+    long end_kb = bench_rss_kb();
+    /* The embedded broker keeps each partition's log up to its cap (a few
+     * MiB): RSS rises until the logs are full, then stays; the second
+     * half's growth is the figure to watch. */
+    printf("bench memory_sustained seconds=%.0f messages=%ld size=%zu rss_start_kb=%ld "
+           "rss_mid_kb=%ld rss_end_kb=%ld second_half_growth_kb=%ld\n", bench_now() - t0,
+           rounds * e.n, e.size, start_kb, mid_kb, end_kb, end_kb - mid_kb);
+    fflush(stdout);
+    e2e_close(&e, &pc, &cc);
+}
+
+void bench_e2e(kc_serde *prod, kc_serde *cons, const uint8_t *value)
+{
+    kc_kafka_config pc, cc;
+    e2e e = {.value = value};
+    e2e_open(&e, &pc, &cc);
 
     static const struct { size_t size; long n; } cases[] = {{100, 40000}, {1024, 16000}};
     printf("\nend to end through the embedded broker (mock cluster, %d partitions), produce + "
@@ -328,8 +367,5 @@ void bench_e2e(kc_serde *prod, kc_serde *cons, const uint8_t *value)
                c_enc[i] / l[0], l[2], c_cpu[i], c_cpu[i] / l[2], l[1]);
         fflush(stdout);
     }
-    kc_consumer_close(e.c);
-    kc_producer_close(e.p, 5000);
-    kc_kafka_config_clear(&pc);
-    kc_kafka_config_clear(&cc);
+    e2e_close(&e, &pc, &cc);
 }
