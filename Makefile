@@ -254,7 +254,8 @@ bench: deps
 	@$(MAKE) --no-print-directory $(BUILD)/kc-bench
 	KC_SOURCE_DIR=$(CURDIR) $(BUILD)/kc-bench
 
-# 1 000 000 lines each way by default: a few minutes, hence not in `bench`.
+# 200 000 lines each way by default (CLI_LINES): a minute or more with the
+# set-up, hence not in `bench`.
 bench-cli: deps all
 	KC_BIN=$(CURDIR)/$(BUILD)/kafkacrypto sh tests/bench/bench_cli.sh
 
