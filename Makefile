@@ -4,6 +4,7 @@
 #   make test     the same set-up, then every test
 #   make vectors  [VECTORS=DIR]  upstream interop vectors
 #   make bench    throughput against the raw crypto bound; a node with 100 000 old keys
+#   make bench-cli  [CLI_LINES=N]  the produce/consume tools against kcat (minutes)
 #   make fuzz     longer libFuzzer runs (FUZZ_SECONDS per target)
 #   make soak     long runs: tests/soak/soak_*.sh (500 kills, floods)
 #
@@ -25,7 +26,7 @@ FUZZ_SECONDS ?= 300
 DEB_PACKAGES := kcat gcc make pkg-config clang libclang-rt-14-dev \
     libsodium-dev librdkafka-dev libluajit-5.1-dev luajit libconfig-dev \
     libmsgpack-dev lua-cjson libpcre2-dev libcmocka-dev lua-unit \
-    libjansson-dev valgrind libp11-kit-dev softhsm2 opensc strace
+    libjansson-dev valgrind libp11-kit-dev softhsm2 opensc strace bc
 
 # The core (runtime/src) never sees Lua; runtime/src/lua hosts it.
 CORE_PKGS = libsodium rdkafka libconfig libpcre2-8 p11-kit-1
@@ -67,7 +68,7 @@ LUA_UNIT_NAMES := $(patsubst tests/unit/%.c,%,$(shell grep -lE \
 CORE_UNIT_NAMES := $(filter-out $(LUA_UNIT_NAMES),$(UNIT_NAMES))
 FUZZ_NAMES := $(patsubst tests/fuzz/%.c,%,$(FUZZ_SRCS))
 
-.PHONY: all deps run test check unit unit-asan vectors vectors-asan bench \
+.PHONY: all deps run test check unit unit-asan vectors vectors-asan bench bench-cli \
         fuzz fuzz-smoke lua-test integration api-test install soak clean help
 .DEFAULT_GOAL := all
 .SECONDARY:
@@ -301,7 +302,12 @@ $(BUILD)/kc-bench: $(patsubst tests/bench/%.c,$(BUILD)/bench/%.o,$(BENCH_SRCS)) 
 
 bench: deps
 	@$(MAKE) --no-print-directory $(BUILD)/kc-bench
-	$(BUILD)/kc-bench
+	KC_SOURCE_DIR=$(CURDIR) $(BUILD)/kc-bench
+
+# 200 000 lines each way by default (CLI_LINES): a minute or more with the
+# set-up, hence not in `bench`.
+bench-cli: deps all
+	KC_BIN=$(CURDIR)/$(BUILD)/kafkacrypto sh tests/bench/bench_cli.sh
 
 clean:
 	rm -rf $(BUILD)

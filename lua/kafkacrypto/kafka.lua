@@ -69,6 +69,11 @@ function kafka.producer(config)
   if self.on_delivery ~= nil and type(self.on_delivery) ~= "function" then
     core.error("producer: on_delivery: expected a function")
   end
+  -- A kafkacrypto value serializer (alone or last in a stack) encrypts in
+  -- C straight into the send: no Lua string of the ciphertext.
+  local vs = self.value_serializer
+  local last = type(vs) == "table" and vs.last_stage or vs
+  if core.is_serializer(last) then self._c_ser, self._c_before = last, vs ~= last end
   self._handle = core.producer(options, true)
   return self
 end
@@ -117,8 +122,17 @@ function Producer:send(topic, key, value, partition)
     core.error("send: expected a topic name, got " .. type(topic))
   end
   key = check_bytes(serde.serialize(self.key_serializer, topic, key), "key", topic)
-  value = check_bytes(serde.serialize(self.value_serializer, topic, value), "value", topic)
-  local seq = self._handle:send(topic, key, value, partition, headers, timestamp)
+  local seq
+  if self._c_ser then   -- encrypted in C straight into the send
+    if self._c_before then   -- the stack's stages before the last
+      local vs = self.value_serializer
+      value = vs:serialize(topic, value, vs.count - 1)
+    end
+    seq = self._handle:send(topic, key, value, partition, headers, timestamp, self._c_ser)
+  else
+    value = check_bytes(serde.serialize(self.value_serializer, topic, value), "value", topic)
+    seq = self._handle:send(topic, key, value, partition, headers, timestamp)
+  end
   if on_delivery then self._callbacks[seq] = on_delivery end
   self:_report()
   return seq
@@ -175,7 +189,8 @@ end
 local Consumer = {}
 Consumer.__index = Consumer
 
-local CONSUMER_OWN = { key_deserializer = true, value_deserializer = true, key_topics = true }
+local CONSUMER_OWN = { key_deserializer = true, value_deserializer = true, key_topics = true,
+                       deserialize_threads = true, deserialize_in_flight = true }
 
 -- kafkacrypto.consumer{ "topic1", "topic2", group_id = ..., value_deserializer = ... }
 -- Topics listed first are subscribed to, as KafkaConsumer("topic1", ...)
@@ -185,6 +200,15 @@ local CONSUMER_OWN = { key_deserializer = true, value_deserializer = true, key_t
 -- topic, partition, offset} each time a partition's end is reached.
 -- key_topics = true: a pattern subscription also delivers the key-exchange
 -- topics (.reqs .keys .subs, chains, allowlist, denylist), left out by default.
+--
+-- deserialize_threads = n (default: none) decrypts values on n worker
+-- threads while poll() returns earlier messages: for a consumer bound by
+-- one core's decryption (many partitions, large values). The
+-- value_deserializer must then be a kafkacrypto value deserializer or a
+-- serde.stack starting with one. Messages of one partition still come in
+-- offset order; at most deserialize_in_flight (default 256) are read ahead,
+-- and offsets are stored for commits only as messages are returned.
+-- End-of-partition events keep their place among a partition's messages.
 function kafka.consumer(config)
   local options, own, topics = split_config(config, CONSUMER_OWN, "consumer")
   local self = setmetatable({
@@ -196,7 +220,22 @@ function kafka.consumer(config)
   if options.enable_partition_eof ~= nil then
     options["enable.partition.eof"], options.enable_partition_eof = options.enable_partition_eof, nil
   end
+  -- A kafkacrypto value deserializer (alone or first in a stack) decrypts
+  -- in C as the record is polled (no Lua string of the ciphertext), or on
+  -- the pool's threads; a stack's later stages run in _deserialize.
+  local vd = self.value_deserializer
+  local first = type(vd) == "table" and vd.first_stage or vd
+  if core.is_deserializer(first) then self._c_deser, self._c_rest = first, vd ~= first end
+  local threads = own.deserialize_threads
+  if threads ~= nil then
+    if not self._c_deser then
+      core.error("consumer: deserialize_threads: the value_deserializer must be a kafkacrypto "
+                 .. "value deserializer or a serde.stack starting with one")
+    end
+    options["enable.auto.offset.store"] = "false"
+  end
   self._handle = core.consumer(options)
+  if threads ~= nil then self._handle:use_pool(first, threads, own.deserialize_in_flight) end
   if #topics > 0 then self:subscribe(topics) end
   return self
 end
@@ -288,15 +327,29 @@ function Consumer:partition_count(topic, timeout)
 end
 
 -- A failing deserializer's error names the record; an error object
--- (kafkacrypto.errors) stays one, with the raw record as err.record.
+-- (kafkacrypto.errors) stays one, with the raw record as err.record (when
+-- a kafkacrypto deserializer decrypted the value in C and a later stack
+-- stage failed, record.value is that message object: the ciphertext was
+-- never made a Lua string).
 function Consumer:_deserialize(msg)
   local ok, key = pcall(serde.deserialize, self.key_deserializer, msg.topic, msg.key)
   local ok2, value
-  if ok then ok2, value = pcall(serde.deserialize, self.value_deserializer, msg.topic, msg.value) end
+  if ok and self._c_rest then           -- decrypted in C; the rest of the stack
+    ok2, value = pcall(self.value_deserializer.deserialize, self.value_deserializer, msg.topic,
+                       msg.value, 2)
+  elseif ok and self._c_deser then      -- decrypted in C
+    ok2, value = true, msg.value
+  elseif ok then
+    ok2, value = pcall(serde.deserialize, self.value_deserializer, msg.topic, msg.value)
+  end
   if not (ok and ok2) then
     local err = ok and value or key
     local context = ("%s_deserializer failed on %s[%d] offset %d: "):format(
       ok and "value" or "key", msg.topic, msg.partition, msg.offset)
+    local v = msg.value
+    if core.is_message(v) and not v:is_cleartext(false) then
+      msg.value = v:bytes()   -- decrypted in C: the raw bytes are the message's
+    end
     if errors.is(err) then
       err.message, err.record = context .. err.message, msg
       error(err, 0)
@@ -312,14 +365,12 @@ end
 -- {topic, partition, offset, key, value, headers = {{name, value}, ...},
 -- timestamp (ms), timestamp_type ("create" or "log_append")}, or nil.
 function Consumer:poll(timeout)
-  local deadline = core.clock() + (timeout or 0)
-  repeat
-    local msg = self._handle:poll(math.max(0, deadline - core.clock()))
-    if msg and msg.eof then return msg end
-    if msg and not (self._pattern and not self._key_topics and kafka.is_key_topic(msg.topic)) then
-      return self:_deserialize(msg)
-    end
-  until not msg
+  -- Key-exchange topics are dropped in C before any decryption (and,
+  -- with a pool, before they are queued).
+  local skip = self._pattern and not self._key_topics and kafka.is_key_topic or nil
+  local msg = self._handle:poll(timeout, self._c_deser, skip)
+  if msg and msg.eof then return msg end
+  if msg then return self:_deserialize(msg) end
 end
 
 -- Up to `max` messages within `timeout` seconds (default 0): a list,

@@ -10,10 +10,30 @@ local errors = require "kafkacrypto.errors"
 
 local serde = {}
 
+local function index(t, k) return t[k] end
+
+-- Userdata methods come from C classes and never change: looked up once
+-- per object, so that the per-message path makes no closure and no pcall
+-- (both keep LuaJIT from compiling the producer's and consumer's loops).
+local userdata_methods = setmetatable({}, { __mode = "k" })
+
 local function method_of(stage, name)
   local t = type(stage)
-  if t == "table" or t == "userdata" then
-    local ok, m = pcall(function() return stage[name] end)
+  if t == "userdata" then
+    local cached = userdata_methods[stage]
+    if not cached then
+      cached = {}
+      userdata_methods[stage] = cached
+    end
+    local m = cached[name]
+    if m == nil then
+      local ok, f = pcall(index, stage, name)
+      m = ok and type(f) == "function" and f or false
+      cached[name] = m
+    end
+    return m or nil
+  elseif t == "table" then
+    local ok, m = pcall(index, stage, name)
     if ok and type(m) == "function" then return m end
   end
 end
@@ -83,12 +103,18 @@ function serde.stack(...)
     takes_messages[i] = method_of(stages[i], "deserialize") ~= nil
   end
   local stacked = {}
-  function stacked:serialize(topic, value)
-    for _, stage in ipairs(stages) do value = serde.serialize(stage, topic, value) end
+  -- The producer and consumer run a kafkacrypto stage at the end (serializing)
+  -- or start (deserializing) in C, and the others here.
+  stacked.first_stage, stacked.last_stage, stacked.count = stages[1], stages[n], n
+  -- upto (default: all): the last stage to apply.
+  function stacked:serialize(topic, value, upto)
+    for i = 1, upto or n do value = serde.serialize(stages[i], topic, value) end
     return value
   end
-  function stacked:deserialize(topic, value)
-    for i, stage in ipairs(stages) do
+  -- from (default 1): the first stage to apply.
+  function stacked:deserialize(topic, value, from)
+    for i = from or 1, n do
+      local stage = stages[i]
       if not takes_messages[i] and core.is_message(value) then
         if value:is_cleartext(false) then
           value = value:bytes()

@@ -483,6 +483,54 @@ KC_EXPORT KC_MUST_CHECK kc_status kc_serde_deserialize(kc_serde *s, kc_kind kind
                                const uint8_t *data, size_t len, kc_message *out,
                                kc_err *err);
 
+/* ---- deserialization on several cores ------------------------------------
+ *
+ * A pool of worker threads that deserialize with one serde. Messages of
+ * one (topic, partition) come back in the order they were submitted; those
+ * of different partitions may overtake each other (a message waiting for
+ * its key holds back its own partition only). Undecryptable and malformed
+ * messages come back in their place like any other. At most max_in_flight
+ * messages are submitted and not yet released, which bounds the memory in
+ * flight; the input bytes are not copied. One thread submits and takes
+ * results; the workers only deserialize. Without a pool everything runs on
+ * the caller's thread, which is the faster choice for one core or small
+ * workloads (see README, speed). */
+typedef struct kc_serde_pool kc_serde_pool;
+
+#define KC_SERDE_POOL_MAX_THREADS 64
+#define KC_SERDE_POOL_MAX_IN_FLIGHT 65536
+
+typedef struct kc_pool_result {
+    void *user;          /* as given to kc_serde_pool_submit */
+    int32_t partition;   /* as given */
+    kc_message *msg;     /* the pool's object: valid until the next kc_serde_pool_next */
+    kc_status status;    /* of kc_serde_deserialize (bad arguments, out of memory) */
+    kc_err err;
+} kc_pool_result;
+
+KC_EXPORT KC_MUST_CHECK kc_status kc_serde_pool_new(kc_serde *s, int threads, size_t max_in_flight,
+                                                    kc_serde_pool **out, kc_err *err);
+/* Queues data received on (topic, partition). data is not copied: keep it
+ * valid until its result has been handed back and the next
+ * kc_serde_pool_next call. KC_ERR_BUSY when max_in_flight messages are
+ * out: take results first. */
+KC_EXPORT KC_MUST_CHECK kc_status kc_serde_pool_submit(kc_serde_pool *p, kc_kind kind,
+                                                       const char *topic, int32_t partition,
+                                                       const uint8_t *data, size_t len,
+                                                       void *user, kc_err *err);
+/* Releases the result handed back before, then hands back the next one
+ * whose partition's earlier messages have all been handed back, waiting
+ * up to timeout_ms (0: no wait, negative: no limit). KC_ERR_NOTFOUND if
+ * none came in time, at once when nothing is in flight. While it waits,
+ * the calling thread deserializes queued messages itself (so it may
+ * return one message's deserialization after timeout_ms). */
+KC_EXPORT kc_status kc_serde_pool_next(kc_serde_pool *p, int timeout_ms, kc_pool_result **out);
+/* Messages submitted and not yet released (including the last result). */
+KC_EXPORT size_t kc_serde_pool_in_flight(kc_serde_pool *p);
+/* Stops the workers (waiting for the messages they are deserializing) and
+ * frees the pool with every result not taken. NULL is ignored. */
+KC_EXPORT void kc_serde_pool_free(kc_serde_pool *p);
+
 /* Consumer key for (root, ki), as the key exchange delivers it; replaces
  * an earlier one and ends waits for it. */
 KC_EXPORT kc_status kc_serde_add_consumer_key(kc_serde *s, const char *root, const kc_keyidx *ki,

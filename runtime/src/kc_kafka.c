@@ -575,6 +575,17 @@ kc_status kc_consumer_partition_count(kc_consumer *c, const char *topic, int tim
     return KC_OK;
 }
 
+kc_status kc_consumer_store_offset(kc_consumer *c, const kc_record *r, kc_err *err)
+{
+    (void)c;
+    const rd_kafka_message_t *rm = r->rkmessage_;
+    rd_kafka_resp_err_t e = rd_kafka_offset_store(rm->rkt, rm->partition, rm->offset);
+    if (!e)
+        return KC_OK;
+    return kc_err_set(err, KC_ERR_STATE, "%s[%d] offset %lld: storing the offset: %s", r->topic,
+                      (int)r->partition, (long long)r->offset, rd_kafka_err2str(e));
+}
+
 kc_status kc_consumer_commit(kc_consumer *c, kc_err *err)
 {
     rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, NULL, 0);

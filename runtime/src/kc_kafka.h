@@ -176,6 +176,9 @@ kc_status kc_consumer_partition_count(kc_consumer *c, const char *topic, int tim
 /* From another thread: makes a kc_consumer_poll in progress return now
  * (without a message). */
 void kc_consumer_wake(kc_consumer *c);
+/* Marks r as processed for the next commit, for a consumer configured
+ * with enable.auto.offset.store=false (whose poll marks nothing). */
+kc_status kc_consumer_store_offset(kc_consumer *c, const kc_record *r, kc_err *err);
 /* Synchronously commits the offsets of the messages polled so far (group
  * subscriptions). Nothing to commit is not an error. */
 kc_status kc_consumer_commit(kc_consumer *c, kc_err *err);

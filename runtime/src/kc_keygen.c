@@ -96,6 +96,11 @@ void kc_keygen_next(kc_keygen *kg, uint8_t salt_used[KC_KEYGEN_SALTBYTES],
     sodium_memzero(out, sizeof out);
 }
 
+void kc_keygen_advance(kc_keygen *kg)
+{
+    counter_increment(kg->salt);
+}
+
 kc_status kc_keygen_at(kc_keygen *kg, const uint8_t *salt, size_t salt_len,
                        uint8_t key[KC_KEYGEN_KEYBYTES], uint8_t nonce[KC_KEYGEN_NONCEBYTES],
                        kc_err *err)

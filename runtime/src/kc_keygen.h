@@ -69,6 +69,10 @@ kc_status kc_keygen_at(kc_keygen *kg, const uint8_t *salt, size_t salt_len,
                        uint8_t key[KC_KEYGEN_KEYBYTES], uint8_t nonce[KC_KEYGEN_NONCEBYTES],
                        kc_err *err);
 
+/* Moves the counter one step, as a generation does (for callers that
+ * derive from a copy outside a lock). */
+void kc_keygen_advance(kc_keygen *kg);
+
 /* The general form, with upstream's argument rules: msg must be bytes
  * (NONE = empty); ctx and salt may be bytes or text (UTF-8), anything else
  * selects the default ctx / the counter; 1 <= keysize + noncesize <= 64.

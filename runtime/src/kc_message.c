@@ -49,6 +49,23 @@ void kc_message_free(kc_message *m)
     free(m);
 }
 
+void kc_message_move(kc_message *to, kc_message *from)
+{
+    msgpack_zone zone = to->zone;
+    bool live = to->zone_live;
+    drop_deser(to);
+    kc_buf_free(&to->bytes);
+    kc_buf_free(&to->topic);
+    *to = *from;
+    to->zone = zone;
+    to->zone_live = live;
+    zone = from->zone;
+    live = from->zone_live;
+    kc_message_init(from);
+    from->zone = zone;
+    from->zone_live = live;
+}
+
 msgpack_zone *kc_message_zone(kc_message *m)
 {
     if (!m->zone_live) {

@@ -28,6 +28,10 @@ struct kc_message {
 };
 
 void kc_message_init(kc_message *m);
+/* Moves from's contents (and its retry reference) into to, replacing to's;
+ * each keeps its own parse zone, so a scratch object deserialized into
+ * again and again allocates none. from is left empty. */
+void kc_message_move(kc_message *to, kc_message *from);
 void kc_message_clear(kc_message *m);
 void kc_message_set_null(kc_message *m);
 /* Upstream's fromEncryptedBytes: empty raw is never decryptable; with a

@@ -34,6 +34,8 @@ typedef struct tracked {
     topic_kind kind;
     int nparts;        /* 0: not known to exist yet */
     int64_t *next;     /* per partition: offset to resume from, -1 = initial position */
+    bool counted;      /* nparts looked up: a rebuild counts only what is new */
+    bool existed;      /* the topic existed when counted */
 } tracked;
 
 /* The key requests of a root (§7.3): the last round while no reply has
@@ -531,8 +533,10 @@ static void dispatch(kc_node *n, const kc_record *m)
 
 /* ---- the assignment --------------------------------------------------------------------------- */
 
-/* Looks up partition counts (without the node lock: metadata requests
- * block), then assigns every partition of every tracked topic. */
+/* Looks up the partition counts of topics not counted yet (without the
+ * node lock: metadata requests block; each costs a round trip, so topics
+ * counted before are not asked again), then assigns every partition of
+ * every tracked topic. */
 static void rebuild_assignment(kc_node *n)
 {
     pthread_mutex_lock(&n->mu);
@@ -540,6 +544,8 @@ static void rebuild_assignment(kc_node *n)
     char **topics = calloc(ntrk ? ntrk : 1, sizeof *topics);
     char **roots = calloc(ntrk ? ntrk : 1, sizeof *roots);
     for (size_t i = 0; topics && roots && i < ntrk; i++) {
+        if (n->trk[i].counted)
+            continue;  /* NULL: keep what is known */
         topics[i] = strdup(n->trk[i].topic);
         roots[i] = n->trk[i].root ? strdup(n->trk[i].root) : NULL;
     }
@@ -575,6 +581,12 @@ static void rebuild_assignment(kc_node *n)
     size_t total = 0;
     for (size_t i = 0; counts && i < ntrk; i++) {
         tracked *t = &n->trk[i];
+        if (!topics[i]) {
+            total += (size_t)t->nparts;
+            continue;
+        }
+        t->counted = true;
+        t->existed = counts[i] > 0;
         int parts = counts[i] > 0 ? counts[i] : 1; /* missing: partition 0 for when it appears */
         if (parts != t->nparts) {
             int64_t *next = realloc(t->next, (size_t)parts * sizeof *next);
@@ -596,7 +608,7 @@ static void rebuild_assignment(kc_node *n)
             if (off < 0) /* §7.1, see kc_node.h for why requests start early */
                 off = t->kind == TOPIC_MGMT ? KC_OFFSET_BEGINNING
                       : t->kind == TOPIC_REQS ? KC_OFFSET_STORED
-                      : counts[i] > 0 ? KC_OFFSET_END : KC_OFFSET_BEGINNING;
+                      : t->existed ? KC_OFFSET_END : KC_OFFSET_BEGINNING;
             tps[k++] = (kc_topic_partition){t->topic, p, off};
         }
         if (t->kind == TOPIC_KEYS)
@@ -637,8 +649,10 @@ static void recheck_missing_topics(kc_node *n)
     if (kc_consumer_partition_count(n->cons, topic, METADATA_TIMEOUT_MS, &count, NULL) == KC_OK) {
         pthread_mutex_lock(&n->mu);
         tracked *t = find_tracked(n, topic);
-        if (t && count > t->nparts)
+        if (t && count > t->nparts) {
+            t->counted = false;  /* count it again in the rebuild */
             n->dirty = true;
+        }
         pthread_mutex_unlock(&n->mu);
     }
     free(topic);

@@ -699,6 +699,12 @@ static kc_status deserialize(kc_serde *s, kc_kind kind, const char *topic, const
     uint8_t key[KC_KEYGEN_KEYBYTES], nonce[KC_KEYGEN_NONCEBYTES];
     bool have_key = false;
     if (w.ki_usable) {
+        /* An explicit salt (the usual case) is derived from a copy of the
+         * generator after the lock is released, so that deserializers on
+         * several threads do not queue for it. */
+        bool explicit_salt = w.salt.type == KC_ANY_BYTES && w.salt.len <= KC_KEYGEN_SALTBYTES;
+        bool copied = false;
+        kc_keygen copy;
         pthread_mutex_lock(&s->lock);
         root_entry *r = root_find(s, root, root_len);
         cgen *g = r ? cgen_find(r, &w.ki) : NULL;
@@ -706,13 +712,22 @@ static kc_status deserialize(kc_serde *s, kc_kind kind, const char *topic, const
             g = wait_for_key(s, r, &w.ki, retry);
         /* The generator's counter moves even though the salt is explicit
          * (as upstream); a salt of another type selects the counter. */
-        if (g) {
+        if (g && explicit_salt) {
+            copy = g->gen[kind];
+            kc_keygen_advance(&g->gen[kind]);
+            copied = true;
+        } else if (g) {
             const uint8_t *salt = NULL;  /* the counter */
             if (w.salt.type == KC_ANY_BYTES)
                 salt = w.salt.p ? w.salt.p : (const uint8_t *)"";
             have_key = kc_keygen_at(&g->gen[kind], salt, w.salt.len, key, nonce, NULL) == KC_OK;
         }
         pthread_mutex_unlock(&s->lock);
+        if (copied) {
+            have_key = kc_keygen_at(&copy, w.salt.p ? w.salt.p : (const uint8_t *)"", w.salt.len,
+                                    key, nonce, NULL) == KC_OK;
+            sodium_memzero(&copy, sizeof copy);
+        }
     }
     bool opened = have_key && w.ct_is_bytes && kc_wire_open(w.ct, w.ct_len, key, nonce, &out->bytes);
     sodium_memzero(key, sizeof key);

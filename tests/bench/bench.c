@@ -10,8 +10,10 @@
  *
  * Then (bench_e2e.c) end-to-end throughput through the embedded broker,
  * encrypted against plaintext, and (bench_kx.c) the key-exchange latency
- * between two nodes, and (bench_oldkeys.c) a node with 100 000 old producer
- * keys. `kc-bench [datapath] [e2e] [kx] [oldkeys]` runs only the parts named. */
+ * between two nodes; (bench_parallel.c) deserialization on a pool of
+ * threads against one thread; (bench_oldkeys.c) a node with 100 000 old
+ * producer keys. `kc-bench [datapath] [parallel] [e2e] [kx] [kxscale]
+ * [memory] [oldkeys]` runs only the parts named. */
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,6 +145,35 @@ static void compare(bench *b, const char *name, op_fn ours, op_fn bound)
     fflush(stdout);
 }
 
+static bench *the_bench;  /* for bench_bound_pair_ns */
+
+double bench_bound_pair_ns(size_t size)
+{
+    bench *b = the_bench;
+    size_t saved = b->size;
+    b->size = size;
+    kc_keygen_init(&b->bound_gen, b->secret, 32, kc_keygen_ctx_value, 16, NULL);
+    double best_s = 1e30, best_d = 1e30;
+    long ns = calibrate(b, bound_serialize);
+    for (int r = 0; r < ROUNDS; r++) {
+        double a = measure(b, bound_serialize, ns);
+        if (a < best_s)
+            best_s = a;
+    }
+    /* the deserialize bound opens a box made under its own salt */
+    uint8_t key[32], nonce[24];
+    kc_keygen_next(&b->bound_gen, b->bound_salt, key, nonce);
+    crypto_secretbox_easy(b->box, b->value, size, nonce, key);
+    long nd = calibrate(b, bound_deserialize);
+    for (int r = 0; r < ROUNDS; r++) {
+        double c = measure(b, bound_deserialize, nd);
+        if (c < best_d)
+            best_d = c;
+    }
+    b->size = saved;
+    return best_s + best_d;
+}
+
 static void find_secret(void *ctx, const kc_keyidx *ki, const uint8_t secret[32], double birth,
                         bool can_encrypt)
 {
@@ -168,9 +199,11 @@ static bool wants(int argc, char **argv, const char *part)
 int main(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++)
-        if (strcmp(argv[i], "datapath") != 0 && strcmp(argv[i], "e2e") != 0 &&
-            strcmp(argv[i], "kx") != 0 && strcmp(argv[i], "oldkeys") != 0) {
-            fprintf(stderr, "usage: kc-bench [datapath] [e2e] [kx] [oldkeys]\n");
+        if (strcmp(argv[i], "datapath") != 0 && strcmp(argv[i], "parallel") != 0 &&
+            strcmp(argv[i], "e2e") != 0 && strcmp(argv[i], "kx") != 0 &&
+            strcmp(argv[i], "kxscale") != 0 && strcmp(argv[i], "memory") != 0 &&
+            strcmp(argv[i], "oldkeys") != 0) {
+            fprintf(stderr, "usage: kc-bench [datapath] [parallel] [e2e] [kx] [kxscale] [memory] [oldkeys]\n");
             return 2;
         }
     if (kc_init() != 0)
@@ -198,6 +231,7 @@ int main(int argc, char **argv)
     if (kc_serde_new(&pc, &b.prod, &err) != KC_OK || kc_serde_new(&cc, &b.cons, &err) != KC_OK)
         bench_die("serde", &err);
     b.msg = kc_message_new();
+    the_bench = &b;
 
     static const size_t sizes[] = {64, 1024, 65536};
     uint8_t *value = malloc(65536);
@@ -232,10 +266,19 @@ int main(int argc, char **argv)
             compare(&b, "deserialize", op_deserialize, bound_deserialize);
         }
     }
+    if (wants(argc, argv, "parallel"))
+        bench_deserialize_parallel(b.prod, b.cons, value);
     if (wants(argc, argv, "e2e"))
         bench_e2e(b.prod, b.cons, value);
     if (wants(argc, argv, "kx"))
         bench_key_exchange(dir);
+    if (wants(argc, argv, "kxscale"))
+        bench_key_exchange_scale(dir);
+    if (wants(argc, argv, "memory")) {
+        const char *sec = getenv("KC_BENCH_SUSTAIN_SECONDS");
+        bench_memory();
+        bench_sustained(b.prod, b.cons, value, sec && *sec ? atof(sec) : 10);
+    }
     if (wants(argc, argv, "oldkeys"))
         bench_oldkeys(dir);
     kc_broker_embedded_stop();

@@ -9,6 +9,7 @@
  * (key_wait_interval), so that what is measured is the exchange, not that
  * polling step. The first trial includes the nodes' start-up (their first
  * assignment of the key topics), the later ones do not. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,10 +19,12 @@
 #include "kc_log.h"
 #include "kc_node.h"
 #include "kc_provision_node.h"
+#include "kc_tunables.h"
 
 #define KX_TRIALS 3
 #define KX_WAIT_INTERVAL 0.005
 #define KX_GIVE_UP_SECONDS 30.0
+#define KX_SCALE_CONSUMERS 20
 
 /* KC_BENCH_TRACE=1: the nodes' log lines, stamped with the time, to see
  * where an exchange spends it. */
@@ -48,6 +51,15 @@ static char *open_provisioned(const char *dir, const char *node, kc_role role, k
     kc_node_options_init(&o);
     o.config_path = config;
     o.key_wait_interval = KX_WAIT_INTERVAL;
+    /* KC_BENCH_SUB_INTERVAL=S: consumers ask again for a missing key after
+     * S seconds instead of the protocol's 60 (to see what bounds a run). */
+    static kc_tunables t;
+    const char *sub = getenv("KC_BENCH_SUB_INTERVAL");
+    if (sub && *sub) {
+        kc_tunables_init(&t);
+        t.crypto_sub_interval = atof(sub);
+        o.tunables = &t;
+    }
     if (kc_node_open(out, &o, &err) != KC_OK)
         bench_die("node", &err);
     return config;
@@ -85,6 +97,123 @@ static int by_value(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
+}
+
+/* ---- at scale: one producer node, KX_SCALE_CONSUMERS consumer nodes, R roots ---- */
+
+typedef struct scale_cons {
+    kc_node *node;
+    int roots;
+    const kc_buf *wire;   /* per root: its first ciphertext */
+    const double *t0;     /* per root: when it was made */
+    double *ms;           /* per root: first decrypted - t0 */
+} scale_cons;
+
+/* One consumer node's thread: tries every root until each decrypts. */
+static void *scale_consume(void *arg)
+{
+    scale_cons *c = arg;
+    kc_message *m = kc_message_new();
+    int left = c->roots;
+    double start = bench_now();
+    while (left > 0) {
+        for (int r = 0; r < c->roots; r++) {
+            if (c->ms[r] >= 0)
+                continue;
+            char topic[32];
+            snprintf(topic, sizeof topic, "kxs%d.data", r);
+            kc_err err;
+            if (kc_serde_deserialize(kc_node_serde(c->node), KC_KIND_VALUE, topic, c->wire[r].data,
+                                     c->wire[r].len, m, &err) != KC_OK)
+                bench_die("deserialize", &err);
+            if (kc_message_is_cleartext(m, false)) {
+                c->ms[r] = (bench_now() - c->t0[r]) * 1e3;
+                left--;
+            }
+        }
+        if (bench_now() - start > 4 * KX_GIVE_UP_SECONDS)
+            break;  /* reported as undecrypted */
+        usleep(1000);
+    }
+    kc_message_free(m);
+    return NULL;
+}
+
+static void scale_run(const char *dir, int roots)
+{
+    char name[64];
+    kc_node *p;
+    char *pcfg;
+    snprintf(name, sizeof name, "kxsp%d", roots);
+    pcfg = open_provisioned(dir, name, KC_ROLE_PRODUCER, &p);
+    scale_cons cons[KX_SCALE_CONSUMERS];
+    char *ccfg[KX_SCALE_CONSUMERS];
+    kc_buf *wire = calloc((size_t)roots, sizeof *wire);
+    double *t0 = calloc((size_t)roots, sizeof *t0);
+    double *all = calloc((size_t)roots * KX_SCALE_CONSUMERS, sizeof *all);
+    if (!wire || !t0 || !all)
+        bench_die("malloc", NULL);
+    for (int i = 0; i < KX_SCALE_CONSUMERS; i++) {
+        snprintf(name, sizeof name, "kxsc%d_%d", roots, i);
+        ccfg[i] = open_provisioned(dir, name, KC_ROLE_CONSUMER, &cons[i].node);
+        cons[i].roots = roots;
+        cons[i].wire = wire;
+        cons[i].t0 = t0;
+        cons[i].ms = all + (size_t)i * (size_t)roots;
+        for (int r = 0; r < roots; r++)
+            cons[i].ms[r] = -1;
+    }
+    /* every root's first ciphertext, then every consumer at once */
+    for (int r = 0; r < roots; r++) {
+        char topic[32];
+        snprintf(topic, sizeof topic, "kxs%d.data", r);
+        kc_err err;
+        t0[r] = bench_now();
+        if (kc_serde_serialize(kc_node_serde(p), KC_KIND_VALUE, topic, (const uint8_t *)"hello", 5,
+                               &wire[r], &err) != KC_OK)
+            bench_die("serialize", &err);
+    }
+    pthread_t th[KX_SCALE_CONSUMERS];
+    for (int i = 0; i < KX_SCALE_CONSUMERS; i++)
+        if (pthread_create(&th[i], NULL, scale_consume, &cons[i]) != 0)
+            bench_die("thread", NULL);
+    for (int i = 0; i < KX_SCALE_CONSUMERS; i++)
+        pthread_join(th[i], NULL);
+    size_t n = (size_t)roots * KX_SCALE_CONSUMERS, undecrypted = 0;
+    for (size_t i = 0; i < n; i++)
+        if (all[i] < 0) {  /* gave up: counts as the longest wait */
+            all[i] = 4 * KX_GIVE_UP_SECONDS * 1e3;
+            undecrypted++;
+        }
+    qsort(all, n, sizeof *all, by_value);
+    printf("bench key_exchange_scale consumers=%d roots=%d p50_ms=%.0f p99_ms=%.0f max_ms=%.0f "
+           "undecrypted=%zu\n", KX_SCALE_CONSUMERS, roots, all[n / 2], all[(n * 99) / 100],
+           all[n - 1], undecrypted);
+    fflush(stdout);
+    for (int i = 0; i < KX_SCALE_CONSUMERS; i++) {
+        kc_node_close(cons[i].node);
+        free(ccfg[i]);
+    }
+    kc_node_close(p);
+    free(pcfg);
+    for (int r = 0; r < roots; r++)
+        kc_buf_free(&wire[r]);
+    free(wire);
+    free(t0);
+    free(all);
+}
+
+/* The nodes of scale_run start with their key topics assigned: the first
+ * trial of bench_key_exchange shows the start-up. */
+void bench_key_exchange_scale(const char *dir)
+{
+    printf("\nkey exchange at scale: 1 producer node, %d consumer nodes (one thread each) on the "
+           "embedded broker;\nfrom each root's first ciphertext to each consumer decrypting it "
+           "(nodes just opened)\n", KX_SCALE_CONSUMERS);
+    kc_log_level level = kc_log_get_level();
+    scale_run(dir, 1);
+    scale_run(dir, 20);
+    kc_log_set_level(level);
 }
 
 void bench_key_exchange(const char *dir)

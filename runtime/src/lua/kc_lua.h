@@ -81,6 +81,21 @@ int kc_lua_raise(lua_State *L, const char *kind, const char *fmt, ...);
  * itself — pass the object that owns serde's ratchet. */
 void kc_lua_push_serializer(lua_State *L, kc_serde *serde, kc_kind kind, bool deserializer,
                             int owner);
+/* The serde and kind of the kafkacrypto deserializer object at idx, or
+ * NULL if it is none. */
+kc_serde *kc_lua_to_deserializer(lua_State *L, int idx, kc_kind *kind);
+/* The serializer object at ser_idx applied to the value at value_idx (a
+ * string or message object): the wire bytes, valid until the serializer's
+ * next use, or NULL for a Kafka null. Raises as ser:serialize does. */
+const uint8_t *kc_lua_serialize_arg(lua_State *L, int ser_idx, const char *topic, int value_idx,
+                                    size_t *n);
+/* Pushes what the deserializer object at deser_idx makes of p (nil for a
+ * Kafka null, else a message object), as deser:deserialize does. */
+void kc_lua_push_deserialized(lua_State *L, int deser_idx, const char *topic, const uint8_t *p,
+                              size_t n);
+/* Pushes a message object that takes over m's contents (m is left empty,
+ * ready for reuse). */
+void kc_lua_push_message_moved(lua_State *L, kc_message *m);
 /* The open node store of the kafkacrypto.store object at idx; raises a Lua
  * error if it is not one or is closed. Keep the object alive (e.g. as an
  * owner) while using the store. */

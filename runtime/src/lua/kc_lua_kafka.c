@@ -8,8 +8,10 @@
 #include <string.h>
 
 #include "kc_broker.h"
+#include "kc_clock.h"
 #include "kc_kafka.h"
 #include "kc_lua.h"
+#include "kc_message.h"
 
 static const char PRODUCER[] = "kafkacrypto.core.producer";
 static const char CONSUMER[] = "kafkacrypto.core.consumer";
@@ -17,7 +19,12 @@ static const char BROKER[] = "kafkacrypto.core.broker";
 static const char REG_OPEN[] = "kafkacrypto.open_clients";
 
 typedef struct lua_producer { kc_producer *p; } lua_producer;
-typedef struct lua_consumer { kc_consumer *c; } lua_consumer;
+typedef struct lua_consumer {
+    kc_consumer *c;
+    kc_serde_pool *pool;   /* values deserialized on worker threads (c:use_pool) */
+    kc_kind pool_kind;     /* what the pool deserializes: values */
+    kc_record *pending;    /* polled while the pool was full */
+} lua_consumer;
 typedef struct lua_broker { kc_broker *b; int embedded; } lua_broker;
 
 int kc_lua_opt_ms(lua_State *L, int idx, int dflt)
@@ -192,14 +199,17 @@ static const void *opt_bytes(lua_State *L, int idx, size_t *len)
     return luaL_checklstring(L, idx, len);
 }
 
-/* p:send(topic, key, value[, partition[, headers[, timestamp_ms]]]) -> seq */
+/* p:send(topic, key, value[, partition[, headers[, timestamp_ms[,
+ * serializer]]]]) -> seq; with a kafkacrypto value serializer, value is
+ * what it takes (bytes or a message object) */
 static int l_send(lua_State *L)
 {
     lua_producer *lp = check_producer(L);
+    lua_settop(L, 8);   /* the headers' scratch goes above the arguments */
     const char *topic = luaL_checkstring(L, 2);
     size_t klen, vlen;
     const void *key = opt_bytes(L, 3, &klen);
-    const void *value = opt_bytes(L, 4, &vlen);
+    const void *value = lua_isnoneornil(L, 8) ? opt_bytes(L, 4, &vlen) : NULL;
     lua_Integer part = luaL_optinteger(L, 5, KC_PARTITION_ANY);
     if (part < KC_PARTITION_ANY || part > INT32_MAX)
         return kc_lua_errorf(L, "send: partition: expected a number >= 0");
@@ -235,6 +245,10 @@ static int l_send(lua_State *L)
             return kc_lua_errorf(L, "send: timestamp: expected ms since 1970, a whole number >= 0");
         extra.timestamp_ms = (int64_t)ts;
     }
+    /* a kafkacrypto value serializer as 8th argument: the value is
+     * encrypted straight into the send, no Lua string in between */
+    if (!lua_isnoneornil(L, 8))
+        value = kc_lua_serialize_arg(L, 8, topic, 4, &vlen);
     uint64_t seq;
     kc_err err;
     if (kc_producer_send_ex(lp->p, topic, (int32_t)part, key, klen, value, vlen, &extra, &seq,
@@ -359,7 +373,7 @@ static int l_consumer(lua_State *L)
     kc_err err;
     kc_lua_kafka_config(L, 1, KC_KAFKA_CONSUMER, &conf);
     lua_consumer *lc = lua_newuserdata(L, sizeof *lc);
-    lc->c = NULL;
+    memset(lc, 0, sizeof *lc);
     luaL_getmetatable(L, CONSUMER);
     lua_setmetatable(L, -2);
     kc_status st = kc_consumer_new(&lc->c, &conf, &err);
@@ -605,19 +619,11 @@ static void set_bytes(lua_State *L, const char *field, const uint8_t *p, size_t 
     lua_setfield(L, -2, field);
 }
 
-/* c:poll(timeout_s = 0) -> {topic, partition, offset, key, value, timestamp} or nil */
-static int l_consumer_poll(lua_State *L)
+/* The record's fields except the value into a new table; for an
+ * end-of-partition event {topic, partition, offset, eof = true}. */
+static void push_record(lua_State *L, const kc_record *m)
 {
-    lua_consumer *lc = check_consumer(L);
-    kc_record *m;
-    kc_err err;
-    if (kc_consumer_poll(lc->c, kc_lua_opt_ms(L, 2, 0), &m, &err) != KC_OK)
-        return kc_lua_error(L, &err);
-    if (!m) {
-        lua_pushnil(L);
-        return 1;
-    }
-    lua_createtable(L, 0, 8);
+    lua_createtable(L, 0, 9);
     lua_pushstring(L, m->topic);
     lua_setfield(L, -2, "topic");
     lua_pushinteger(L, m->partition);
@@ -627,8 +633,7 @@ static int l_consumer_poll(lua_State *L)
     if (m->eof) {
         lua_pushboolean(L, 1);
         lua_setfield(L, -2, "eof");
-        kc_record_free(m);
-        return 1;
+        return;
     }
     lua_pushnumber(L, (lua_Number)m->timestamp_ms);
     lua_setfield(L, -2, "timestamp");
@@ -637,7 +642,6 @@ static int l_consumer_poll(lua_State *L)
         lua_setfield(L, -2, "timestamp_type");
     }
     set_bytes(L, "key", m->key, m->key_len);
-    set_bytes(L, "value", m->value, m->value_len);
     if (m->broker_id >= 0) {
         lua_pushinteger(L, m->broker_id);
         lua_setfield(L, -2, "broker");
@@ -654,13 +658,209 @@ static int l_consumer_poll(lua_State *L)
         lua_rawseti(L, -2, (int)i + 1);
     }
     lua_setfield(L, -2, "headers");
+}
+
+/* True if the skip function at skip_idx (nil: none) wants m dropped
+ * before it is deserialized: kafka.lua's filter of key-exchange topics on
+ * a pattern subscription. m is freed if the function raises. */
+static bool skipped(lua_State *L, int skip_idx, kc_record *m)
+{
+    if (lua_isnoneornil(L, skip_idx) || m->eof)
+        return false;
+    lua_pushvalue(L, skip_idx);
+    lua_pushstring(L, m->topic);
+    if (lua_pcall(L, 1, 1, 0) != 0) {
+        kc_record_free(m);
+        lua_error(L);
+    }
+    bool skip = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return skip;
+}
+
+/* Pushes the next pooled result (a record table whose value is a message
+ * object, nil for a null value; or an end-of-partition event) waiting up to
+ * wait_ms; 0 if none. The record's offset is stored for commits only now
+ * that it is handed on. */
+static int take_pooled(lua_State *L, lua_consumer *lc, int wait_ms)
+{
+    kc_pool_result *r;
+    if (kc_serde_pool_next(lc->pool, wait_ms, &r) != KC_OK)
+        return 0;
+    kc_record *m = r->user;
+    kc_err err = r->err;
+    kc_status st = r->status;
+    if (st == KC_OK && !m->eof)
+        st = kc_consumer_store_offset(lc->c, m, &err);
+    if (st != KC_OK) {
+        kc_record_free(m);
+        return kc_lua_error(L, &err);
+    }
+    push_record(L, m);
+    if (!m->eof && !kc_message_is_null(r->msg)) {
+        kc_lua_push_message_moved(L, r->msg);
+        lua_setfield(L, -2, "value");
+    }
     kc_record_free(m);
     return 1;
+}
+
+/* Submits lc->pending if there is room; true if it went in (or was none).
+ * An end-of-partition event goes through the pool too (as a null value),
+ * so that it keeps its place after its partition's messages. A record the
+ * skip function drops is not queued; its offset counts as handed on. */
+static bool submit_pending(lua_State *L, lua_consumer *lc, kc_kind kind, int skip_idx)
+{
+    kc_record *m = lc->pending;
+    if (!m)
+        return true;
+    kc_err err;
+    lc->pending = NULL;   /* skipped() frees m if it raises */
+    if (skipped(L, skip_idx, m)) {
+        kc_status st = kc_consumer_store_offset(lc->c, m, &err);
+        kc_record_free(m);
+        if (st != KC_OK)
+            kc_lua_error(L, &err);
+        return true;
+    }
+    lc->pending = m;
+    kc_status st = kc_serde_pool_submit(lc->pool, kind, m->topic, m->partition,
+                                        m->eof ? NULL : m->value, m->eof ? 0 : m->value_len, m,
+                                        &err);
+    if (st == KC_ERR_BUSY)
+        return false;
+    if (st != KC_OK)
+        kc_lua_error(L, &err);
+    lc->pending = NULL;
+    return true;
+}
+
+/* poll with a pool: keep it fed from librdkafka (without waiting while
+ * results are due), hand back results in order per partition. */
+static int poll_pooled(lua_State *L, lua_consumer *lc, int timeout_ms, int skip_idx)
+{
+    kc_kind kind = lc->pool_kind;
+    double deadline = kc_clock_mono() + (timeout_ms < 0 ? 1e9 : timeout_ms / 1e3);
+    kc_err err;
+    for (;;) {
+        /* feed: as many records as librdkafka has ready and the pool takes */
+        while (submit_pending(L, lc, kind, skip_idx)) {
+            if (kc_consumer_poll(lc->c, 0, &lc->pending, &err) != KC_OK)
+                return kc_lua_error(L, &err);
+            if (!lc->pending)
+                break;
+        }
+        if (take_pooled(L, lc, 0))
+            return 1;
+        double left = deadline - kc_clock_mono();
+        if (left <= 0)
+            break;
+        int wait = left > 1e6 ? -1 : (int)(left * 1e3) + 1;
+        if (kc_serde_pool_in_flight(lc->pool) > 0) {
+            /* results are on their way: wait for them in short steps so
+             * that new records keep the workers busy */
+            if (take_pooled(L, lc, wait < 0 || wait > 5 ? 5 : wait))
+                return 1;
+        } else {
+            if (kc_consumer_poll(lc->c, wait, &lc->pending, &err) != KC_OK)
+                return kc_lua_error(L, &err);
+            if (!lc->pending)
+                continue;   /* the deadline check above ends the loop */
+        }
+    }
+    lua_pushnil(L);
+    return 1;
+}
+
+/* c:poll(timeout_s = 0[, deserializer[, skip]]) -> {topic, partition,
+ * offset, key, value, timestamp, timestamp_type, broker, headers}, an
+ * end-of-partition event, or nil. With a kafkacrypto deserializer the value
+ * is a message object decrypted here (no Lua string of the ciphertext);
+ * skip(topic) -> true drops a record before it is deserialized. */
+static int l_consumer_poll(lua_State *L)
+{
+    lua_consumer *lc = check_consumer(L);
+    if (!lua_isnoneornil(L, 4) && !lua_isfunction(L, 4))
+        return kc_lua_errorf(L, "poll: expected a function (or nil) as 4th argument");
+    int timeout_ms = kc_lua_opt_ms(L, 2, 0);
+    if (lc->pool)
+        return poll_pooled(L, lc, timeout_ms, 4);
+    if (!lua_isnoneornil(L, 3) && !kc_lua_to_deserializer(L, 3, NULL))
+        return kc_lua_errorf(L, "poll: expected a kafkacrypto deserializer as 3rd argument");
+    double deadline = kc_clock_mono() + (timeout_ms < 0 ? 1e9 : timeout_ms / 1e3);
+    kc_record *m;
+    kc_err err;
+    for (;;) {
+        if (kc_consumer_poll(lc->c, timeout_ms, &m, &err) != KC_OK)
+            return kc_lua_error(L, &err);
+        if (!m) {
+            lua_pushnil(L);
+            return 1;
+        }
+        if (!skipped(L, 4, m))
+            break;
+        kc_record_free(m);
+        double left = deadline - kc_clock_mono();
+        timeout_ms = timeout_ms < 0 ? -1 : left > 0 ? (int)(left * 1e3) : 0;
+    }
+    push_record(L, m);
+    if (m->eof) {
+        /* no value */
+    } else if (lua_isnoneornil(L, 3)) {
+        set_bytes(L, "value", m->value, m->value_len);
+    } else if (m->value) {
+        /* a kafkacrypto deserializer as 3rd argument: the value becomes a
+         * message object without a Lua string of the ciphertext */
+        kc_lua_push_deserialized(L, 3, m->topic, m->value, m->value_len);
+        lua_setfield(L, -2, "value");
+    }
+    kc_record_free(m);
+    return 1;
+}
+
+/* Frees the pool, with every record still in it. */
+static void drop_pool(lua_consumer *lc)
+{
+    if (!lc->pool)
+        return;
+    kc_pool_result *r;
+    while (kc_serde_pool_next(lc->pool, -1, &r) == KC_OK)
+        kc_record_free(r->user);
+    kc_serde_pool_free(lc->pool);
+    lc->pool = NULL;
+    kc_record_free(lc->pending);
+    lc->pending = NULL;
+}
+
+/* c:use_pool(value_deserializer, threads, max_in_flight): values are
+ * deserialized on a kc_serde_pool from now on, and poll returns them as
+ * message objects. The consumer must have been made with
+ * enable.auto.offset.store = false: offsets are stored as messages are
+ * handed back, never for those still in the pool. */
+static int l_use_pool(lua_State *L)
+{
+    lua_consumer *lc = check_consumer(L);
+    kc_kind kind;
+    kc_serde *serde = kc_lua_to_deserializer(L, 2, &kind);
+    if (!serde || kind != KC_KIND_VALUE)
+        return kc_lua_errorf(L, "deserialize_threads: the value_deserializer must be a "
+                             "kafkacrypto value deserializer (or a serde.stack starting with one)");
+    int threads = (int)luaL_checkinteger(L, 3);
+    lua_Integer in_flight = luaL_optinteger(L, 4, 256);
+    if (lc->pool)
+        return kc_lua_errorf(L, "deserialize_threads: this consumer already has a pool");
+    kc_err err;
+    if (kc_serde_pool_new(serde, threads, in_flight < 1 ? 0 : (size_t)in_flight, &lc->pool,
+                          &err) != KC_OK)
+        return kc_lua_error(L, &err);
+    lc->pool_kind = kind;
+    return 0;
 }
 
 static int l_consumer_close(lua_State *L)
 {
     lua_consumer *lc = luaL_checkudata(L, 1, CONSUMER);
+    drop_pool(lc);
     if (lc->c) {
         kc_consumer_close(lc->c);
         lc->c = NULL;
@@ -826,7 +1026,8 @@ void kc_lua_open_kafka(lua_State *L)
         {"close", l_consumer_close}, {"commit_offsets", l_commit_offsets}, {"seek", l_seek},
         {"pause", l_pause}, {"resume", l_resume}, {"position", l_position},
         {"committed", l_committed}, {"offsets_for_times", l_offsets_for_times},
-        {"assignment", l_assignment}, {"watermarks", l_watermarks}, {NULL, NULL},
+        {"assignment", l_assignment}, {"watermarks", l_watermarks}, {"use_pool", l_use_pool},
+        {NULL, NULL},
     };
     static const luaL_Reg broker[] = {
         {"bootstrap", l_bootstrap}, {"create_topic", l_create_topic},

@@ -27,6 +27,7 @@ typedef struct lua_serde {
     kc_serde *s;
     kc_kind kind;
     kc_buf out;   /* serializer output, reused (ciphertext: nothing to wipe) */
+    kc_message scratch;  /* deserializer: parses into it, keeps its zone */
 } lua_serde;
 
 typedef struct lua_standalone {
@@ -73,6 +74,18 @@ static int l_message(lua_State *L)
     kc_err err;
     if (kc_message_set_cleartext(new_message(L), (const uint8_t *)p, n, &err) != KC_OK)
         return kc_lua_error(L, &err);
+    return 1;
+}
+
+static int l_is_deserializer(lua_State *L)
+{
+    lua_pushboolean(L, kc_lua_to_deserializer(L, 1, NULL) != NULL);
+    return 1;
+}
+
+static int l_is_serializer(lua_State *L)
+{
+    lua_pushboolean(L, luaL_testudata(L, 1, SERIALIZER) != NULL);
     return 1;
 }
 
@@ -144,6 +157,7 @@ void kc_lua_push_serializer(lua_State *L, kc_serde *serde, kc_kind kind, bool de
         owner = lua_gettop(L) + owner + 1;
     lua_serde *ls = lua_newuserdata(L, sizeof *ls);
     memset(ls, 0, sizeof *ls);
+    kc_message_init(&ls->scratch);
     ls->s = kc_serde_ref(serde);
     ls->kind = kind;
     luaL_getmetatable(L, deserializer ? DESERIALIZER : SERIALIZER);
@@ -154,6 +168,19 @@ void kc_lua_push_serializer(lua_State *L, kc_serde *serde, kc_kind kind, bool de
         lua_rawseti(L, -2, 1);
         lua_setfenv(L, -2);
     }
+}
+
+kc_serde *kc_lua_to_deserializer(lua_State *L, int idx, kc_kind *kind)
+{
+    lua_serde *ls = luaL_testudata(L, idx, DESERIALIZER);
+    if (ls && kind)
+        *kind = ls->kind;
+    return ls ? ls->s : NULL;
+}
+
+void kc_lua_push_message_moved(lua_State *L, kc_message *m)
+{
+    kc_message_move(new_message(L), m);
 }
 
 static lua_serde *check_serde(lua_State *L, int idx)
@@ -171,36 +198,62 @@ static lua_serde *check_serde(lua_State *L, int idx)
     return NULL;
 }
 
-/* ser:serialize(topic, value) -> wire bytes or nil (spec §4.2) */
-static int l_serialize(lua_State *L)
+const uint8_t *kc_lua_serialize_arg(lua_State *L, int ser_idx, const char *topic, int value_idx,
+                                    size_t *n)
 {
-    lua_serde *ls = luaL_checkudata(L, 1, SERIALIZER);
-    const char *topic = check_topic(L, 2);
+    lua_serde *ls = luaL_checkudata(L, ser_idx, SERIALIZER);
     kc_err err;
     kc_status st;
     kc_message *m;
-    if (lua_isnoneornil(L, 3)) {
-        lua_pushnil(L);
-        return 1;
-    } else if (lua_type(L, 3) == LUA_TSTRING) {
-        size_t n;
-        const char *v = lua_tolstring(L, 3, &n);
-        st = kc_serde_serialize(ls->s, ls->kind, topic, (const uint8_t *)v, n, &ls->out, &err);
-    } else if ((m = test_message(L, 3))) {
-        if (kc_message_is_null(m)) {
-            lua_pushnil(L);
-            return 1;
-        }
+    if (lua_isnoneornil(L, value_idx)) {
+        return NULL;
+    } else if (lua_type(L, value_idx) == LUA_TSTRING) {
+        size_t vn;
+        const char *v = lua_tolstring(L, value_idx, &vn);
+        st = kc_serde_serialize(ls->s, ls->kind, topic, (const uint8_t *)v, vn, &ls->out, &err);
+    } else if ((m = test_message(L, value_idx))) {
+        if (kc_message_is_null(m))
+            return NULL;
         st = kc_serde_serialize_message(ls->s, ls->kind, topic, m, &ls->out, &err);
     } else {
-        return kc_lua_raise(L, "KafkaCryptoSerializeError",
-                            "Passed value is not bytes or a KafkaCryptoMessage (a %s to topic %s)",
-                            luaL_typename(L, 3), topic);
+        kc_lua_raise(L, "KafkaCryptoSerializeError",
+                     "Passed value is not bytes or a KafkaCryptoMessage (a %s to topic %s)",
+                     luaL_typename(L, value_idx), topic);
+        return NULL;
     }
     if (st != KC_OK)
-        return kc_lua_raise(L, "KafkaCryptoSerializeError", "%s", err.msg);
-    lua_pushlstring(L, (const char *)ls->out.data, ls->out.len);
+        kc_lua_raise(L, "KafkaCryptoSerializeError", "%s", err.msg);
+    *n = ls->out.len;
+    return ls->out.data;
+}
+
+/* ser:serialize(topic, value) -> wire bytes or nil (spec §4.2) */
+static int l_serialize(lua_State *L)
+{
+    luaL_checkudata(L, 1, SERIALIZER);
+    size_t n;
+    const uint8_t *p = kc_lua_serialize_arg(L, 1, check_topic(L, 2), 3, &n);
+    if (p)
+        lua_pushlstring(L, (const char *)p, n);
+    else
+        lua_pushnil(L);
     return 1;
+}
+
+void kc_lua_push_deserialized(lua_State *L, int deser_idx, const char *topic, const uint8_t *p,
+                              size_t n)
+{
+    lua_serde *ls = luaL_checkudata(L, deser_idx, DESERIALIZER);
+    kc_err err;
+    if (!p) {
+        lua_pushnil(L);
+        return;
+    }
+    /* parsed in the scratch object (no parse zone per message), then
+     * moved into a new message object */
+    if (kc_serde_deserialize(ls->s, ls->kind, topic, p, n, &ls->scratch, &err) != KC_OK)
+        kc_lua_error(L, &err);
+    kc_message_move(new_message(L), &ls->scratch);
 }
 
 /* deser:deserialize(topic, bytes | message) -> message object or nil (spec
@@ -222,7 +275,8 @@ static int l_deserialize(lua_State *L)
         return 1;
     } else if (lua_type(L, 3) == LUA_TSTRING) {
         data = (const uint8_t *)lua_tolstring(L, 3, &n);
-        m = new_message(L);
+        kc_lua_push_deserialized(L, 1, topic, data, n);
+        return 1;
     } else if ((m = test_message(L, 3))) {
         lua_settop(L, 3);
         if (kc_message_is_null(m) || kc_message_is_cleartext(m, false))
@@ -255,6 +309,7 @@ static int l_serde_gc(lua_State *L)
     kc_serde_unref(ls->s);
     ls->s = NULL;
     kc_buf_free(&ls->out);
+    kc_message_clear(&ls->scratch);
     return 0;
 }
 
@@ -463,6 +518,7 @@ void kc_lua_open_serde(lua_State *L)
     new_class(L, STANDALONE, standalone, standalone_meta);
     static const luaL_Reg fns[] = {
         {"message", l_message}, {"is_message", l_is_message}, {"standalone", l_standalone},
+        {"is_deserializer", l_is_deserializer}, {"is_serializer", l_is_serializer},
         {NULL, NULL},
     };
     for (const luaL_Reg *f = fns; f->name; f++) {
