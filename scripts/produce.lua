@@ -11,10 +11,14 @@ usage: kafkacrypto produce --node NODE.config --topic TOPIC [--broker HOST:PORT]
   (its NODE.crypto and NODE.seed are found as the config says; the node ID
   is the config's). Then it waits until every message is delivered.
 
-  Consumers get the keys to decrypt from a running producer node: with
-  --serve it stays up that many seconds (or "forever") after sending,
-  answering key requests (also requests made before it started), until
-  SIGINT or SIGTERM. Keys made by earlier runs of the node are served too.
+  Consumers get the keys to decrypt from a running node that holds them.
+  From the moment it opens, the node answers key requests (also requests
+  made before it started) for every producer key it holds: the one of this
+  run and those of earlier runs (saved in the node config's oldkeys), of
+  every root, younger than crypto_max_pgen_age. With --serve it stays up
+  that many seconds (or "forever") after sending, until SIGINT or SIGTERM,
+  and then says what it served per root; with empty stdin it only serves.
+  `kafkacrypto serve` does the same without reading stdin.
 
   --broker HOST:PORT  bootstrap servers; otherwise `kafkacrypto --broker`,
                       kafkacrypto.cfg's broker, or the node config's
@@ -33,10 +37,7 @@ local tool = cli.tool("produce", USAGE, {
   ["--topic"] = { value = true },
   ["--broker"] = { value = true, check = cli.nonempty("expected HOST:PORT[,HOST:PORT...]") },
   ["--no-key"] = { value = false },
-  ["--serve"] = { value = true, check = function(text)
-    if text == "forever" then return math.huge end
-    return cli.number_at_least(0, "expected seconds >= 0 or \"forever\"")(text)
-  end },
+  ["--serve"] = { value = true, check = cli.seconds_or_forever },
   ["-X"] = { value = true, many = true, check = cli.property },
 })
 
@@ -91,5 +92,6 @@ if serve > 0 then
   if signal then
     io.stderr:write(("kafkacrypto produce: %s: stopping\n"):format(signal))
   end
+  io.stderr:write(cli.served_report(tool, node:stats()))
 end
 stop()

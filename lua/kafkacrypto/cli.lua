@@ -95,6 +95,12 @@ function cli.number_at_least(low, what)
   end
 end
 
+-- Seconds >= 0, or "forever" (math.huge).
+function cli.seconds_or_forever(text)
+  if text == "forever" then return math.huge end
+  return cli.number_at_least(0, "expected seconds >= 0 or \"forever\"")(text)
+end
+
 function cli.nonempty(what)
   return function(text)
     if text ~= "" then return text end
@@ -144,6 +150,26 @@ function cli.open(tool, opts, kind, node_options)
     cli.fail(tool, tostring(node))
   end
   return node, data, store
+end
+
+-- What a node answered, from node:stats(): one line per root whose
+-- requests it saw (spec D2), for the tools that serve keys.
+function cli.served_report(tool, stats)
+  local roots = {}
+  for root in pairs(stats.roots) do roots[#roots + 1] = root end
+  table.sort(roots)
+  if #roots == 0 then
+    return ("kafkacrypto %s: served no key request\n"):format(tool.name)
+  end
+  local out = {}
+  for _, root in ipairs(roots) do
+    local r = stats.roots[root]
+    out[#out + 1] = ("kafkacrypto %s: root %s: %d request(s) answered (%d repl%s), "
+      .. "%d refused, %d for keys not held\n"):format(tool.name, root, r.requests_answered,
+      r.replies_sent, r.replies_sent == 1 and "y" or "ies", r.requests_refused,
+      r.requests_not_held)
+  end
+  return table.concat(out)
 end
 
 return cli

@@ -24,6 +24,7 @@
 #define LOGGER KC_NODE_LOGGER
 #define METADATA_TIMEOUT_MS 2000
 #define MISSING_TOPIC_RECHECK 5.0   /* s between looks for key topics that do not exist yet */
+#define REPLY_AGAIN_AFTER 1.0       /* s: D3, each key reply is sent a second time */
 
 typedef enum topic_kind { TOPIC_MGMT, TOPIC_REQS, TOPIC_KEYS } topic_kind;
 
@@ -46,6 +47,21 @@ typedef struct sub_round {
     double flood_logged; /* last report of indices given up or replaced */
     uint64_t given_up, replaced;  /* totals reported then */
 } sub_round;
+
+/* What this node answered for a root's requests (D2: every root it holds
+ * keys for), for `kafkacrypto serve` and node:stats(). */
+typedef struct served_root {
+    char *root;
+    uint64_t answered, replies, refused, not_held;
+} served_root;
+
+/* D3: a key reply to send once more at `due` (upstream's consumer may
+ * start reading ROOT.keys just after a prompt first copy). */
+typedef struct reply_again {
+    char *topic;
+    kc_buf key, value;
+    double due;
+} reply_again;
 
 struct kc_node {
     kc_store *store;
@@ -74,6 +90,10 @@ struct kc_node {
     sub_round *rounds;
     size_t nrounds;
     kc_node_stats stats;
+    served_root *served;
+    size_t nserved;
+    reply_again *again;
+    size_t nagain;
     double last_unknown_warning;
 
     double last_ratchet;
@@ -209,6 +229,39 @@ static void answer_round(sub_round *r)
     r->time = -HUGE_VAL;
 }
 
+/* The counters of root (node lock held); NULL when out of memory. */
+static served_root *served_of(kc_node *n, const char *root)
+{
+    for (size_t i = 0; i < n->nserved; i++)
+        if (strcmp(n->served[i].root, root) == 0)
+            return &n->served[i];
+    served_root *s = realloc(n->served, (n->nserved + 1) * sizeof *s);
+    if (!s)
+        return NULL;
+    n->served = s;
+    s = &s[n->nserved];
+    memset(s, 0, sizeof *s);
+    if (!(s->root = strdup(root)))
+        return NULL;
+    n->nserved++;
+    return s;
+}
+
+typedef enum served_what { SERVED_ANSWERED, SERVED_REFUSED, SERVED_NOT_HELD } served_what;
+
+static void count_served(kc_node *n, const char *root, served_what what, size_t replies)
+{
+    pthread_mutex_lock(&n->mu);
+    served_root *s = served_of(n, root);
+    if (s) {
+        s->answered += what == SERVED_ANSWERED;
+        s->refused += what == SERVED_REFUSED;
+        s->not_held += what == SERVED_NOT_HELD;
+        s->replies += replies;
+    }
+    pthread_mutex_unlock(&n->mu);
+}
+
 /* ---- serde hooks: any thread, serde lock held ---------------------------------------------- */
 
 static void on_new_producer_key(void *ctx, const char *root, size_t root_len, const kc_keyidx *ki)
@@ -225,6 +278,17 @@ static void on_new_producer_key(void *ctx, const char *root, size_t root_len, co
     free(topic);
     if (n->cons)
         kc_consumer_wake(n->cons); /* start serving requests now */
+}
+
+static void track_reqs(void *ctx, const char *root)
+{
+    kc_node *n = ctx;
+    char *topic = concat(root, n->t.topic_suffix_reqs);
+    pthread_mutex_lock(&n->mu);
+    if (topic)
+        track(n, topic, root, TOPIC_REQS);
+    pthread_mutex_unlock(&n->mu);
+    free(topic);
 }
 
 static void on_missing_key(void *ctx, const char *root, size_t root_len, const kc_keyidx *ki)
@@ -309,6 +373,56 @@ static void send0(kc_node *n, const char *topic, const kc_buf *key, const kc_buf
         kc_log(KC_LOG_WARNING, LOGGER, "Could not send to %s: %s", topic, err.msg);
 }
 
+/* D3: remember a reply just sent, to send it again REPLY_AGAIN_AFTER later. */
+static void send_again_later(kc_node *n, const char *topic, const kc_buf *key, const kc_buf *value)
+{
+    pthread_mutex_lock(&n->mu);
+    reply_again *a = realloc(n->again, (n->nagain + 1) * sizeof *a);
+    if (a) {
+        n->again = a;
+        a = &a[n->nagain];
+        memset(a, 0, sizeof *a);
+        a->due = now(n) + REPLY_AGAIN_AFTER;
+        if ((a->topic = strdup(topic)) && kc_buf_append(&a->key, key->data, key->len) == KC_OK &&
+            kc_buf_append(&a->value, value->data, value->len) == KC_OK) {
+            n->nagain++;
+        } else {
+            free(a->topic);
+            kc_buf_free(&a->key);
+            kc_buf_free(&a->value);
+        }
+    }
+    pthread_mutex_unlock(&n->mu);
+}
+
+/* Sends the second copies that are due (all of them when `all`, at close).
+ * Not under the node lock: a send may block on a full queue. */
+static void send_again_due(kc_node *n, bool all)
+{
+    pthread_mutex_lock(&n->mu);
+    double t = now(n);
+    size_t ndue = 0;
+    reply_again *due = malloc((n->nagain ? n->nagain : 1) * sizeof *due);
+    size_t keep = 0;
+    for (size_t i = 0; i < n->nagain; i++) {
+        if (due && (all || n->again[i].due <= t))
+            due[ndue++] = n->again[i];
+        else
+            n->again[keep++] = n->again[i];
+    }
+    n->nagain = keep;
+    n->stats.replies_sent_again += ndue;
+    pthread_mutex_unlock(&n->mu);
+    for (size_t i = 0; i < ndue; i++) {
+        kc_log(KC_LOG_DEBUG, LOGGER, "Sending a key reply on %s again (D3).", due[i].topic);
+        send0(n, due[i].topic, &due[i].key, &due[i].value);
+        free(due[i].topic);
+        kc_buf_free(&due[i].key);
+        kc_buf_free(&due[i].value);
+    }
+    free(due);
+}
+
 /* On the embedded broker, key topics get one partition (upstream reads only
  * partition 0). Idempotent. */
 static void create_key_topics(kc_node *n, const char *root)
@@ -361,6 +475,7 @@ static void handle_request(kc_node *n, const char *root, const kc_record *m)
         kc_exchange_msgkey_parse(m->key, m->key_len, &wanted, &nwanted, &err) != KC_OK) {
         kc_log(KC_LOG_INFO, LOGGER, "Ignoring a malformed key request for root=%s.", root);
         count_refused(n);
+        count_served(n, root, SERVED_REFUSED, 0);
         goto done;
     }
     held_ctx hc = {&sel};
@@ -368,6 +483,7 @@ static void handle_request(kc_node *n, const char *root, const kc_record *m)
         kc_log(KC_LOG_WARNING, LOGGER, "Out of memory looking up keys for root=%s.", root);
     if (sel.n == 0) {
         kc_log(KC_LOG_INFO, LOGGER, "No keys for root=%s to send to new receiver.", root);
+        count_served(n, root, SERVED_NOT_HELD, 0);
         goto done;
     }
     kc_keyidx kis[KC_EXCHANGE_MAX_KEYS];
@@ -384,6 +500,7 @@ static void handle_request(kc_node *n, const char *root, const kc_record *m)
         kc_log(KC_LOG_INFO, LOGGER, "Failed sending current encryption keys for root=%s to new "
                "receiver.", root);
         count_refused(n);
+        count_served(n, root, SERVED_REFUSED, 0);
         goto done;
     }
     char *topic = concat(root, n->t.topic_suffix_keys);
@@ -391,11 +508,13 @@ static void handle_request(kc_node *n, const char *root, const kc_record *m)
         kc_log(KC_LOG_INFO, LOGGER, "Sending current encryption keys for root=%s to new "
                "receiver, msgkey=%s.", root, describe_kis(kis, sel.n, d, sizeof d));
         send0(n, topic, &msgkey, &replies.items[i].value);
+        send_again_later(n, topic, &msgkey, &replies.items[i].value);
     }
     free(topic);
     pthread_mutex_lock(&n->mu);
     n->stats.replies_sent += replies.n;
     pthread_mutex_unlock(&n->mu);
+    count_served(n, root, SERVED_ANSWERED, replies.n);
 done:
     free(wanted);
     kc_exchange_keys_clear(&sel);
@@ -804,6 +923,7 @@ static void loop_once(kc_node *n)
     else
         recheck_missing_topics(n);
     request_step(n);
+    send_again_due(n, false);
     flush(n);
     double t = now(n);
     if (n->ratchet && n->last_ratchet + n->t.crypto_ratchet_interval < t) {
@@ -1104,6 +1224,9 @@ kc_status kc_node_open(kc_node **out, const kc_node_options *o, kc_err *err)
         st = o->open_variant(o->variant_ctx, &host, &n->vops, &n->variant, err);
     }
     if (st == KC_OK) {
+        /* D2: requests for every root this node holds keys for are answered
+         * from open, not only for roots produced to in this run (§7.10) */
+        kc_serde_foreach_pgen_root(n->serde, track_reqs, n);
         track(n, n->t.mgmt_topic_chains, NULL, TOPIC_MGMT);
         track(n, n->t.mgmt_topic_allowlist, NULL, TOPIC_MGMT);
         track(n, n->t.mgmt_topic_denylist, NULL, TOPIC_MGMT);
@@ -1128,6 +1251,8 @@ void kc_node_close(kc_node *n)
     atomic_store(&n->stop, true);
     if (n->started)
         pthread_join(n->thread, NULL);
+    if (n->prod)
+        send_again_due(n, true); /* before the producer's last flush */
     if (n->serde && n->store && n->ck)
         kc_node_persist(n, NULL);
     kc_serde_detach(n->serde); /* Lua serializers may outlive the node */
@@ -1155,6 +1280,10 @@ void kc_node_close(kc_node *n)
         free(n->rounds[i].kis);
     }
     free(n->rounds);
+    for (size_t i = 0; i < n->nserved; i++)
+        free(n->served[i].root);
+    free(n->served);
+    free(n->again);
     free(n->node_id);
     pthread_mutex_destroy(&n->mu);
     free(n);
@@ -1166,6 +1295,16 @@ kc_exchange *kc_node_exchange(kc_node *n) { return n->x; }
 kc_store *kc_node_store(kc_node *n) { return n->store; }
 kc_cryptokey *kc_node_cryptokey(kc_node *n) { return n->ck; }
 const kc_tunables *kc_node_tunables(const kc_node *n) { return &n->t; }
+
+void kc_node_foreach_served(kc_node *n, kc_node_served_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&n->mu);
+    for (size_t i = 0; i < n->nserved; i++) {
+        const served_root *s = &n->served[i];
+        fn(ctx, s->root, s->answered, s->replies, s->refused, s->not_held);
+    }
+    pthread_mutex_unlock(&n->mu);
+}
 
 void kc_node_get_stats(kc_node *n, kc_node_stats *out)
 {

@@ -1,0 +1,101 @@
+#!/bin/sh
+# Spec D2 and D3 on a standalone broker: a node serves every key it holds
+# from open (`kafkacrypto serve` after the producer exited; a producer now
+# sending to another root still serves its old root), and each key reply is
+# sent a second time about a second later.
+. "$(dirname "$0")/lib.sh"
+
+start_broker "$WORK/bootstrap"
+B=$(cat "$WORK/bootstrap")
+X="-X security.protocol=PLAINTEXT"
+# tool CMD NODE ARGS...: consumers ask again for a missing key after 1 s.
+# In a subshell, `(tool ...) &`: $! is then the tool itself.
+tool() {
+    cmd=$1 node=$2; shift 2
+    exec "$KC_BIN" --set tunables.crypto_sub_interval=1 --log-level INFO \
+        $cmd --node "$WORK/$node.config" --broker "$B" $X "$@"
+}
+
+cat >"$WORK/provision.lua" <<'LUA'
+local kafkacrypto = require "kafkacrypto"
+for i = 2, #arg do
+  local node, role = arg[i]:match("^(.-):(.*)$")
+  kafkacrypto.provision{ node_id = node, role = role, dir = arg[1], rot_password = "rot password",
+                         provisioning_password = "provisioning password" }
+end
+LUA
+"$KC_BIN" run "$WORK/provision.lua" "$WORK" thermo:producer first:consumer second:consumer \
+    2>"$WORK/provision.err" || fail "provisioning: $(cat "$WORK/provision.err")"
+
+# 1. A producer run that exits; nothing serves its key, so no consumer yet.
+printf 'kitchen\t21.5 C\nhall\t19.0 C\n' | (tool produce thermo --topic sensor.temp) \
+    2>"$WORK/run1.err" || fail "producer run: $(cat "$WORK/run1.err")"
+
+# 2. `kafkacrypto serve` on its node, later: a new consumer decrypts.
+(tool serve thermo --for forever >"$WORK/serve.out" 2>"$WORK/serve.err") &
+SERVE=$!
+PIDS="$PIDS $SERVE"
+wait_for 20 grep -qs "serving keys of sensor (1 key(s)) until SIGINT/SIGTERM" "$WORK/serve.err" ||
+    fail "serve did not start: $(cat "$WORK/serve.err")"
+(tool consume first --topic sensor.temp --from-beginning --count 2 --timeout 30) \
+    >"$WORK/first.out" 2>"$WORK/first.err" || fail "first consumer: $(cat "$WORK/first.err")"
+sort "$WORK/first.out" >"$WORK/first.sorted"
+printf 'hall\t19.0 C\nkitchen\t21.5 C\n' | cmp -s - "$WORK/first.sorted" ||
+    fail "first consumer printed: $(cat "$WORK/first.out")"
+pass "kafkacrypto serve answers for the key of a producer run that has exited"
+
+# 3. D3: the reply went out twice, byte for byte, about a second apart (the
+# second copy is what a reader that started on sensor.keys just after the
+# first one reads).
+"$KC_BIN" --broker "$B" run "$HERE/keys_copies.lua" sensor.keys 2 20 >/dev/null ||
+    fail "sensor.keys holds fewer than two replies"
+sleep 1.5 # the second copy of a later reply, if a request was asked again
+"$KC_BIN" --broker "$B" run "$HERE/keys_copies.lua" sensor.keys 100 2 >"$WORK/copies" || true
+# per distinct reply: how many copies, and the ms between the first and the last
+awk '{ n[$3]++; if (!($3 in t)) t[$3] = $2; last[$3] = $2 }
+     END { for (v in n) print n[v], last[v] - t[v] }' "$WORK/copies" >"$WORK/pairs"
+[ -s "$WORK/pairs" ] || fail "no reply on sensor.keys"
+! grep -qv '^2 ' "$WORK/pairs" || fail "a reply not sent exactly twice: $(cat "$WORK/pairs")"
+gap=$(awk '{ print $2; exit }' "$WORK/pairs")
+! awk '$2 < 700 { bad = 1 } END { exit !bad }' "$WORK/pairs" ||
+    fail "copies less than 0.7 s apart: $(cat "$WORK/pairs")"
+pass "each key reply is sent again once, byte for byte, ${gap} ms after the first (D3)"
+
+kill -TERM "$SERVE"
+status=0
+wait "$SERVE" || status=$?
+PIDS=$(echo "$PIDS" | sed "s/ $SERVE//")
+[ "$status" = 0 ] || fail "serve exited $status on SIGTERM: $(cat "$WORK/serve.err")"
+grep -q "SIGTERM: stopping" "$WORK/serve.err" || fail "serve: no stop message"
+grep -q "root sensor: [1-9][0-9]* request(s) answered ([1-9][0-9]* repl[a-z]*), 0 refused, 0 for keys not held" \
+    "$WORK/serve.err" || fail "serve did not say what it served: $(cat "$WORK/serve.err")"
+pass "serve stops on SIGTERM and says what it served per root"
+
+# 4. The producer now sends only to root lab and serves: root sensor's old
+# key, from oldkeys, is still served to a new consumer.
+printf 'bench\t42\n' >"$WORK/run2.in"
+(tool produce thermo --topic lab.bench --serve forever <"$WORK/run2.in" \
+    >"$WORK/run2.out" 2>"$WORK/run2.err") &
+RUN2=$!
+PIDS="$PIDS $RUN2"
+wait_for 20 grep -qs "serving keys" "$WORK/run2.err" || fail "run 2: $(cat "$WORK/run2.err")"
+(tool consume second --topic sensor.temp --from-beginning --count 2 --timeout 30) \
+    >"$WORK/second.out" 2>"$WORK/second.err" || fail "second consumer: $(cat "$WORK/second.err")"
+sort "$WORK/second.out" >"$WORK/second.sorted"
+printf 'hall\t19.0 C\nkitchen\t21.5 C\n' | cmp -s - "$WORK/second.sorted" ||
+    fail "second consumer printed: $(cat "$WORK/second.out")"
+kill -INT "$RUN2"
+status=0
+wait "$RUN2" || status=$?
+PIDS=$(echo "$PIDS" | sed "s/ $RUN2//")
+[ "$status" = 0 ] || fail "run 2 exited $status: $(cat "$WORK/run2.err")"
+grep -q "root sensor: [1-9][0-9]* request(s) answered" "$WORK/run2.err" ||
+    fail "run 2 did not serve root sensor: $(cat "$WORK/run2.err")"
+pass "a producer sending only to root lab still serves root sensor's old key"
+
+# 5. A node without producer keys has nothing to serve: it says so.
+serve_only() { (tool serve "$@"); }
+expect 1 serve_only first --for 1
+contains err "holds no producer key"
+lacks err ".lua:"
+pass "serve on a node without producer keys fails with a message"
