@@ -25,6 +25,8 @@
 #define METADATA_TIMEOUT_MS 2000
 #define MISSING_TOPIC_RECHECK 5.0   /* s between looks for key topics that do not exist yet */
 #define REPLY_AGAIN_AFTER 1.0       /* s: D3, each key reply is sent a second time */
+#define REFUSAL_LOG_INTERVAL 60.0   /* s: a refusal is logged at WARNING once per requester, root */
+#define REFUSAL_LOG_SLOTS 256       /* requesters remembered for that (oldest forgotten) */
 
 typedef enum topic_kind { TOPIC_MGMT, TOPIC_REQS, TOPIC_KEYS } topic_kind;
 
@@ -46,6 +48,10 @@ typedef struct sub_round {
     size_t n;
     double flood_logged; /* last report of indices given up or replaced */
     uint64_t given_up, replaced;  /* totals reported then */
+    /* since the last answered round: what a stalled root's report says */
+    double first_unanswered;      /* time of the first round not answered */
+    uint64_t rounds, replies_seen, replies_refused;
+    bool stall_told;
 } sub_round;
 
 /* What this node answered for a root's requests (D2: every root it holds
@@ -92,6 +98,11 @@ struct kc_node {
     kc_node_stats stats;
     served_root *served;
     size_t nserved;
+    struct refusal_logged {
+        char fpr[65];
+        char root[KC_TOPIC_NAME_MAX + 1];
+        double at;
+    } refusals[REFUSAL_LOG_SLOTS];
     reply_again *again;
     size_t nagain;
     double last_unknown_warning;
@@ -227,6 +238,8 @@ static void answer_round(sub_round *r)
     r->kis = NULL;
     r->n = 0;
     r->time = -HUGE_VAL;
+    r->rounds = r->replies_seen = r->replies_refused = 0;
+    r->stall_told = false;
 }
 
 /* The counters of root (node lock held); NULL when out of memory. */
@@ -455,6 +468,53 @@ static void count_refused(kc_node *n)
     pthread_mutex_unlock(&n->mu);
 }
 
+/* Whether a refusal of requester fpr for root is due at WARNING: once per
+ * REFUSAL_LOG_INTERVAL, so a flood of refused requests cannot flood the log. */
+static bool refusal_due(kc_node *n, const char *fpr, const char *root)
+{
+    double t = now(n);
+    size_t oldest = 0;
+    bool due = true;
+    pthread_mutex_lock(&n->mu);
+    for (size_t i = 0; i < REFUSAL_LOG_SLOTS; i++) {
+        struct refusal_logged *r = &n->refusals[i];
+        if (strcmp(r->fpr, fpr) == 0 && strcmp(r->root, root) == 0) {
+            due = !(t - r->at < REFUSAL_LOG_INTERVAL);
+            if (due)
+                r->at = t;
+            pthread_mutex_unlock(&n->mu);
+            return due;
+        }
+        if (r->at < n->refusals[oldest].at)
+            oldest = i;
+    }
+    struct refusal_logged *r = &n->refusals[oldest];
+    snprintf(r->fpr, sizeof r->fpr, "%s", fpr);
+    snprintf(r->root, sizeof r->root, "%s", root);
+    r->at = t;
+    pthread_mutex_unlock(&n->mu);
+    return due;
+}
+
+/* §3 of issue 10: a refused key request is said at WARNING on this, the
+ * refusing, side with who asked (the fingerprint keyinfo shows for its
+ * signing key), the root, and the reason (the chain item and lists, or the
+ * policy file and hook), once per requester and root per interval; a
+ * failure that is no refusal (no usable key exchange version) likewise. */
+static void log_refused_request(kc_node *n, const char *root, const kc_record *m,
+                                const kc_err *err)
+{
+    char fpr[65];
+    kc_chain_signer_fingerprint(m->value, m->value_len, fpr);
+    if (refusal_due(n, fpr, root))
+        kc_log(KC_LOG_WARNING, LOGGER, "Refused key request for root=%s from requester %s: %s "
+               "(said once per requester and root per %.0f s)", root, fpr, err->msg,
+               REFUSAL_LOG_INTERVAL);
+    else
+        kc_log(KC_LOG_INFO, LOGGER, "Refused key request for root=%s from requester %s: %s",
+               root, fpr, err->msg);
+}
+
 /* A variant's refusal is routine (INFO); its failure is not (WARNING). */
 static void log_variant(kc_status st, const kc_err *err)
 {
@@ -495,8 +555,7 @@ static void handle_request(kc_node *n, const char *root, const kc_record *m)
                               : kc_exchange_encrypt_keys(n->x, root, &sel, m->value, m->value_len,
                                                          &replies, &err);
     if (st != KC_OK) {
-        if (n->variant)
-            log_variant(st, &err);
+        log_refused_request(n, root, m, &err);
         kc_log(KC_LOG_INFO, LOGGER, "Failed sending current encryption keys for root=%s to new "
                "receiver.", root);
         count_refused(n);
@@ -532,6 +591,13 @@ static void handle_reply(kc_node *n, const char *root, const kc_record *m)
                    : n->variant ? n->vops->accept_reply(n->variant, root, m->value, m->value_len,
                                                         &got, &err)
                    : kc_exchange_decrypt_keys(n->x, root, m->value, m->value_len, &got, &err);
+    pthread_mutex_lock(&n->mu);
+    sub_round *seen = find_round(n, root);
+    if (seen) {
+        seen->replies_seen++;
+        seen->replies_refused += st != KC_OK && st != KC_ERR_NOTFOUND;
+    }
+    pthread_mutex_unlock(&n->mu);
     if (st != KC_OK) {
         if (n->variant && m->value)
             log_variant(st, &err);
@@ -798,6 +864,39 @@ static void report_flood(kc_node *n, const char *root, double t)
                given_up + replaced, given_up, KC_WAITS_ROUNDS, replaced, KC_WAITS_MAX);
 }
 
+/* A root whose last KC_NODE_STALL_ROUNDS request rounds each went a
+ * crypto_sub_interval without reply: said once, at WARNING, with what was
+ * done and what to check, until a reply comes. */
+static void report_stalls(kc_node *n)
+{
+    double t = now(n);
+    for (;;) {
+        sub_round c = {0};
+        pthread_mutex_lock(&n->mu);
+        for (size_t i = 0; i < n->nrounds && !c.root; i++) {
+            sub_round *r = &n->rounds[i];
+            if (!r->stall_told && r->rounds >= KC_NODE_STALL_ROUNDS &&
+                r->time + n->t.crypto_sub_interval < t) {
+                r->stall_told = true;
+                c = *r;
+                c.root = strdup(r->root);
+            }
+        }
+        pthread_mutex_unlock(&n->mu);
+        if (!c.root)
+            return;
+        kc_log(KC_LOG_WARNING, LOGGER, "No key for root=%s after %.0f s: %" PRIu64 " key "
+               "request round(s) sent, none answered; %" PRIu64 " key replies seen on %s%s (%"
+               PRIu64 " refused here for their chain or a policy, INFO lines say why; the "
+               "others answer other consumers). Check that a node holding the root's keys runs (its "
+               "producer, or `kafkacrypto serve --node PRODUCER.config`) and logs no refusal of "
+               "this node's requests; compare both nodes' roots of trust and topics with "
+               "`kafkacrypto keyinfo NODE.config`.", c.root, t - c.first_unanswered, c.rounds,
+               c.replies_seen, c.root, n->t.topic_suffix_keys, c.replies_refused);
+        free(c.root);
+    }
+}
+
 static void request_step(kc_node *n)
 {
     pthread_mutex_lock(&n->mu);
@@ -872,6 +971,8 @@ static void request_step(kc_node *n)
                 if (r->kis)
                     memcpy(r->kis, kis, nkis * sizeof *r->kis);
                 r->time = t;
+                if (r->rounds++ == 0)
+                    r->first_unanswered = t;
             }
             n->stats.requests_sent++;
             pthread_mutex_unlock(&n->mu);
@@ -923,6 +1024,7 @@ static void loop_once(kc_node *n)
     else
         recheck_missing_topics(n);
     request_step(n);
+    report_stalls(n);
     send_again_due(n, false);
     flush(n);
     double t = now(n);

@@ -34,6 +34,9 @@
 #include "kc_tunables.h"
 
 #define KC_NODE_LOGGER "kafkacrypto.crypto"
+/* Key request rounds for a root, each unanswered for crypto_sub_interval,
+ * after which a consumer says, once, what it did and what to check. */
+#define KC_NODE_STALL_ROUNDS 2
 
 typedef struct kc_node kc_node;
 

@@ -12,20 +12,21 @@ X="-X security.protocol=PLAINTEXT"
 # In a subshell, `(tool ...) &`: $! is then the tool itself.
 tool() {
     cmd=$1 node=$2; shift 2
-    exec "$KC_BIN" --set tunables.crypto_sub_interval=1 --log-level INFO \
+    exec "$KC_BIN" --set tunables.crypto_sub_interval=1 --log-level "${LEVEL:-INFO}" \
         $cmd --node "$WORK/$node.config" --broker "$B" $X "$@"
 }
 
 cat >"$WORK/provision.lua" <<'LUA'
 local kafkacrypto = require "kafkacrypto"
 for i = 2, #arg do
-  local node, role = arg[i]:match("^(.-):(.*)$")
+  local node, role, topics = arg[i]:match("^([^:]*):([^:]*):?(.*)$")
   kafkacrypto.provision{ node_id = node, role = role, dir = arg[1], rot_password = "rot password",
-                         provisioning_password = "provisioning password" }
+                         provisioning_password = "provisioning password",
+                         topics = topics ~= "" and { topics } or nil }
 end
 LUA
 "$KC_BIN" run "$WORK/provision.lua" "$WORK" thermo:producer first:consumer second:consumer \
-    2>"$WORK/provision.err" || fail "provisioning: $(cat "$WORK/provision.err")"
+    narrow:consumer:lab 2>"$WORK/provision.err" || fail "provisioning: $(cat "$WORK/provision.err")"
 
 # 1. A producer run that exits; nothing serves its key, so no consumer yet.
 printf 'kitchen\t21.5 C\nhall\t19.0 C\n' | (tool produce thermo --topic sensor.temp) \
@@ -84,6 +85,35 @@ wait_for 20 grep -qs "serving keys" "$WORK/run2.err" || fail "run 2: $(cat "$WOR
 sort "$WORK/second.out" >"$WORK/second.sorted"
 printf 'hall\t19.0 C\nkitchen\t21.5 C\n' | cmp -s - "$WORK/second.sorted" ||
     fail "second consumer printed: $(cat "$WORK/second.out")"
+# 5. Issue 10 §3: a consumer whose chain allows only topic lab asks for
+# root sensor. The producer says why at WARNING, once, naming the
+# requester by the fingerprint keyinfo shows and the chain item's list; the
+# consumer says, once, what it did and what to check.
+(LEVEL=WARNING tool consume narrow --topic sensor.temp --from-beginning --timeout 30) \
+    >"$WORK/narrow.out" 2>"$WORK/narrow.err" &
+NARROW=$!
+PIDS="$PIDS $NARROW"
+wait_for 25 grep -q "No key for root=sensor after" "$WORK/narrow.err" ||
+    fail "the consumer did not say that it got no key: $(cat "$WORK/narrow.err")"
+sleep 2 # said once: not again
+kill -TERM "$NARROW"
+wait "$NARROW" || true
+PIDS=$(echo "$PIDS" | sed "s/ $NARROW//")
+[ ! -s "$WORK/narrow.out" ] || fail "narrow consumer decrypted: $(cat "$WORK/narrow.out")"
+"$KC_BIN" keyinfo "$WORK/narrow.config" >"$WORK/narrow.info" 2>&1 || fail "keyinfo: $(cat "$WORK/narrow.info")"
+fpr=$(awk '$1 == "fpr" { print $2; exit }' "$WORK/narrow.info")
+[ ${#fpr} = 64 ] || fail "no fingerprint in keyinfo: $(cat "$WORK/narrow.info")"
+refusal="WARNING:kafkacrypto.crypto:Refused key request for root=sensor from requester $fpr: "
+[ "$(grep -cF "$refusal" "$WORK/run2.err")" = 1 ] ||
+    fail "refusal not said once at WARNING with $fpr: $(grep 'Refused' "$WORK/run2.err")"
+grep -F "$refusal" "$WORK/run2.err" | grep -qF "topic 'sensor' not in allowed topics ['lab'] of chain item" ||
+    fail "refusal lacks the chain item's list: $(grep -F "$refusal" "$WORK/run2.err")"
+[ "$(grep -c "WARNING:kafkacrypto.crypto:No key for root=sensor after" "$WORK/narrow.err")" = 1 ] ||
+    fail "the consumer did not say once that it got no key: $(cat "$WORK/narrow.err")"
+grep -q "round(s) sent, none answered.*kafkacrypto keyinfo" "$WORK/narrow.err" ||
+    fail "the consumer's report lacks what it did or what to check: $(cat "$WORK/narrow.err")"
+pass "a refusal is said once at WARNING by the producer (requester, root, chain item); the consumer says once what it did"
+
 kill -INT "$RUN2"
 status=0
 wait "$RUN2" || status=$?
