@@ -29,7 +29,7 @@ LUA
     narrow:consumer:lab 2>"$WORK/provision.err" || fail "provisioning: $(cat "$WORK/provision.err")"
 
 # 1. A producer run that exits; nothing serves its key, so no consumer yet.
-printf 'kitchen\t21.5 C\nhall\t19.0 C\n' | (tool produce thermo --topic sensor.temp) \
+printf 'kitchen\t21.5 C\nhall\t19.0 C\n' | (LEVEL=WARNING tool produce thermo --topic sensor.temp) \
     2>"$WORK/run1.err" || fail "producer run: $(cat "$WORK/run1.err")"
 
 # 2. `kafkacrypto serve` on its node, later: a new consumer decrypts.
@@ -38,12 +38,15 @@ SERVE=$!
 PIDS="$PIDS $SERVE"
 wait_for 20 grep -qs "serving keys of sensor (1 key(s)) until SIGINT/SIGTERM" "$WORK/serve.err" ||
     fail "serve did not start: $(cat "$WORK/serve.err")"
-(tool consume first --topic sensor.temp --from-beginning --count 2 --timeout 30) \
+(LEVEL=WARNING tool consume first --topic sensor.temp --from-beginning --count 2 --timeout 30) \
     >"$WORK/first.out" 2>"$WORK/first.err" || fail "first consumer: $(cat "$WORK/first.err")"
 sort "$WORK/first.out" >"$WORK/first.sorted"
 printf 'hall\t19.0 C\nkitchen\t21.5 C\n' | cmp -s - "$WORK/first.sorted" ||
     fail "first consumer printed: $(cat "$WORK/first.out")"
 pass "kafkacrypto serve answers for the key of a producer run that has exited"
+# Issue 10 §3: a healthy producer run and consumer say nothing at WARNING.
+! grep -h "WARNING" "$WORK/run1.err" "$WORK/first.err" || fail "a healthy run logged warnings"
+pass "a healthy producer run and consumer print no WARNING"
 
 # 3. D3: the reply went out twice, byte for byte, about a second apart (the
 # second copy is what a reader that started on sensor.keys just after the
