@@ -5,7 +5,8 @@ local cli = require "kafkacrypto.cli"
 local USAGE = [[
 usage: kafkacrypto consume --node NODE.config --topic TOPIC [--topic TOPIC]...
                            [--broker HOST:PORT] [--from-beginning] [--count N]
-                           [--timeout SECONDS] [-X NAME=VALUE]...
+                           [--timeout SECONDS] [--connect-timeout SECONDS]
+                           [-X NAME=VALUE]...
   Reads every partition of each TOPIC (from now on, or with --from-beginning
   from the first message kept) and prints each message that the node of
   NODE.config decrypts as "KEY<TAB>VALUE" on stdout (a null key as an empty
@@ -21,6 +22,9 @@ usage: kafkacrypto consume --node NODE.config --topic TOPIC [--topic TOPIC]...
   --count N           stop after N messages are printed decrypted
   --timeout SECONDS   stop after SECONDS in all (default: no limit)
   Without either it runs until SIGINT or SIGTERM.
+  --connect-timeout SECONDS
+                      give up (status 1) if no broker answers within SECONDS
+                      (default 30)
   --broker HOST:PORT  bootstrap servers; otherwise `kafkacrypto --broker`,
                       kafkacrypto.cfg's broker, or the node config's
                       bootstrap_servers. One of them is required.
@@ -35,7 +39,7 @@ usage: kafkacrypto consume --node NODE.config --topic TOPIC [--topic TOPIC]...
 local PENDING_MAX = 10000
 local RETRY_EVERY = 0.25   -- s between retries of messages still waiting for a key
 
-local tool = cli.tool("consume", USAGE, {
+local tool = cli.tool("consume", USAGE, cli.node_specs {
   ["--node"] = { value = true, check = cli.nonempty("expected a file name") },
   ["--topic"] = { value = true, many = true },
   ["--broker"] = { value = true, check = cli.nonempty("expected HOST:PORT[,HOST:PORT...]") },
@@ -62,7 +66,8 @@ end
 
 -- Our own loop retries messages, so the deserializer hardly waits at first
 -- sight of a key (spec §4.4: 9 intervals).
-local node, config, store = cli.open(tool, opts, "consumer", { key_wait_interval = 0.02 })
+local node, config, store = cli.open(tool, opts, "consumer", { key_wait_interval = 0.02 },
+                                    opts["--topic"][1])
 config["enable.auto.commit"] = config["enable.auto.commit"] or "false"
 config.key_deserializer = node:key_deserializer()
 config.value_deserializer = node:value_deserializer()

@@ -4,7 +4,8 @@ local cli = require "kafkacrypto.cli"
 
 local USAGE = [[
 usage: kafkacrypto produce --node NODE.config --topic TOPIC [--broker HOST:PORT]
-                           [--no-key] [--serve SECONDS|forever] [-X NAME=VALUE]...
+                           [--no-key] [--serve SECONDS|forever]
+                           [--connect-timeout SECONDS] [-X NAME=VALUE]...
   Reads stdin line by line, "KEY<TAB>VALUE" (split at the first tab; the value
   may hold more tabs) or, with --no-key, "VALUE" with a null key, and sends
   each line to TOPIC with key and value encrypted by the node of NODE.config
@@ -23,6 +24,9 @@ usage: kafkacrypto produce --node NODE.config --topic TOPIC [--broker HOST:PORT]
   --broker HOST:PORT  bootstrap servers; otherwise `kafkacrypto --broker`,
                       kafkacrypto.cfg's broker, or the node config's
                       bootstrap_servers. One of them is required.
+  --connect-timeout SECONDS
+                      give up (status 1) if no broker answers within SECONDS
+                      (default 30)
   -X NAME=VALUE       a librdkafka property over the node config's Kafka
                       options, for this tool's producer and for the node's
                       key-exchange clients (repeatable; e.g.
@@ -32,7 +36,7 @@ usage: kafkacrypto produce --node NODE.config --topic TOPIC [--broker HOST:PORT]
   Kafka errors, undelivered messages); 2 bad arguments.
 ]]
 
-local tool = cli.tool("produce", USAGE, {
+local tool = cli.tool("produce", USAGE, cli.node_specs {
   ["--node"] = { value = true, check = cli.nonempty("expected a file name") },
   ["--topic"] = { value = true },
   ["--broker"] = { value = true, check = cli.nonempty("expected HOST:PORT[,HOST:PORT...]") },
@@ -45,7 +49,7 @@ local opts = cli.parse(tool, { ... })
 cli.require(tool, opts, "--node", "--topic")
 local topic, no_key = opts["--topic"], opts["--no-key"]
 
-local node, config, store = cli.open(tool, opts, "producer")
+local node, config, store = cli.open(tool, opts, "producer", nil, topic)
 local function stop(message)
   node:close()
   store:close()

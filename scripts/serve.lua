@@ -4,7 +4,8 @@ local cli = require "kafkacrypto.cli"
 
 local USAGE = [[
 usage: kafkacrypto serve --node NODE.config [--broker HOST:PORT]
-                         [--for SECONDS|forever] [-X NAME=VALUE]...
+                         [--for SECONDS|forever] [--connect-timeout SECONDS]
+                         [-X NAME=VALUE]...
   Runs the node of NODE.config only to answer key requests: every producer
   key the node holds (those its producer runs saved in the node config's
   oldkeys, of every root, younger than crypto_max_pgen_age) is served to
@@ -18,6 +19,9 @@ usage: kafkacrypto serve --node NODE.config [--broker HOST:PORT]
   asking for keys the node does not hold.
 
   --for SECONDS       stop after SECONDS (default: forever)
+  --connect-timeout SECONDS
+                      give up (status 1) if no broker answers within SECONDS
+                      (default 30)
   --broker HOST:PORT  bootstrap servers; otherwise `kafkacrypto --broker`,
                       kafkacrypto.cfg's broker, or the node config's
                       bootstrap_servers. One of them is required.
@@ -28,7 +32,7 @@ usage: kafkacrypto serve --node NODE.config [--broker HOST:PORT]
   key, or a failure (node files, Kafka); 2 bad arguments.
 ]]
 
-local tool = cli.tool("serve", USAGE, {
+local tool = cli.tool("serve", USAGE, cli.node_specs {
   ["--node"] = { value = true, check = cli.nonempty("expected a file name") },
   ["--broker"] = { value = true, check = cli.nonempty("expected HOST:PORT[,HOST:PORT...]") },
   ["--for"] = { value = true, check = cli.seconds_or_forever },
@@ -40,7 +44,8 @@ cli.require(tool, opts, "--node")
 local seconds = opts["--for"] or math.huge
 
 kafkacrypto.catch_signals(true)
-local node, _, store = cli.open(tool, opts, "producer")
+local node, _, store = cli.open(tool, opts, "producer", nil,
+                               kafkacrypto.tunables().mgmt_topic_chains or "chains")
 local function close() node:close(); store:close() end
 
 local held, roots = {}, {}

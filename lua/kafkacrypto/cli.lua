@@ -18,10 +18,14 @@ function cli.usage_error(tool, fmt, ...)
   os.exit(2)
 end
 
--- Exits 1 with `message` (an error of ours is located in this script:
--- that location is no news to the user).
+-- Exits 1 with `message` (an error of ours is located in this script, or
+-- in several when re-raised: those locations are no news to the user).
 function cli.fail(tool, message)
-  message = tostring(message):gsub("^[^\n]-%.lua:%d+: ", "")
+  message = tostring(message)
+  repeat
+    local n
+    message, n = message:gsub("^[^\n]-%.lua:%d+: ", "")
+  until n == 0
   io.stderr:write(("kafkacrypto %s: %s\n"):format(tool.name, message))
   io.stderr:flush()
   os.exit(1)
@@ -125,8 +129,51 @@ end
 -- `kafkacrypto --broker` / kafkacrypto.cfg broker, then the node config.
 -- Returns the node, the options of the data client of kind `kind`
 -- ("producer" or "consumer") and those to lay over the node's key-exchange
--- clients. options.node = kafkacrypto.new options.
-function cli.open(tool, opts, kind, node_options)
+-- clients. options.node = kafkacrypto.new options. With probe_topic, the
+-- broker must first answer about that topic within --connect-timeout.
+-- The default of --connect-timeout: how long a tool waits for the broker
+-- to answer before it gives up (a broker that is still starting gets time).
+cli.CONNECT_TIMEOUT = 30
+
+-- Option specs every tool that opens a node takes (merged into its own).
+function cli.node_specs(specs)
+  specs["--connect-timeout"] = { value = true,
+                                 check = cli.number_at_least(0, "expected seconds >= 0") }
+  return specs
+end
+
+-- Waits until the broker answers a metadata request about `topic`, at most
+-- --connect-timeout seconds; otherwise exits 1 with what to check. A Kafka
+-- client retries an unreachable broker for minutes (a producer's flush:
+-- message.timeout.ms, 300 s), so the tools look once, first.
+local function reach_broker(tool, opts, broker, options, topic)
+  local limit = opts["--connect-timeout"] or cli.CONNECT_TIMEOUT
+  local clock, started = kafkacrypto.clock, kafkacrypto.clock()
+  local probe = {}
+  for k, v in pairs(options) do probe[k] = v end
+  probe["bootstrap.servers"] = broker
+  local ok, consumer = pcall(kafkacrypto.consumer, probe)
+  if not ok then return nil, tostring(consumer) end
+  local why
+  repeat
+    local left = limit - (clock() - started)
+    local asked
+    asked, why = pcall(consumer.partition_count, consumer, topic, math.max(0.1, math.min(2, left)))
+    if asked then
+      consumer:close()
+      return true
+    end
+  until clock() - started >= limit
+  consumer:close()
+  why = tostring(why):gsub("^.*%.lua:%d+: ", "")
+  return nil, ("no Kafka broker answered at %s within %g s (%s). Check that the broker runs "
+    .. "and that --broker (or the node config's bootstrap_servers) names it, and the "
+    .. "security settings (a node config made for TLS needs -X security.protocol=PLAINTEXT "
+    .. "on a plaintext broker); --connect-timeout SECONDS changes the wait"):format(broker,
+    limit, why)
+end
+
+function cli.open(tool, opts, kind, node_options, probe_topic)
   local ok, store = pcall(kafkacrypto.store, opts["--node"])
   if not ok then cli.fail(tool, tostring(store)) end
   local data = store:get_kafka_config(kind)
@@ -141,6 +188,15 @@ function cli.open(tool, opts, kind, node_options)
   end
   over.bootstrap_servers, over["bootstrap.servers"] = nil, broker
   for k, v in pairs(over) do data[k] = v end
+  if probe_topic then
+    local options = store:get_kafka_config("consumer")
+    for k, v in pairs(over) do options[k] = v end
+    local reached, why = reach_broker(tool, opts, broker, options, probe_topic)
+    if not reached then
+      store:close()
+      cli.fail(tool, why)
+    end
+  end
   local o = { config = store, producer = over, consumer = over }
   for k, v in pairs(node_options or {}) do o[k] = v end
   local node

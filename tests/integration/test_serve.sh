@@ -132,3 +132,25 @@ expect 1 serve_only first --for 1
 contains err "holds no producer key"
 lacks err ".lua:"
 pass "serve on a node without producer keys fails with a message"
+
+# 7. Issue 10 §3: no broker answers: produce, consume and serve give up after
+# --connect-timeout (default 30 s) with what to check, and no script path.
+dead=127.0.0.1:9
+for cmd in produce consume serve; do
+    case $cmd in
+        produce) args="--topic sensor.temp" ;;
+        consume) args="--topic sensor.temp" ;;
+        serve) args="" ;;
+    esac
+    start=$(date +%s)
+    status=0
+    printf 'k\tv\n' | "$KC_BIN" $cmd --node "$WORK/thermo.config" --broker $dead $X $args \
+        --connect-timeout 2 >"$WORK/dead.out" 2>"$WORK/dead.err" || status=$?
+    took=$(( $(date +%s) - start ))
+    [ "$status" = 1 ] || fail "$cmd against no broker exited $status: $(cat "$WORK/dead.err")"
+    [ "$took" -le 20 ] || fail "$cmd against no broker took $took s"
+    grep -q "^kafkacrypto $cmd: no Kafka broker answered at $dead within 2 s" "$WORK/dead.err" ||
+        fail "$cmd: $(cat "$WORK/dead.err")"
+    ! grep -q '\.lua:[0-9]' "$WORK/dead.err" || fail "$cmd shows a script path: $(cat "$WORK/dead.err")"
+done
+pass "produce, consume and serve give up on an unreachable broker after --connect-timeout, saying what to check"
