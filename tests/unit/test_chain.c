@@ -776,6 +776,28 @@ static void test_malformed_list_entries(void **state)
 
 /* ---- several roots of trust ------------------------------------------------------------------ */
 
+/* Who sent a request, for refusal logs: the key the item before the leaf
+ * certifies (that signed the leaf), as keyinfo's fingerprint; unverified. */
+static void test_signer_fingerprint(void **state)
+{
+    kc_buf c = chain_of(2, link(&R, 0, "topics=a", &I), link(&I, 0, "topics=a", &N));
+    uint8_t d[crypto_hash_sha256_BYTES];
+    char want[65], got[65];
+    crypto_hash_sha256(d, I.pk.x, 32);
+    kc_hex(d, sizeof d, want);
+    assert_int_equal(kc_chain_signer_fingerprint(c.data, c.len, got), KC_OK);
+    assert_string_equal(got, want);
+    kc_buf_free(&c);
+    /* one item names no signer; garbage is no chain */
+    c = chain_of(1, link(&R, 0, "topics=a", &I));
+    assert_int_equal(kc_chain_signer_fingerprint(c.data, c.len, got), KC_ERR_INVALID);
+    assert_string_equal(got, "unknown");
+    kc_buf_free(&c);
+    assert_int_equal(kc_chain_signer_fingerprint((const uint8_t *)"\x92\x01", 2, got),
+                     KC_ERR_INVALID);
+    assert_string_equal(got, "unknown");
+}
+
 static void test_multi_rot_order_and_report(void **state)
 {
     tlist a;
@@ -1317,6 +1339,7 @@ int main(void)
         cmocka_unit_test(test_list_leaf_drops_denylisted_members),
         cmocka_unit_test(test_malformed_list_entries),
         cmocka_unit_test(test_multi_rot_order_and_report),
+        cmocka_unit_test(test_signer_fingerprint),
         cmocka_unit_test(test_v4_root_fails_without_crash),
         cmocka_unit_test(test_self_signed_denylist),
         cmocka_unit_test(test_regex_poisons_in_chains),
