@@ -16,6 +16,16 @@ tool() {
         $cmd --node "$WORK/$node.config" --broker "$B" $X "$@"
 }
 
+# stop_tool PID SIGNAL NAME: the tool ends cleanly (status 0, says so in $WORK/NAME.err).
+stop_tool() {
+    kill -"$2" "$1"
+    status=0
+    wait "$1" || status=$?
+    PIDS=$(echo "$PIDS" | sed "s/ $1//")
+    [ "$status" = 0 ] || fail "$3 exited $status on SIG$2: $(cat "$WORK/$3.err")"
+    grep -q "SIG$2: stopping" "$WORK/$3.err" || fail "$3: no stop message"
+}
+
 cat >"$WORK/provision.lua" <<'LUA'
 local kafkacrypto = require "kafkacrypto"
 for i = 2, #arg do
@@ -65,12 +75,7 @@ gap=$(awk '{ print $2; exit }' "$WORK/pairs")
     fail "copies less than 0.7 s apart: $(cat "$WORK/pairs")"
 pass "each key reply is sent again once, byte for byte, ${gap} ms after the first (D3)"
 
-kill -TERM "$SERVE"
-status=0
-wait "$SERVE" || status=$?
-PIDS=$(echo "$PIDS" | sed "s/ $SERVE//")
-[ "$status" = 0 ] || fail "serve exited $status on SIGTERM: $(cat "$WORK/serve.err")"
-grep -q "SIGTERM: stopping" "$WORK/serve.err" || fail "serve: no stop message"
+stop_tool "$SERVE" TERM serve
 grep -q "root sensor: [1-9][0-9]* request(s) answered ([1-9][0-9]* repl[a-z]*), 0 refused, 0 for keys not held" \
     "$WORK/serve.err" || fail "serve did not say what it served: $(cat "$WORK/serve.err")"
 pass "serve stops on SIGTERM and says what it served per root"
@@ -117,11 +122,7 @@ grep -q "round(s) sent, none answered.*kafkacrypto keyinfo" "$WORK/narrow.err" |
     fail "the consumer's report lacks what it did or what to check: $(cat "$WORK/narrow.err")"
 pass "a refusal is said once at WARNING by the producer (requester, root, chain item); the consumer says once what it did"
 
-kill -INT "$RUN2"
-status=0
-wait "$RUN2" || status=$?
-PIDS=$(echo "$PIDS" | sed "s/ $RUN2//")
-[ "$status" = 0 ] || fail "run 2 exited $status: $(cat "$WORK/run2.err")"
+stop_tool "$RUN2" INT run2
 grep -q "root sensor: [1-9][0-9]* request(s) answered" "$WORK/run2.err" ||
     fail "run 2 did not serve root sensor: $(cat "$WORK/run2.err")"
 pass "a producer sending only to root lab still serves root sensor's old key"
