@@ -25,6 +25,7 @@
 #define METADATA_TIMEOUT_MS 2000
 #define MISSING_TOPIC_RECHECK 5.0   /* s between looks for key topics that do not exist yet */
 #define REPLY_AGAIN_AFTER 1.0       /* s: D3, each key reply is sent a second time */
+#define REPLY_AGAIN_MAX 4096        /* second copies waiting; beyond, a flood gets one copy */
 #define REFUSAL_LOG_INTERVAL 60.0   /* s: a refusal is logged at WARNING once per requester, root */
 #define REFUSAL_LOG_SLOTS 256       /* requesters remembered for that (oldest forgotten) */
 
@@ -390,7 +391,8 @@ static void send0(kc_node *n, const char *topic, const kc_buf *key, const kc_buf
 static void send_again_later(kc_node *n, const char *topic, const kc_buf *key, const kc_buf *value)
 {
     pthread_mutex_lock(&n->mu);
-    reply_again *a = realloc(n->again, (n->nagain + 1) * sizeof *a);
+    reply_again *a = n->nagain < REPLY_AGAIN_MAX
+                     ? realloc(n->again, (n->nagain + 1) * sizeof *a) : NULL;
     if (a) {
         n->again = a;
         a = &a[n->nagain];
