@@ -188,15 +188,6 @@ function cli.open(tool, opts, kind, node_options, probe_topic)
   end
   over.bootstrap_servers, over["bootstrap.servers"] = nil, broker
   for k, v in pairs(over) do data[k] = v end
-  if probe_topic then
-    local options = store:get_kafka_config("consumer")
-    for k, v in pairs(over) do options[k] = v end
-    local reached, why = reach_broker(tool, opts, broker, options, probe_topic)
-    if not reached then
-      store:close()
-      cli.fail(tool, why)
-    end
-  end
   local o = { config = store, producer = over, consumer = over }
   for k, v in pairs(node_options or {}) do o[k] = v end
   local node
@@ -204,6 +195,17 @@ function cli.open(tool, opts, kind, node_options, probe_topic)
   if not ok then
     store:close()
     cli.fail(tool, tostring(node))
+  end
+  -- after the node's files (their errors are instant and come first)
+  if probe_topic then
+    local options = store:get_kafka_config("consumer")
+    for k, v in pairs(over) do options[k] = v end
+    local reached, why = reach_broker(tool, opts, broker, options, probe_topic)
+    if not reached then
+      node:close()
+      store:close()
+      cli.fail(tool, why)
+    end
   end
   return node, data, store
 end

@@ -746,7 +746,9 @@ static void rebuild_assignment(kc_node *n)
         return;
     }
     int *counts = calloc(ntrk ? ntrk : 1, sizeof *counts);
-    for (size_t i = 0; counts && i < ntrk; i++) {
+    /* each look-up may wait METADATA_TIMEOUT_MS for an unreachable broker:
+     * a closing node stops looking (dirty stays set) */
+    for (size_t i = 0; counts && i < ntrk && !atomic_load(&n->stop); i++) {
         if (roots[i]) {
             create_key_topics(n, roots[i]);
             /* the topics this node will write for that root: a first send

@@ -150,6 +150,7 @@ for cmd in produce consume serve; do
     took=$(( $(date +%s) - start ))
     [ "$status" = 1 ] || fail "$cmd against no broker exited $status: $(cat "$WORK/dead.err")"
     [ "$took" -le 20 ] || fail "$cmd against no broker took $took s"
+    echo "# $cmd gave up after $took s" >&2
     grep -q "^kafkacrypto $cmd: no Kafka broker answered at $dead within 2 s" "$WORK/dead.err" ||
         fail "$cmd: $(cat "$WORK/dead.err")"
     ! grep -q '\.lua:[0-9]' "$WORK/dead.err" || fail "$cmd shows a script path: $(cat "$WORK/dead.err")"
