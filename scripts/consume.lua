@@ -60,6 +60,8 @@ usage: kafkacrypto consume --node NODE.config -t TOPIC [-t TOPIC]... [OPTIONS]
     -b, --broker HOST:PORT  bootstrap servers; otherwise `kafkacrypto --broker`,
                         kafkacrypto.cfg's broker, or the node config's
                         bootstrap_servers. One of them is required.
+    --connect-timeout SECONDS  give up (status 1) if no broker answers within
+                        SECONDS (default 30)
     -X NAME=VALUE       a librdkafka property over the node config's Kafka
                         options, for this tool's consumer and for the node's
                         key-exchange clients (repeatable). -X list: list them.
@@ -89,7 +91,7 @@ local function whole_number(low, what)
   end
 end
 
-local tool = cli.tool("consume", USAGE, {
+local tool = cli.tool("consume", USAGE, cli.node_specs {
   ["--node"] = { value = true, check = cli.nonempty("expected a file name") },
   ["--topic"] = { value = true, many = true },
   ["-t"] = { value = true, many = true },
@@ -214,7 +216,8 @@ end
 
 -- Our own loop retries messages, so the deserializer hardly waits at first
 -- sight of a key (spec §4.4: 9 intervals).
-local node, config, store = cli.open(tool, opts, "consumer", { key_wait_interval = 0.02 })
+local node, config, store = cli.open(tool, opts, "consumer", { key_wait_interval = 0.02 },
+                                    opts["--topic"][1])
 config["enable.auto.commit"] = "false"   -- commits are ours (-G), never of unprinted messages
 config.key_deserializer = node:key_deserializer()
 config.value_deserializer = node:value_deserializer()

@@ -34,15 +34,22 @@ usage: kafkacrypto produce --node NODE.config -t TOPIC [OPTIONS] [FILE]...
     -l                  ... or, with -l, is read like stdin
     -T                  echo each message sent to stdout, with the delimiter
 
-  Consumers get the keys to decrypt from a running producer node: with
-  --serve it stays up that many seconds (or "forever") after sending,
-  answering key requests (also requests made before it started), until
-  SIGINT or SIGTERM. Keys made by earlier runs of the node are served too.
+  Consumers get the keys to decrypt from a running node that holds them.
+  From the moment it opens, the node answers key requests (also requests
+  made before it started) for every producer key it holds: the one of this
+  run and those of earlier runs (saved in the node config's oldkeys), of
+  every root, younger than crypto_max_pgen_age. With --serve it stays up
+  that many seconds (or "forever") after sending, until SIGINT or SIGTERM,
+  and then says what it served per root; with empty stdin it only serves.
+  `kafkacrypto serve` does the same without reading stdin.
 
   -t, --topic TOPIC   the topic
   -b, --broker HOST:PORT  bootstrap servers; otherwise `kafkacrypto --broker`,
                       kafkacrypto.cfg's broker, or the node config's
                       bootstrap_servers. One of them is required.
+  --connect-timeout SECONDS
+                      give up (status 1) if no broker answers within SECONDS
+                      (default 30)
   -X NAME=VALUE       a librdkafka property over the node config's Kafka
                       options, for this tool's producer and for the node's
                       key-exchange clients (repeatable; e.g.
@@ -57,17 +64,14 @@ usage: kafkacrypto produce --node NODE.config -t TOPIC [OPTIONS] [FILE]...
   Kafka errors, undelivered messages); 2 bad arguments.
 ]]
 
-local tool = cli.tool("produce", USAGE, {
+local tool = cli.tool("produce", USAGE, cli.node_specs {
   ["--node"] = { value = true, check = cli.nonempty("expected a file name") },
   ["--topic"] = { value = true },
   ["-t"] = { value = true },
   ["--broker"] = { value = true, check = cli.nonempty("expected HOST:PORT[,HOST:PORT...]") },
   ["-b"] = { value = true, check = cli.nonempty("expected HOST:PORT[,HOST:PORT...]") },
   ["--no-key"] = { value = false },
-  ["--serve"] = { value = true, check = function(text)
-    if text == "forever" then return math.huge end
-    return cli.number_at_least(0, "expected seconds >= 0 or \"forever\"")(text)
-  end },
+  ["--serve"] = { value = true, check = cli.seconds_or_forever },
   ["-X"] = { value = true, many = true, check = function(text)
     if text == "list" then return "list" end
     return cli.property(text)
@@ -141,7 +145,7 @@ for _, f in ipairs(files) do
   fh:close()
 end
 
-local node, config, store = cli.open(tool, opts, "producer")
+local node, config, store = cli.open(tool, opts, "producer", nil, topic)
 local function stop(message)
   node:close()
   store:close()
@@ -239,5 +243,6 @@ if serve > 0 then
   if signal and not opts["-q"] then
     io.stderr:write(("kafkacrypto produce: %s: stopping\n"):format(signal))
   end
+  io.stderr:write(cli.served_report(tool, node:stats()))
 end
 stop()

@@ -18,10 +18,14 @@ function cli.usage_error(tool, fmt, ...)
   os.exit(2)
 end
 
--- Exits 1 with `message` (an error of ours is located in this script:
--- that location is no news to the user).
+-- Exits 1 with `message` (an error of ours is located in this script, or
+-- in several when re-raised: those locations are no news to the user).
 function cli.fail(tool, message)
-  message = tostring(message):gsub("^[^\n]-%.lua:%d+: ", "")
+  message = tostring(message)
+  repeat
+    local n
+    message, n = message:gsub("^[^\n]-%.lua:%d+: ", "")
+  until n == 0
   io.stderr:write(("kafkacrypto %s: %s\n"):format(tool.name, message))
   io.stderr:flush()
   os.exit(1)
@@ -113,6 +117,12 @@ function cli.number_at_least(low, what)
   end
 end
 
+-- Seconds >= 0, or "forever" (math.huge).
+function cli.seconds_or_forever(text)
+  if text == "forever" then return math.huge end
+  return cli.number_at_least(0, "expected seconds >= 0 or \"forever\"")(text)
+end
+
 function cli.nonempty(what)
   return function(text)
     if text ~= "" then return text end
@@ -130,6 +140,48 @@ function cli.require(tool, opts, ...)
   for _, name in ipairs{ ... } do
     if opts[name] == nil then cli.usage_error(tool, "%s is required", name) end
   end
+end
+
+-- The default of --connect-timeout: how long a tool waits for the broker
+-- to answer before it gives up (a broker that is still starting gets time).
+cli.CONNECT_TIMEOUT = 30
+
+-- Option specs every tool that opens a node takes (merged into its own).
+function cli.node_specs(specs)
+  specs["--connect-timeout"] = { value = true,
+                                 check = cli.number_at_least(0, "expected seconds >= 0") }
+  return specs
+end
+
+-- Waits until the broker answers a metadata request about `topic`, at most
+-- --connect-timeout seconds; otherwise exits 1 with what to check. A Kafka
+-- client retries an unreachable broker for minutes (a producer's flush:
+-- message.timeout.ms, 300 s), so the tools look once, first.
+local function reach_broker(tool, opts, broker, options, topic)
+  local limit = opts["--connect-timeout"] or cli.CONNECT_TIMEOUT
+  local clock, started = kafkacrypto.clock, kafkacrypto.clock()
+  local probe = {}
+  for k, v in pairs(options) do probe[k] = v end
+  probe["bootstrap.servers"] = broker
+  local ok, consumer = pcall(kafkacrypto.consumer, probe)
+  if not ok then return nil, tostring(consumer) end
+  local why
+  repeat
+    local left = limit - (clock() - started)
+    local asked
+    asked, why = pcall(consumer.partition_count, consumer, topic, math.max(0.1, math.min(2, left)))
+    if asked then
+      consumer:close()
+      return true
+    end
+  until clock() - started >= limit
+  consumer:close()
+  why = tostring(why):gsub("^.*%.lua:%d+: ", "")
+  return nil, ("no Kafka broker answered at %s within %g s (%s). Check that the broker runs "
+    .. "and that --broker (or the node config's bootstrap_servers) names it, and the "
+    .. "security settings (a node config made for TLS needs -X security.protocol=PLAINTEXT "
+    .. "on a plaintext broker); --connect-timeout SECONDS changes the wait"):format(broker,
+    limit, why)
 end
 
 -- The Kafka options of a data client of kind `kind` ("producer" or
@@ -162,8 +214,9 @@ end
 
 -- Opens the node of --node with the Kafka options of cli.kafka_options.
 -- Returns the node, the options of the data client of kind `kind` and the
--- store. node_options = kafkacrypto.new options.
-function cli.open(tool, opts, kind, node_options)
+-- store. node_options = kafkacrypto.new options. With probe_topic, the
+-- broker must first answer about that topic within --connect-timeout.
+function cli.open(tool, opts, kind, node_options, probe_topic)
   local data, over, store = cli.kafka_options(tool, opts, kind)
   local o = { config = store, producer = over, consumer = over }
   for k, v in pairs(node_options or {}) do o[k] = v end
@@ -172,7 +225,38 @@ function cli.open(tool, opts, kind, node_options)
     store:close()
     cli.fail(tool, tostring(node))
   end
+  -- after the node's files (their errors are instant and come first)
+  if probe_topic then
+    local options = store:get_kafka_config("consumer")
+    for k, v in pairs(over) do options[k] = v end
+    local reached, why = reach_broker(tool, opts, over["bootstrap.servers"], options, probe_topic)
+    if not reached then
+      node:close()
+      store:close()
+      cli.fail(tool, why)
+    end
+  end
   return node, data, store
+end
+
+-- What a node answered, from node:stats(): one line per root whose
+-- requests it saw (spec D2), for the tools that serve keys.
+function cli.served_report(tool, stats)
+  local roots = {}
+  for root in pairs(stats.roots) do roots[#roots + 1] = root end
+  table.sort(roots)
+  if #roots == 0 then
+    return ("kafkacrypto %s: served no key request\n"):format(tool.name)
+  end
+  local out = {}
+  for _, root in ipairs(roots) do
+    local r = stats.roots[root]
+    out[#out + 1] = ("kafkacrypto %s: root %s: %d request(s) answered (%d repl%s), "
+      .. "%d refused, %d for keys not held\n"):format(tool.name, root, r.requests_answered,
+      r.replies_sent, r.replies_sent == 1 and "y" or "ies", r.requests_refused,
+      r.requests_not_held)
+  end
+  return table.concat(out)
 end
 
 return cli

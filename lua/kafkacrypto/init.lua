@@ -81,9 +81,12 @@ kafkacrypto.is_message = core.is_message
 -- kafkacrypto.new{ node_id = ..., config = ..., producer = ..., consumer = ... }
 -- is the same. Methods: :key_serializer(), :value_serializer(),
 -- :key_deserializer(), :value_deserializer()  (getKeySerializer, ...),
--- :node_id(), :stats() (counters: requests_sent, replies_sent, keys_received,
+-- :node_id(), :stats() (counters: requests_sent, replies_sent, replies_sent_again
+-- (D3: each reply is sent once more about 1 s later), keys_received,
 -- refused, chains_adopted, list_entries_added, key_indices_given_up,
--- key_indices_replaced), :close(), and :producer_keys() -> {{root=, key_index=}, ...}:
+-- key_indices_replaced; and roots = {ROOT = {requests_answered, replies_sent,
+-- requests_refused, requests_not_held}} for the key requests seen per root),
+-- :close(), and :producer_keys() -> {{root=, key_index=}, ...}:
 -- the producer keys the node holds and serves (earlier runs' from oldkeys
 -- included; key_index is hex for long indices), never their secrets.
 local function options_of(client)

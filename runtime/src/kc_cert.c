@@ -1,8 +1,10 @@
 /* kc_cert.c — certificates and chains of signed certificates (spec §6.1):
  * parse, build, sign, append, describe (kc_chain.h). */
 #include "kc_chain_impl.h"
+#include "kc_hex.h"
 
 #include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -246,6 +248,30 @@ kc_status kc_chain_describe(const uint8_t *chain, size_t n, kc_buf *out)
     kc_chain_items_free(&items);
     kc_buf_str(out);
     return KC_OK;
+}
+
+kc_status kc_chain_signer_fingerprint(const uint8_t *chain, size_t n, char out[65])
+{
+    snprintf(out, 65, "unknown");
+    kc_chain_items items;
+    if (kc_chain_parse(&items, chain, n, NULL) != KC_OK)
+        return KC_ERR_INVALID;
+    kc_status st = KC_ERR_INVALID;
+    kc_cert c;
+    if (items.n >= 2 && item_cert_unverified(&items.item[items.n - 2], &c) == KC_OK) {
+        kc_buf b = KC_BUF_INIT;
+        if (c.key.n == 1 && c.key.keys[0].kind == KC_SIGN_PK &&
+            kc_key_bytes(&c.key.keys[0], &b) == KC_OK) {
+            uint8_t d[crypto_hash_sha256_BYTES];
+            crypto_hash_sha256(d, b.data, b.len);
+            kc_hex(d, sizeof d, out);
+            st = KC_OK;
+        }
+        kc_buf_free(&b);
+        kc_cert_free(&c);
+    }
+    kc_chain_items_free(&items);
+    return st;
 }
 
 kc_status kc_chain_min_expiry(const uint8_t *chain, size_t n, double *out, kc_err *err)

@@ -430,6 +430,32 @@ static kc_status acc_start(attempt *t, const msgpack_object *age, const kc_bytes
     return KC_OK;
 }
 
+/* Why a topic or usage is refused: the first chain item whose own list
+ * lacks it, with that list. The accumulated list is the intersection over
+ * every item (the request's leaf names just its root), so it alone says
+ * "not in []" for a node allowed 'sensor, lab' asking for 'lab.b'. */
+static void put_culprit(ctx *cx, attempt *t, kc_pname name, const char *what,
+                        const kc_bytes *value, const kc_strlist *together, kc_buf *msg)
+{
+    char why[KC_WHY_MAX];
+    for (size_t i = 0; i < t->ncerts; i++) {
+        kc_parsed_poison p;
+        const kc_pentry *first;
+        int r = validate(cx, name, value, 0, &t->certs[i].poison, &first, &p, why, sizeof why);
+        if (r == 0 && first) {
+            kc_put_fmt(msg, "' not in allowed %ss ", what);
+            kc_put_strlist(msg, &first->list);
+            kc_put_fmt(msg, " of chain item %zu", i + 1);
+            kc_poison_free(&p);
+            return;
+        }
+        kc_poison_free(&p);
+    }
+    kc_put_fmt(msg, "' not in allowed %ss ", what);
+    kc_put_strlist(msg, together);
+    kc_put_fmt(msg, " (what the chain's items allow together)");
+}
+
 /* Leaf rules, expiry, topic, usage and pathlen (the end of upstream's loop). */
 static kc_status final_checks(ctx *cx, attempt *t, bool denied, const char *denied_why,
                               const kc_bytes *topic, const kc_bytes *usage, double checktime)
@@ -502,10 +528,8 @@ static kc_status final_checks(ctx *cx, attempt *t, bool denied, const char *deni
             else if (!first)
                 kc_put_fmt(&msg, "' requested, but the chain grants no %ss (no '%s' restriction "
                         "anywhere in it)", checks[i].what, kc_pnames[checks[i].name]);
-            else {
-                kc_put_fmt(&msg, "' not in allowed %ss ", checks[i].what);
-                kc_put_strlist(&msg, &first->list);
-            }
+            else
+                put_culprit(cx, t, checks[i].name, checks[i].what, value, &first->list, &msg);
             fail(t, r < 0 ? KC_ERR_INVALID : KC_ERR_DENIED, "%s", kc_buf_str(&msg));
             kc_buf_free(&msg);
             kc_poison_free(&p);

@@ -144,6 +144,12 @@ kc_status kc_chain_append(const uint8_t *chain, size_t n, const uint8_t *item,
  * "[Key: (Ed25519, ab..), Timestamp: 0, Poison: [...]] [...]". */
 kc_status kc_chain_describe(const uint8_t *chain, size_t n, kc_buf *out);
 
+/* The fingerprint (lowercase hex SHA-256 of the key's bytes, as keyinfo
+ * shows it) of the signing key that signed the chain's last item, as the
+ * item before certifies it: who sent a request or reply, for logs. Not
+ * verified; "unknown" and KC_ERR_INVALID when unreadable. */
+kc_status kc_chain_signer_fingerprint(const uint8_t *chain, size_t n, char out[65]);
+
 /* Project decision B2: the minimum non-zero max_age over the chain's items
  * (0 = never expires), read without verifying signatures. */
 kc_status kc_chain_min_expiry(const uint8_t *chain, size_t n, double *out, kc_err *err);

@@ -470,8 +470,11 @@ static kc_status load_ephemeral_versions(const loader *ld, ck_file *f, kc_err *e
             snprintf(text, sizeof text, "%lld", (long long)v);
         else
             kc_mp_describe(o, text, sizeof text);
-        kc_log(KC_LOG_WARNING, LOGGER, "Cryptokey File IO Object cannot use ephemeral keytype=%s",
-               text);
+        /* 2 and 5 (post-quantum, which upstream writes by default) are
+         * routine for this build: INFO; anything else is news: WARNING */
+        bool pq = kc_mp_int(o, &v) && (v == 2 || v == 5);
+        kc_log(pq ? KC_LOG_INFO : KC_LOG_WARNING, LOGGER,
+               "Cryptokey File IO Object cannot use ephemeral keytype=%s", text);
     }
     if (f->nversions == 0) {
         kc_log(KC_LOG_ERROR, LOGGER, "Cryptokey File IO Object has no usable ephemeral keytypes!");

@@ -768,7 +768,8 @@ kc_status kc_exchange_update_own_chain(kc_exchange *x, const uint8_t *chain, siz
     x->chain_expiry[i] = res.max_age;
     kc_chain_describe(chain, n, &printable);
     kc_buf_append_byte(&printable, 0);
-    kc_log(KC_LOG_WARNING, LOGGER, "Utilizing new chain for idx=%zu: %s", i,
+    /* news, not a problem (every start says it): INFO, upstream's wording */
+    kc_log(KC_LOG_INFO, LOGGER, "Utilizing new chain for idx=%zu: %s", i,
            printable.data ? (const char *)printable.data : "");
     x->direct[i] = kc_chain_process(chain, n, NULL, "key-encrypt-request", &allow, &deny, t,
                                     &direct, NULL) == KC_OK;

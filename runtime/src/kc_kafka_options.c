@@ -133,9 +133,11 @@ void kc_kafka_option_log_ignored(const char *name, const char *value)
            name, kc_kafka_option_secret(name) ? "(hidden)" : value);
 }
 
+/* Routine (upstream's node configs carry an empty bootstrap_servers that
+ * the command line fills): INFO, upstream's wording. */
 void kc_kafka_option_log_empty(const char *rdkafka_name)
 {
-    kc_log(KC_LOG_WARNING, KC_KAFKA_WRAPPER_LOGGER,
+    kc_log(KC_LOG_INFO, KC_KAFKA_WRAPPER_LOGGER,
            "Warning: Removing empty parameter %s passed to confluent wrapper", rdkafka_name);
 }
 

@@ -24,6 +24,10 @@
 #define LOGGER KC_NODE_LOGGER
 #define METADATA_TIMEOUT_MS 2000
 #define MISSING_TOPIC_RECHECK 5.0   /* s between looks for key topics that do not exist yet */
+#define REPLY_AGAIN_AFTER 1.0       /* s: D3, each key reply is sent a second time */
+#define REPLY_AGAIN_MAX 4096        /* second copies waiting; beyond, a flood gets one copy */
+#define REFUSAL_LOG_INTERVAL 60.0   /* s: a refusal is logged at WARNING once per requester, root */
+#define REFUSAL_LOG_SLOTS 256       /* requesters remembered for that (oldest forgotten) */
 
 typedef enum topic_kind { TOPIC_MGMT, TOPIC_REQS, TOPIC_KEYS } topic_kind;
 
@@ -47,7 +51,26 @@ typedef struct sub_round {
     size_t n;
     double flood_logged; /* last report of indices given up or replaced */
     uint64_t given_up, replaced;  /* totals reported then */
+    /* since the last answered round: what a stalled root's report says */
+    double first_unanswered;      /* time of the first round not answered */
+    uint64_t rounds, replies_seen, replies_refused;
+    bool stall_told;
 } sub_round;
+
+/* What this node answered for a root's requests (D2: every root it holds
+ * keys for), for `kafkacrypto serve` and node:stats(). */
+typedef struct served_root {
+    char *root;
+    uint64_t answered, replies, refused, not_held;
+} served_root;
+
+/* D3: a key reply to send once more at `due` (upstream's consumer may
+ * start reading ROOT.keys just after a prompt first copy). */
+typedef struct reply_again {
+    char *topic;
+    kc_buf key, value;
+    double due;
+} reply_again;
 
 struct kc_node {
     kc_store *store;
@@ -76,6 +99,15 @@ struct kc_node {
     sub_round *rounds;
     size_t nrounds;
     kc_node_stats stats;
+    served_root *served;
+    size_t nserved;
+    struct refusal_logged {
+        char fpr[65];
+        char root[KC_TOPIC_NAME_MAX + 1];
+        double at;
+    } refusals[REFUSAL_LOG_SLOTS];
+    reply_again *again;
+    size_t nagain;
     double last_unknown_warning;
 
     double last_ratchet;
@@ -201,6 +233,41 @@ static void answer_round(sub_round *r)
     r->kis = NULL;
     r->n = 0;
     r->time = -HUGE_VAL;
+    r->rounds = r->replies_seen = r->replies_refused = 0;
+    r->stall_told = false;
+}
+
+/* The counters of root (node lock held); NULL when out of memory. */
+static served_root *served_of(kc_node *n, const char *root)
+{
+    for (size_t i = 0; i < n->nserved; i++)
+        if (strcmp(n->served[i].root, root) == 0)
+            return &n->served[i];
+    served_root *s = realloc(n->served, (n->nserved + 1) * sizeof *s);
+    if (!s)
+        return NULL;
+    n->served = s;
+    s = &s[n->nserved];
+    memset(s, 0, sizeof *s);
+    if (!(s->root = strdup(root)))
+        return NULL;
+    n->nserved++;
+    return s;
+}
+
+typedef enum served_what { SERVED_ANSWERED, SERVED_REFUSED, SERVED_NOT_HELD } served_what;
+
+static void count_served(kc_node *n, const char *root, served_what what, size_t replies)
+{
+    pthread_mutex_lock(&n->mu);
+    served_root *s = served_of(n, root);
+    if (s) {
+        s->answered += what == SERVED_ANSWERED;
+        s->refused += what == SERVED_REFUSED;
+        s->not_held += what == SERVED_NOT_HELD;
+        s->replies += replies;
+    }
+    pthread_mutex_unlock(&n->mu);
 }
 
 /* ---- serde hooks: any thread, serde lock held ---------------------------------------------- */
@@ -219,6 +286,17 @@ static void on_new_producer_key(void *ctx, const char *root, size_t root_len, co
     free(topic);
     if (n->cons)
         kc_consumer_wake(n->cons); /* start serving requests now */
+}
+
+static void track_reqs(void *ctx, const char *root)
+{
+    kc_node *n = ctx;
+    char *topic = concat(root, n->t.topic_suffix_reqs);
+    pthread_mutex_lock(&n->mu);
+    if (topic)
+        track(n, topic, root, TOPIC_REQS);
+    pthread_mutex_unlock(&n->mu);
+    free(topic);
 }
 
 static void on_missing_key(void *ctx, const char *root, size_t root_len, const kc_keyidx *ki)
@@ -303,6 +381,57 @@ static void send0(kc_node *n, const char *topic, const kc_buf *key, const kc_buf
         kc_log(KC_LOG_WARNING, LOGGER, "Could not send to %s: %s", topic, err.msg);
 }
 
+/* D3: remember a reply just sent, to send it again REPLY_AGAIN_AFTER later. */
+static void send_again_later(kc_node *n, const char *topic, const kc_buf *key, const kc_buf *value)
+{
+    pthread_mutex_lock(&n->mu);
+    reply_again *a = n->nagain < REPLY_AGAIN_MAX
+                     ? realloc(n->again, (n->nagain + 1) * sizeof *a) : NULL;
+    if (a) {
+        n->again = a;
+        a = &a[n->nagain];
+        memset(a, 0, sizeof *a);
+        a->due = now(n) + REPLY_AGAIN_AFTER;
+        if ((a->topic = strdup(topic)) && kc_buf_append(&a->key, key->data, key->len) == KC_OK &&
+            kc_buf_append(&a->value, value->data, value->len) == KC_OK) {
+            n->nagain++;
+        } else {
+            free(a->topic);
+            kc_buf_free(&a->key);
+            kc_buf_free(&a->value);
+        }
+    }
+    pthread_mutex_unlock(&n->mu);
+}
+
+/* Sends the second copies that are due (all of them when `all`, at close).
+ * Not under the node lock: a send may block on a full queue. */
+static void send_again_due(kc_node *n, bool all)
+{
+    pthread_mutex_lock(&n->mu);
+    double t = now(n);
+    size_t ndue = 0;
+    reply_again *due = malloc((n->nagain ? n->nagain : 1) * sizeof *due);
+    size_t keep = 0;
+    for (size_t i = 0; i < n->nagain; i++) {
+        if (due && (all || n->again[i].due <= t))
+            due[ndue++] = n->again[i];
+        else
+            n->again[keep++] = n->again[i];
+    }
+    n->nagain = keep;
+    n->stats.replies_sent_again += ndue;
+    pthread_mutex_unlock(&n->mu);
+    for (size_t i = 0; i < ndue; i++) {
+        kc_log(KC_LOG_DEBUG, LOGGER, "Sending a key reply on %s again (D3).", due[i].topic);
+        send0(n, due[i].topic, &due[i].key, &due[i].value);
+        free(due[i].topic);
+        kc_buf_free(&due[i].key);
+        kc_buf_free(&due[i].value);
+    }
+    free(due);
+}
+
 /* On the embedded broker, key topics get one partition (upstream reads only
  * partition 0). Idempotent. */
 static void create_key_topics(kc_node *n, const char *root)
@@ -335,6 +464,53 @@ static void count_refused(kc_node *n)
     pthread_mutex_unlock(&n->mu);
 }
 
+/* Whether a refusal of requester fpr for root is due at WARNING: once per
+ * REFUSAL_LOG_INTERVAL, so a flood of refused requests cannot flood the log. */
+static bool refusal_due(kc_node *n, const char *fpr, const char *root)
+{
+    double t = now(n);
+    size_t oldest = 0;
+    bool due = true;
+    pthread_mutex_lock(&n->mu);
+    for (size_t i = 0; i < REFUSAL_LOG_SLOTS; i++) {
+        struct refusal_logged *r = &n->refusals[i];
+        if (strcmp(r->fpr, fpr) == 0 && strcmp(r->root, root) == 0) {
+            due = !(t - r->at < REFUSAL_LOG_INTERVAL);
+            if (due)
+                r->at = t;
+            pthread_mutex_unlock(&n->mu);
+            return due;
+        }
+        if (r->at < n->refusals[oldest].at)
+            oldest = i;
+    }
+    struct refusal_logged *r = &n->refusals[oldest];
+    snprintf(r->fpr, sizeof r->fpr, "%s", fpr);
+    snprintf(r->root, sizeof r->root, "%s", root);
+    r->at = t;
+    pthread_mutex_unlock(&n->mu);
+    return due;
+}
+
+/* §3 of issue 10: a refused key request is said at WARNING on this, the
+ * refusing, side with who asked (the fingerprint keyinfo shows for its
+ * signing key), the root, and the reason (the chain item and lists, or the
+ * policy file and hook), once per requester and root per interval; a
+ * failure that is no refusal (no usable key exchange version) likewise. */
+static void log_refused_request(kc_node *n, const char *root, const kc_record *m,
+                                const kc_err *err)
+{
+    char fpr[65];
+    kc_chain_signer_fingerprint(m->value, m->value_len, fpr);
+    if (refusal_due(n, fpr, root))
+        kc_log(KC_LOG_WARNING, LOGGER, "Refused key request for root=%s from requester %s: %s "
+               "(said once per requester and root per %.0f s)", root, fpr, err->msg,
+               REFUSAL_LOG_INTERVAL);
+    else
+        kc_log(KC_LOG_INFO, LOGGER, "Refused key request for root=%s from requester %s: %s",
+               root, fpr, err->msg);
+}
+
 /* A variant's refusal is routine (INFO); its failure is not (WARNING). */
 static void log_variant(kc_status st, const kc_err *err)
 {
@@ -355,6 +531,7 @@ static void handle_request(kc_node *n, const char *root, const kc_record *m)
         kc_exchange_msgkey_parse(m->key, m->key_len, &wanted, &nwanted, &err) != KC_OK) {
         kc_log(KC_LOG_INFO, LOGGER, "Ignoring a malformed key request for root=%s.", root);
         count_refused(n);
+        count_served(n, root, SERVED_REFUSED, 0);
         goto done;
     }
     held_ctx hc = {&sel};
@@ -362,6 +539,7 @@ static void handle_request(kc_node *n, const char *root, const kc_record *m)
         kc_log(KC_LOG_WARNING, LOGGER, "Out of memory looking up keys for root=%s.", root);
     if (sel.n == 0) {
         kc_log(KC_LOG_INFO, LOGGER, "No keys for root=%s to send to new receiver.", root);
+        count_served(n, root, SERVED_NOT_HELD, 0);
         goto done;
     }
     kc_keyidx kis[KC_EXCHANGE_MAX_KEYS];
@@ -373,11 +551,11 @@ static void handle_request(kc_node *n, const char *root, const kc_record *m)
                               : kc_exchange_encrypt_keys(n->x, root, &sel, m->value, m->value_len,
                                                          &replies, &err);
     if (st != KC_OK) {
-        if (n->variant)
-            log_variant(st, &err);
+        log_refused_request(n, root, m, &err);
         kc_log(KC_LOG_INFO, LOGGER, "Failed sending current encryption keys for root=%s to new "
                "receiver.", root);
         count_refused(n);
+        count_served(n, root, SERVED_REFUSED, 0);
         goto done;
     }
     char *topic = concat(root, n->t.topic_suffix_keys);
@@ -385,11 +563,13 @@ static void handle_request(kc_node *n, const char *root, const kc_record *m)
         kc_log(KC_LOG_INFO, LOGGER, "Sending current encryption keys for root=%s to new "
                "receiver, msgkey=%s.", root, describe_kis(kis, sel.n, d, sizeof d));
         send0(n, topic, &msgkey, &replies.items[i].value);
+        send_again_later(n, topic, &msgkey, &replies.items[i].value);
     }
     free(topic);
     pthread_mutex_lock(&n->mu);
     n->stats.replies_sent += replies.n;
     pthread_mutex_unlock(&n->mu);
+    count_served(n, root, SERVED_ANSWERED, replies.n);
 done:
     free(wanted);
     kc_exchange_keys_clear(&sel);
@@ -407,6 +587,13 @@ static void handle_reply(kc_node *n, const char *root, const kc_record *m)
                    : n->variant ? n->vops->accept_reply(n->variant, root, m->value, m->value_len,
                                                         &got, &err)
                    : kc_exchange_decrypt_keys(n->x, root, m->value, m->value_len, &got, &err);
+    pthread_mutex_lock(&n->mu);
+    sub_round *seen = find_round(n, root);
+    if (seen) {
+        seen->replies_seen++;
+        seen->replies_refused += st != KC_OK && st != KC_ERR_NOTFOUND;
+    }
+    pthread_mutex_unlock(&n->mu);
     if (st != KC_OK) {
         if (n->variant && m->value)
             log_variant(st, &err);
@@ -557,7 +744,9 @@ static void rebuild_assignment(kc_node *n)
         return;
     }
     int *counts = calloc(ntrk ? ntrk : 1, sizeof *counts);
-    for (size_t i = 0; counts && i < ntrk; i++) {
+    /* each look-up may wait METADATA_TIMEOUT_MS for an unreachable broker:
+     * a closing node stops looking (dirty stays set) */
+    for (size_t i = 0; counts && i < ntrk && !atomic_load(&n->stop); i++) {
         if (roots[i]) {
             create_key_topics(n, roots[i]);
             /* the topics this node will write for that root: a first send
@@ -685,6 +874,39 @@ static void report_flood(kc_node *n, const char *root, double t)
                given_up + replaced, given_up, KC_WAITS_ROUNDS, replaced, KC_WAITS_MAX);
 }
 
+/* A root whose last KC_NODE_STALL_ROUNDS request rounds each went a
+ * crypto_sub_interval without reply: said once, at WARNING, with what was
+ * done and what to check, until a reply comes. */
+static void report_stalls(kc_node *n)
+{
+    double t = now(n);
+    for (;;) {
+        sub_round c = {0};
+        pthread_mutex_lock(&n->mu);
+        for (size_t i = 0; i < n->nrounds && !c.root; i++) {
+            sub_round *r = &n->rounds[i];
+            if (!r->stall_told && r->rounds >= KC_NODE_STALL_ROUNDS &&
+                r->time + n->t.crypto_sub_interval < t) {
+                r->stall_told = true;
+                c = *r;
+                c.root = strdup(r->root);
+            }
+        }
+        pthread_mutex_unlock(&n->mu);
+        if (!c.root)
+            return;
+        kc_log(KC_LOG_WARNING, LOGGER, "No key for root=%s after %.0f s: %" PRIu64 " key "
+               "request round(s) sent, none answered; %" PRIu64 " key replies seen on %s%s (%"
+               PRIu64 " refused here for their chain or a policy, INFO lines say why; the "
+               "others answer other consumers). Check that a node holding the root's keys runs (its "
+               "producer, or `kafkacrypto serve --node PRODUCER.config`) and logs no refusal of "
+               "this node's requests; compare both nodes' roots of trust and topics with "
+               "`kafkacrypto keyinfo NODE.config`.", c.root, t - c.first_unanswered, c.rounds,
+               c.replies_seen, c.root, n->t.topic_suffix_keys, c.replies_refused);
+        free(c.root);
+    }
+}
+
 static void request_step(kc_node *n)
 {
     pthread_mutex_lock(&n->mu);
@@ -759,6 +981,8 @@ static void request_step(kc_node *n)
                 if (r->kis)
                     memcpy(r->kis, kis, nkis * sizeof *r->kis);
                 r->time = t;
+                if (r->rounds++ == 0)
+                    r->first_unanswered = t;
             }
             n->stats.requests_sent++;
             pthread_mutex_unlock(&n->mu);
@@ -811,6 +1035,8 @@ static void loop_once(kc_node *n)
     else
         recheck_missing_topics(n);
     request_step(n);
+    report_stalls(n);
+    send_again_due(n, false);
     flush(n);
     double t = now(n);
     if (n->ratchet && n->last_ratchet + n->t.crypto_ratchet_interval < t) {
@@ -1111,6 +1337,9 @@ kc_status kc_node_open(kc_node **out, const kc_node_options *o, kc_err *err)
         st = o->open_variant(o->variant_ctx, &host, &n->vops, &n->variant, err);
     }
     if (st == KC_OK) {
+        /* D2: requests for every root this node holds keys for are answered
+         * from open, not only for roots produced to in this run (§7.10) */
+        kc_serde_foreach_pgen_root(n->serde, track_reqs, n);
         track(n, n->t.mgmt_topic_chains, NULL, TOPIC_MGMT);
         track(n, n->t.mgmt_topic_allowlist, NULL, TOPIC_MGMT);
         track(n, n->t.mgmt_topic_denylist, NULL, TOPIC_MGMT);
@@ -1135,6 +1364,8 @@ void kc_node_close(kc_node *n)
     atomic_store(&n->stop, true);
     if (n->started)
         pthread_join(n->thread, NULL);
+    if (n->prod)
+        send_again_due(n, true); /* before the producer's last flush */
     if (n->serde && n->store && n->ck)
         kc_node_persist(n, NULL);
     kc_serde_detach(n->serde); /* Lua serializers may outlive the node */
@@ -1162,6 +1393,10 @@ void kc_node_close(kc_node *n)
         free(n->rounds[i].kis);
     }
     free(n->rounds);
+    for (size_t i = 0; i < n->nserved; i++)
+        free(n->served[i].root);
+    free(n->served);
+    free(n->again);
     free(n->node_id);
     pthread_mutex_destroy(&n->mu);
     free(n);
@@ -1173,6 +1408,16 @@ kc_exchange *kc_node_exchange(kc_node *n) { return n->x; }
 kc_store *kc_node_store(kc_node *n) { return n->store; }
 kc_cryptokey *kc_node_cryptokey(kc_node *n) { return n->ck; }
 const kc_tunables *kc_node_tunables(const kc_node *n) { return &n->t; }
+
+void kc_node_foreach_served(kc_node *n, kc_node_served_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&n->mu);
+    for (size_t i = 0; i < n->nserved; i++) {
+        const served_root *s = &n->served[i];
+        fn(ctx, s->root, s->answered, s->replies, s->refused, s->not_held);
+    }
+    pthread_mutex_unlock(&n->mu);
+}
 
 void kc_node_get_stats(kc_node *n, kc_node_stats *out)
 {

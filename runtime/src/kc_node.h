@@ -34,6 +34,9 @@
 #include "kc_tunables.h"
 
 #define KC_NODE_LOGGER "kafkacrypto.crypto"
+/* Key request rounds for a root, each unanswered for crypto_sub_interval,
+ * after which a consumer says, once, what it did and what to check. */
+#define KC_NODE_STALL_ROUNDS 2
 
 typedef struct kc_node kc_node;
 
@@ -94,6 +97,7 @@ kc_status kc_node_persist(kc_node *n, kc_err *err);
 typedef struct kc_node_stats {
     uint64_t requests_sent;    /* request rounds (each to .subs, maybe .reqs) */
     uint64_t replies_sent;     /* key replies written to .keys */
+    uint64_t replies_sent_again; /* second copies of them (D3) */
     uint64_t keys_received;    /* data keys delivered to the deserializers */
     uint64_t refused;          /* key-passing messages refused (invalid, not ours, replayed) */
     uint64_t chains_adopted;
@@ -106,5 +110,12 @@ typedef struct kc_node_stats {
 } kc_node_stats;
 
 void kc_node_get_stats(kc_node *n, kc_node_stats *out);
+
+/* Per root whose requests arrived: requests answered (with `replies`
+ * replies, first copies), refused (chain, policy, malformed) and asking
+ * only for keys the node does not hold. Called under the node's lock. */
+typedef void (*kc_node_served_fn)(void *ctx, const char *root, uint64_t answered,
+                                  uint64_t replies, uint64_t refused, uint64_t not_held);
+void kc_node_foreach_served(kc_node *n, kc_node_served_fn fn, void *ctx);
 
 #endif

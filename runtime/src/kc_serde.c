@@ -1033,6 +1033,15 @@ void kc_serde_foreach_pgen(kc_serde *s, const char *root, kc_pgen_fn fn, void *c
     pthread_mutex_unlock(&s->lock);
 }
 
+void kc_serde_foreach_pgen_root(kc_serde *s, kc_root_name_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&s->lock);
+    for (size_t i = 0; i < s->nroots; i++)
+        if (s->roots[i]->npgens)
+            fn(ctx, s->roots[i]->name);
+    pthread_mutex_unlock(&s->lock);
+}
+
 static int by_seq(const void *a, const void *b)
 {
     uint64_t x = (*(const pgen *const *)a)->seq, y = (*(const pgen *const *)b)->seq;

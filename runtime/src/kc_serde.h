@@ -64,6 +64,11 @@ typedef void (*kc_pgen_fn)(void *ctx, const kc_keyidx *ki,
                            bool can_encrypt);
 void kc_serde_foreach_pgen(kc_serde *s, const char *root, kc_pgen_fn fn, void *ctx);
 
+/* Every root with at least one producer record (current or from oldkeys),
+ * under the lock: the roots whose requests a node answers (spec D2). */
+typedef void (*kc_root_name_fn)(void *ctx, const char *root);
+void kc_serde_foreach_pgen_root(kc_serde *s, kc_root_name_fn fn, void *ctx);
+
 /* The records of root whose index is in wanted, each once, in creation
  * order, under the lock: what a key request for wanted is answered with
  * (§7.4.2), found through an index rather than a walk over every record.

@@ -86,6 +86,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     kc_buf text = KC_BUF_INIT;
     kc_chain_describe(p, n, &text);
     kc_buf_free(&text);
+    char fpr[65];
+    kc_chain_signer_fingerprint(p, n, fpr); /* requests of anyone, for logs */
     double m;
     kc_chain_min_expiry(p, n, &m, NULL);
     kc_buf out = KC_BUF_INIT;

@@ -118,7 +118,8 @@ function TestNode:test_stats_start_at_zero()
   local node = keep(self, open(provision(self.dir, "nstat", "consumer")))
   lu.assertEquals(node:stats(), { requests_sent = 0, replies_sent = 0, keys_received = 0,
                                   refused = 0, chains_adopted = 0, list_entries_added = 0,
-                                  key_indices_given_up = 0, key_indices_replaced = 0 })
+                                  key_indices_given_up = 0, key_indices_replaced = 0,
+                                  replies_sent_again = 0, roots = {} })
 end
 
 function TestNode:test_close_is_final_and_idempotent()

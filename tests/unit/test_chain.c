@@ -497,10 +497,13 @@ static void test_topic_and_usage_intersection(void **state)
                         link(&I, 0, "topics=b,c usages=key-encrypt-request", &N));
     assert_int_equal(run(&c, "b", "key-encrypt-request", allow, NULL, NOW), KC_OK);
     assert_int_equal(run(&c, "a", NULL, allow, NULL, NOW), KC_ERR_DENIED);
-    ERR_HAS("topic 'a' not in allowed topics ['b']");
+    /* the item that lacks it is named with its own list, not the
+     * intersection of every item's (issue 10 §3) */
+    ERR_HAS("topic 'a' not in allowed topics ['b', 'c'] of chain item 2");
     assert_int_equal(run(&c, "c", NULL, allow, NULL, NOW), KC_ERR_DENIED);
+    ERR_HAS("topic 'c' not in allowed topics ['a', 'b'] of chain item 1");
     assert_int_equal(run(&c, NULL, "key-encrypt", allow, NULL, NOW), KC_ERR_DENIED);
-    ERR_HAS("usage 'key-encrypt' not in allowed usages ['key-encrypt-request']");
+    ERR_HAS("usage 'key-encrypt' not in allowed usages ['key-encrypt-request'] of chain item 2");
     kc_buf_free(&c);
     tl_free(&a);
 }
@@ -773,6 +776,28 @@ static void test_malformed_list_entries(void **state)
 
 /* ---- several roots of trust ------------------------------------------------------------------ */
 
+/* Who sent a request, for refusal logs: the key the item before the leaf
+ * certifies (that signed the leaf), as keyinfo's fingerprint; unverified. */
+static void test_signer_fingerprint(void **state)
+{
+    kc_buf c = chain_of(2, link(&R, 0, "topics=a", &I), link(&I, 0, "topics=a", &N));
+    uint8_t d[crypto_hash_sha256_BYTES];
+    char want[65], got[65];
+    crypto_hash_sha256(d, I.pk.x, 32);
+    kc_hex(d, sizeof d, want);
+    assert_int_equal(kc_chain_signer_fingerprint(c.data, c.len, got), KC_OK);
+    assert_string_equal(got, want);
+    kc_buf_free(&c);
+    /* one item names no signer; garbage is no chain */
+    c = chain_of(1, link(&R, 0, "topics=a", &I));
+    assert_int_equal(kc_chain_signer_fingerprint(c.data, c.len, got), KC_ERR_INVALID);
+    assert_string_equal(got, "unknown");
+    kc_buf_free(&c);
+    assert_int_equal(kc_chain_signer_fingerprint((const uint8_t *)"\x92\x01", 2, got),
+                     KC_ERR_INVALID);
+    assert_string_equal(got, "unknown");
+}
+
 static void test_multi_rot_order_and_report(void **state)
 {
     tlist a;
@@ -789,7 +814,7 @@ static void test_multi_rot_order_and_report(void **state)
     assert_int_equal(run(&c, "zz", NULL, allow, NULL, NOW), KC_ERR_DENIED);
     char want[300];
     snprintf(want, sizeof want, "chain not trusted by any of the 2 roots of trust: allowlist "
-             "entry 1 (rot %s): topic 'zz' not in allowed topics ['t']; also allowlist entry 2 "
+             "entry 1 (rot %s): topic 'zz' not in allowed topics ['t'] of chain item 1; also allowlist entry 2 "
              "(rot %s): chain item 1 (signed by %s): signature does not verify", R.tag, R2.tag,
              R2.tag);
     ERR_HAS(want);
@@ -1260,7 +1285,8 @@ static void test_b1_intended_results_of_vectors(void **state)
     /* A regex usage below a literal parent narrows to nothing: still refused,
      * now for the right reason. */
     assert_int_equal(run_vector(vector(root, "usage_regex_in_poison_str_usage")), KC_ERR_DENIED);
-    ERR_HAS("usage 'key-encrypt' not in allowed usages []");
+    ERR_HAS("usage 'key-encrypt' not in allowed usages ['key-encrypt-request', "
+            "'key-encrypt-subscribe'] of chain item 1");
     /* Regex usages all the way down: the identical regex survives the
      * intersection and matches the query (upstream: "Invalid signing!"). */
     assert_int_equal(run_vector(vector(root, "usage_regex_in_poison_bytes_usage")), KC_OK);
@@ -1313,6 +1339,7 @@ int main(void)
         cmocka_unit_test(test_list_leaf_drops_denylisted_members),
         cmocka_unit_test(test_malformed_list_entries),
         cmocka_unit_test(test_multi_rot_order_and_report),
+        cmocka_unit_test(test_signer_fingerprint),
         cmocka_unit_test(test_v4_root_fails_without_crash),
         cmocka_unit_test(test_self_signed_denylist),
         cmocka_unit_test(test_regex_poisons_in_chains),

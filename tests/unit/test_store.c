@@ -818,6 +818,7 @@ static void test_kafka_config_precedence_and_unset(void **state)
 
 static void test_kafka_config_mapping_and_warnings(void **state)
 {
+    kc_log_set_level(KC_LOG_INFO); /* an empty parameter removed is said at INFO */
     put("[DEFAULT]\nnode_id : n1\n"
         "[n1-kafka]\nbootstrap_servers : \napi_version : 2\nsasl.password : hunter2\n"
         "sasl_plain_password : p\ngroup_id : mine\nmax_poll_records : 10\n"

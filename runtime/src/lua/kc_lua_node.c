@@ -252,6 +252,22 @@ static int l_node_id(lua_State *L)
     return 1;
 }
 
+static void push_served(void *ctx, const char *root, uint64_t answered, uint64_t replies,
+                        uint64_t refused, uint64_t not_held)
+{
+    lua_State *L = ctx;
+    lua_createtable(L, 0, 4);
+    const struct { const char *name; uint64_t v; } f[] = {
+        {"requests_answered", answered}, {"replies_sent", replies},
+        {"requests_refused", refused},   {"requests_not_held", not_held},
+    };
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+        lua_pushnumber(L, (lua_Number)f[i].v);
+        lua_setfield(L, -2, f[i].name);
+    }
+    lua_setfield(L, -2, root);
+}
+
 static int l_stats(lua_State *L)
 {
     kc_node_stats s;
@@ -259,6 +275,7 @@ static int l_stats(lua_State *L)
     lua_createtable(L, 0, 6);
     const struct { const char *name; uint64_t v; } f[] = {
         {"requests_sent", s.requests_sent},   {"replies_sent", s.replies_sent},
+        {"replies_sent_again", s.replies_sent_again},
         {"keys_received", s.keys_received},   {"refused", s.refused},
         {"chains_adopted", s.chains_adopted}, {"list_entries_added", s.list_entries_added},
         {"key_indices_given_up", s.key_indices_given_up},
@@ -268,6 +285,11 @@ static int l_stats(lua_State *L)
         lua_pushnumber(L, (lua_Number)f[i].v);
         lua_setfield(L, -2, f[i].name);
     }
+    /* roots = {ROOT = {requests_answered, replies_sent, requests_refused,
+     * requests_not_held}}: the key requests this node saw, per root */
+    lua_newtable(L);
+    kc_node_foreach_served(check_node(L, 1)->n, push_served, L);
+    lua_setfield(L, -2, "roots");
     return 1;
 }
 
