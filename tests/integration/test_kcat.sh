@@ -57,7 +57,11 @@ grep -qF "message.max.bytes=1000" "$WORK/big.err" && grep -qF "75 bytes" "$WORK/
     fail "big message: $(cat "$WORK/big.err")"
 pass "a message over message.max.bytes: fails naming the setting and the 75-byte overhead"
 
-produce -t kc.enc -p 0 -K: -Z --serve forever <"$WORK/z.in" >"$WORK/serve.out" 2>"$WORK/serve.err" &
+# the binary itself in the background (not the produce function), so that
+# $! is its pid and the kill below reaches it
+"$KC_BIN" --set tunables.crypto_sub_interval=1 --log-level ERROR produce --node "$WORK/prod.config" \
+    -b "$B" $X -t kc.enc -p 0 -K: -Z --serve forever <"$WORK/z.in" >"$WORK/serve.out" \
+    2>"$WORK/serve.err" &
 SERVER=$!
 PIDS="$PIDS $SERVER"
 wait_for 20 grep -qs "serving keys" "$WORK/serve.err" || fail "serve: $(cat "$WORK/serve.err")"
