@@ -370,3 +370,26 @@ void kc_lua_close(lua_State *L)
     kc_lua_kafka_close_all(L);
     lua_close(L);
 }
+
+void kc_lua_mark_open(lua_State *L, const char *registry, int idx, bool open)
+{
+    idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
+    lua_getfield(L, LUA_REGISTRYINDEX, registry);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_createtable(L, 0, 1);
+        lua_pushliteral(L, "k");
+        lua_setfield(L, -2, "__mode");
+        lua_setmetatable(L, -2);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, LUA_REGISTRYINDEX, registry);
+    }
+    lua_pushvalue(L, idx);
+    if (open)
+        lua_pushboolean(L, 1);
+    else
+        lua_pushnil(L);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+}

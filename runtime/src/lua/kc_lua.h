@@ -54,6 +54,10 @@ void kc_lua_serde_root(lua_State *L, kc_serde_config *c);
  * their functions in their own kc_lua_open_<concept>(L) (table on top). */
 KC_EXPORT int luaopen_kafkacrypto_core(lua_State *L);
 void kc_lua_open_log(lua_State *L);
+
+/* Marks the object at idx open (or no longer open) in the weak-keyed
+ * registry table `registry`, made on first use: what os.exit closes. */
+void kc_lua_mark_open(lua_State *L, const char *registry, int idx, bool open);
 void kc_lua_open_kafka(lua_State *L);
 void kc_lua_open_admin(lua_State *L);
 void kc_lua_open_root(lua_State *L);

@@ -41,25 +41,7 @@ int kc_lua_opt_ms(lua_State *L, int idx, int dflt)
 
 static void track(lua_State *L, int idx, int open)
 {
-    idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
-    lua_getfield(L, LUA_REGISTRYINDEX, REG_OPEN);
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        lua_newtable(L);
-        lua_createtable(L, 0, 1);
-        lua_pushliteral(L, "k");
-        lua_setfield(L, -2, "__mode");
-        lua_setmetatable(L, -2);
-        lua_pushvalue(L, -1);
-        lua_setfield(L, LUA_REGISTRYINDEX, REG_OPEN);
-    }
-    lua_pushvalue(L, idx);
-    if (open)
-        lua_pushboolean(L, 1);
-    else
-        lua_pushnil(L);
-    lua_rawset(L, -3);
-    lua_pop(L, 1);
+    kc_lua_mark_open(L, REG_OPEN, idx, open);
 }
 
 /* ---- configuration from a Lua table ------------------------------------------ */

@@ -40,14 +40,7 @@ kc_node *kc_lua_check_node(lua_State *L, int idx)
 /* open nodes, weakly, so that os.exit can close them */
 static void set_open(lua_State *L, int idx, bool open)
 {
-    lua_getfield(L, LUA_REGISTRYINDEX, REG_NODES);
-    lua_pushvalue(L, idx);
-    if (open)
-        lua_pushboolean(L, 1);
-    else
-        lua_pushnil(L);
-    lua_rawset(L, -3);
-    lua_pop(L, 1);
+    kc_lua_mark_open(L, REG_NODES, idx, open);
 }
 
 /* Errors name the function and the field: "provision: pathlen: expected a
@@ -439,16 +432,6 @@ void kc_lua_open_node(lua_State *L)
         lua_setfield(L, -2, "__gc");
         lua_pushcfunction(L, l_tostring);
         lua_setfield(L, -2, "__tostring");
-    }
-    lua_pop(L, 1);
-    lua_getfield(L, LUA_REGISTRYINDEX, REG_NODES);
-    if (lua_isnil(L, -1)) {
-        lua_newtable(L);
-        lua_createtable(L, 0, 1);
-        lua_pushliteral(L, "k");
-        lua_setfield(L, -2, "__mode");
-        lua_setmetatable(L, -2);
-        lua_setfield(L, LUA_REGISTRYINDEX, REG_NODES);
     }
     lua_pop(L, 1);
     lua_pushcfunction(L, l_node_open);
