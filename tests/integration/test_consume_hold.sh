@@ -5,7 +5,7 @@
 # waits for keys at most poll_key_wait in all, root after root.
 . "$(dirname "$0")/lib.sh"
 
-N=20000
+N=${HOLD_MESSAGES:-20000}   # tests/soak/soak_consume_hold.sh: 1 000 000
 start_broker "$WORK/bootstrap" --topic bulk.data:1 --topic ra.t:1 --topic rb.t:1 --topic rc.t:1
 B=$(cat "$WORK/bootstrap")
 X="-X security.protocol=PLAINTEXT"
@@ -29,9 +29,9 @@ seq 1 $N >"$WORK/bulk.in"
     <"$WORK/bulk.in" >"$WORK/bulk.out" 2>"$WORK/bulk.err" &
 BULK=$!
 PIDS="$PIDS $BULK"
-wait_for 60 grep -qs "serving keys" "$WORK/bulk.err" || fail "bulk: $(cat "$WORK/bulk.err")"
+wait_for $((60 + N / 500)) grep -qs "serving keys" "$WORK/bulk.err" || fail "bulk: $(cat "$WORK/bulk.err")"
 kc consume --node "$WORK/reader.config" --broker "$B" $X --topic bulk.data --from-beginning \
-    --count $N --timeout 120 -f '%s\n' >"$WORK/reader.out" 2>"$WORK/reader.err" ||
+    --count $N --timeout $((120 + N / 1000)) -f '%s\n' >"$WORK/reader.out" 2>"$WORK/reader.err" ||
     fail "reader: $(tail -3 "$WORK/reader.err")"
 [ "$(wc -l <"$WORK/reader.out")" = $N ] || fail "reader printed $(wc -l <"$WORK/reader.out") of $N"
 sort -n "$WORK/reader.out" | cmp -s - "$WORK/bulk.in" || fail "reader: not every message once"
