@@ -6,7 +6,10 @@
 . "$(dirname "$0")/lib.sh"
 
 N=${HOLD_MESSAGES:-20000}   # tests/soak/soak_consume_hold.sh: 1 000 000
-start_broker "$WORK/bootstrap" --topic bulk.data:1 --topic ra.t:1 --topic rb.t:1 --topic rc.t:1
+# the embedded (mock) broker keeps at most about 5 MB per partition: 40 000
+# of these messages
+PARTS=$((N / 40000 + 1))
+start_broker "$WORK/bootstrap" --topic bulk.data:$PARTS --topic ra.t:1 --topic rb.t:1 --topic rc.t:1
 B=$(cat "$WORK/bootstrap")
 X="-X security.protocol=PLAINTEXT"
 kc() { "$KC_BIN" --set tunables.crypto_sub_interval=1 --log-level WARNING "$@"; }
