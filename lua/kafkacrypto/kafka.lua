@@ -190,9 +190,9 @@ local HOLD_RETRY_EVERY = 0.1   -- s between retries of held messages
 -- topics (.reqs .keys .subs, chains, allowlist, denylist), left out by default.
 --
 -- Missing keys (README "Undecryptable messages"):
--- poll_key_wait = SECONDS (default 1; 0 with hold_undecryptable): the most
---   one poll() call sleeps for missing keys, in total over every message
---   and root it deserializes. Past it, a message whose key has not come is
+-- poll_key_wait = SECONDS (default: the poll's own timeout, at least 1; 0 with
+--   hold_undecryptable): the most one poll() call sleeps for missing keys,
+--   in total over every message and root it deserializes. Past it, a message whose key has not come is
 --   delivered undecrypted (its key is still asked for).
 -- hold_undecryptable = SECONDS: such messages are held instead, and
 --   delivered decrypted as soon as their key arrives, while decryptable
@@ -217,7 +217,7 @@ function kafka.consumer(config)
     value_deserializer = serde.check(own.value_deserializer, "deserialize", "value_deserializer"),
     _options = options,
     _key_topics = own.key_topics,
-    _poll_key_wait = seconds("poll_key_wait", hold and 0 or 1),
+    _poll_key_wait = seconds("poll_key_wait", hold and 0 or nil),
   }, Consumer)
   if hold then
     local function count(name, default)
@@ -477,9 +477,9 @@ end
 -- Waits up to `timeout` seconds (default 0) for a message: a table
 -- {topic, partition, offset, key, value, headers = {{name, value}, ...},
 -- timestamp (ms), timestamp_type ("create" or "log_append")}, or nil.
--- Sleeps for missing keys at most poll_key_wait seconds in all.
+-- Sleeps for missing keys at most poll_key_wait (default: timeout, at least 1) seconds in all.
 function Consumer:poll(timeout)
-  core.limit_key_wait(self._poll_key_wait)
+  core.limit_key_wait(self._poll_key_wait or math.max(timeout or 0, 1))
   local ok, msg = pcall(self._poll, self, timeout)
   core.limit_key_wait(nil)
   if not ok then error(msg, 0) end
