@@ -26,10 +26,10 @@ FUZZ_SECONDS ?= 300
 DEB_PACKAGES := kcat gcc make pkg-config clang libclang-rt-14-dev \
     libsodium-dev librdkafka-dev libluajit-5.1-dev luajit libconfig-dev \
     libmsgpack-dev lua-cjson libpcre2-dev libcmocka-dev lua-unit \
-    libjansson-dev valgrind libp11-kit-dev softhsm2 opensc strace bc
+    libjansson-dev valgrind libp11-kit-dev softhsm2 opensc strace bc libmicrohttpd-dev curl
 
 # The core (runtime/src) never sees Lua; runtime/src/lua hosts it.
-CORE_PKGS = libsodium rdkafka libconfig libpcre2-8 p11-kit-1
+CORE_PKGS = libsodium rdkafka libconfig libpcre2-8 p11-kit-1 libmicrohttpd
 PKGS = $(CORE_PKGS) luajit
 # Recursive (=) so that pkg-config runs after `deps` has installed things.
 CORE_CFLAGS = $(shell pkg-config --cflags $(CORE_PKGS))

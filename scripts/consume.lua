@@ -45,7 +45,8 @@ usage: kafkacrypto consume --node NODE.config -t TOPIC [-t TOPIC]... [OPTIONS]
     -p PARTITION        only this partition of the topics
     -e                  exit when every partition's end is reached (messages
                         still waiting for keys get --key-wait more seconds)
-    --key-wait SECONDS  with -e or e@: how long to wait for keys (default 10)
+    --key-wait SECONDS  how long a message may wait for its key when 10000 wait,
+                        and with -e or e@ after the end (default 10)
     -c, --count N       stop after N messages are printed
     --timeout SECONDS   stop after SECONDS in all (default: no limit)
     -G GROUP            balanced consumer group GROUP on the TOPICs given as
@@ -73,14 +74,16 @@ usage: kafkacrypto consume --node NODE.config -t TOPIC [-t TOPIC]... [OPTIONS]
 
   Messages it cannot decrypt are reported on stderr, never on stdout:
     ! undecryptable TOPIC partition P offset O: REASON
-  at once for bytes that are not a kafkacrypto message, and on exit (or when
-  more than 10000 are waiting) for those whose key never came.
+  at once for bytes that are not a kafkacrypto message, and on exit for those
+  whose key never came. While 10000 wait for keys, reading pauses (nothing is
+  dropped) until keys come, or until the oldest has waited --key-wait seconds
+  (then it is reported).
   Exit status: 0 done (-c reached; otherwise stopped by -e, --timeout or a
   signal); 1 -c not reached, or a failure (node files, Kafka errors); 2 bad
   arguments.
 ]]
 
-local PENDING_MAX = 10000
+local PENDING_MAX = 10000   -- messages waiting for keys before reading pauses
 local RETRY_EVERY = 0.25   -- s between retries of messages still waiting for a key
 
 local function whole_number(low, what)
@@ -313,6 +316,41 @@ local function never_decryptable(msg)
   return never(msg.key) or never(msg.value)
 end
 
+local assigned = {}   -- without -G: the partitions assigned (below)
+local stopped = {}    -- partitions past e@MS: later messages are not printed
+
+-- At PENDING_MAX messages waiting for keys, reading pauses: the partitions
+-- read now, save those stopped at e@; resumed below the bound.
+local paused
+local function flow()
+  if #pending >= PENDING_MAX and not paused then
+    paused = {}
+    local list = group and consumer:assignment() or assigned
+    for _, tp in ipairs(list) do
+      if not stopped[tp_key(tp)] then
+        paused[#paused + 1] = { topic = tp.topic, partition = tp.partition }
+      end
+    end
+    if #paused > 0 then consumer:pause(paused) end
+  elseif paused and #pending < PENDING_MAX then
+    -- a rebalance may have taken some of them away meanwhile
+    if #paused > 0 then pcall(consumer.resume, consumer, paused) end
+    paused = nil
+  end
+end
+
+-- While paused, messages that waited --key-wait seconds are given up.
+local function expire_pending()
+  if not paused then return end
+  local now = clock()
+  while #pending > 0 and now - pending[1].held_at >= key_wait do
+    local oldest = table.remove(pending, 1)
+    io.stderr:write(("! undecryptable %s partition %d offset %d: no key received within %g s\n")
+                    :format(oldest.topic, oldest.partition, oldest.offset, key_wait))
+    done_with(oldest)
+  end
+end
+
 local last_retry = -math.huge
 local function retry_pending(force)
   if #pending == 0 or (not force and clock() - last_retry < RETRY_EVERY) then return end
@@ -323,6 +361,8 @@ local function retry_pending(force)
   end
   pending = still
   for _, msg in ipairs(ready) do show(msg) end
+  expire_pending()
+  flow()
 end
 
 local function take(msg)
@@ -339,14 +379,10 @@ local function take(msg)
                     :format(msg.topic, msg.partition, msg.offset))
     done_with(msg)
   else
-    if #pending >= PENDING_MAX then
-      local oldest = table.remove(pending, 1)
-      io.stderr:write(("! undecryptable %s partition %d offset %d: no key received (gave up: "
-                       .. "%d messages waiting)\n"):format(oldest.topic, oldest.partition,
-                       oldest.offset, PENDING_MAX))
-      done_with(oldest)
-    end
+    -- kept even past the bound: a message already fetched is never dropped
+    msg.held_at = clock()
     pending[#pending + 1] = msg
+    flow()
   end
 end
 
@@ -378,9 +414,8 @@ end
 -- looked for again, and read from its beginning once it appears.
 local waiting = {}
 for _, t in ipairs(opts["--topic"]) do waiting[#waiting + 1] = t end
-local assigned, last_lookup, first_lookup, told_missing = {}, -math.huge, true, {}
+local last_lookup, first_lookup, told_missing = -math.huge, true, {}
 local ended, nended = {}, 0   -- partitions at their end (-e) or past e@MS
-local stopped = {}            -- partitions past e@MS: later messages are not printed
 local function assign_new_topics()
   if #waiting == 0 or clock() - last_lookup < 0.5 then return end
   last_lookup = clock()

@@ -75,12 +75,16 @@ kafkacrypto.is_message = core.is_message
 --                     key for the root arrives: made-up key indices cannot
 --                     hold a consumer, spec D4)
 --   options.allowlist_topic / denylist_topic   apply those topics (default true)
+--   options.metrics_listen  "HOST:PORT": serves the node's metrics in the
+--                     Prometheus text format at http://HOST:PORT/metrics
+--                     (default: kafkacrypto.cfg's metrics_listen; false: none)
 --   options.policies  policy files asked before answering key requests and
 --                     using key replies, after kafkacrypto.cfg's (they can
 --                     only refuse; policies/README.md)
 -- kafkacrypto.new{ node_id = ..., config = ..., producer = ..., consumer = ... }
 -- is the same. Methods: :key_serializer(), :value_serializer(),
 -- :key_deserializer(), :value_deserializer()  (getKeySerializer, ...),
+-- :serve_metrics("HOST:PORT") -> port (0 picks a free one), :metrics_port(), :metrics_page(),
 -- :node_id(), :stats() (counters: requests_sent, replies_sent, replies_sent_again
 -- (D3: each reply is sent once more about 1 s later), keys_received,
 -- refused, chains_adopted, list_entries_added, key_indices_given_up,
@@ -104,7 +108,21 @@ function kafkacrypto.new(node_id, producer, consumer, options)
     o.node_id, o.producer, o.consumer = node_id, producer, consumer
   end
   o.producer, o.consumer = options_of(o.producer), options_of(o.consumer)
-  return core.node_open(o)
+  local listen = o.metrics_listen
+  if listen == nil then listen = core.settings().metrics_listen end
+  if listen ~= nil and listen ~= false and type(listen) ~= "string" then
+    core.error("new: metrics_listen: expected \"HOST:PORT\" or false")
+  end
+  o.metrics_listen = nil
+  local node = core.node_open(o)
+  if listen then
+    local ok, err = pcall(node.serve_metrics, node, listen)
+    if not ok then
+      node:close()
+      error(err, 0)
+    end
+  end
+  return node
 end
 
 -- kafkacrypto.provision{ node_id = ..., role = ..., rot_password = ...,

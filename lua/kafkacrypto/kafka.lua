@@ -190,7 +190,10 @@ local Consumer = {}
 Consumer.__index = Consumer
 
 local CONSUMER_OWN = { key_deserializer = true, value_deserializer = true, key_topics = true,
-                       deserialize_threads = true, deserialize_in_flight = true }
+                       deserialize_threads = true, deserialize_in_flight = true,
+                       poll_key_wait = true, hold_undecryptable = true, hold_max_messages = true,
+                       hold_max_bytes = true }
+local HOLD_RETRY_EVERY = 0.1   -- s between retries of held messages
 
 -- kafkacrypto.consumer{ "topic1", "topic2", group_id = ..., value_deserializer = ... }
 -- Topics listed first are subscribed to, as KafkaConsumer("topic1", ...)
@@ -209,14 +212,53 @@ local CONSUMER_OWN = { key_deserializer = true, value_deserializer = true, key_t
 -- offset order; at most deserialize_in_flight (default 256) are read ahead,
 -- and offsets are stored for commits only as messages are returned.
 -- End-of-partition events keep their place among a partition's messages.
+--
+-- Missing keys (README "Undecryptable messages"):
+-- poll_key_wait = SECONDS (default: the poll's own timeout, at least 1; 0 with
+--   hold_undecryptable): the most one poll() call sleeps for missing keys,
+--   in total over every message and root it deserializes. Past it, a message whose key has not come is
+--   delivered undecrypted (its key is still asked for).
+-- hold_undecryptable = SECONDS: such messages are held instead, and
+--   delivered decrypted as soon as their key arrives, while decryptable
+--   messages flow on; what is still undecryptable after SECONDS is delivered
+--   as without the hold. hold_max_messages (default 10000) and
+--   hold_max_bytes (default 64 MiB) bound the hold: at the bound the
+--   consumer pauses its partitions (no message is dropped) until keys come
+--   or held messages time out. consumer:hold_stats() counts them.
 function kafka.consumer(config)
   local options, own, topics = split_config(config, CONSUMER_OWN, "consumer")
+  local function seconds(name, default)
+    local v = own[name]
+    if v == nil then return default end
+    if type(v) ~= "number" or not (v >= 0) then
+      core.error(("consumer: %s: expected seconds >= 0"):format(name))
+    end
+    return v
+  end
+  local hold = seconds("hold_undecryptable", nil)
   local self = setmetatable({
     key_deserializer = serde.check(own.key_deserializer, "deserialize", "key_deserializer"),
     value_deserializer = serde.check(own.value_deserializer, "deserialize", "value_deserializer"),
     _options = options,
     _key_topics = own.key_topics,
+    _poll_key_wait = seconds("poll_key_wait", hold and 0 or nil),
   }, Consumer)
+  if hold then
+    local function count(name, default)
+      local v = own[name] == nil and default or own[name]
+      if type(v) ~= "number" or v < 1 or v % 1 ~= 0 then
+        core.error(("consumer: %s: expected a whole number >= 1"):format(name))
+      end
+      return v
+    end
+    self._hold = { seconds = hold, max = count("hold_max_messages", 10000),
+                   max_bytes = count("hold_max_bytes", 64 * 1024 * 1024),
+                   list = {}, first = 1, last = 0, bytes = 0, ready = {},
+                   last_retry = -math.huge, paused = nil,
+                   held = 0, released = 0, expired = 0, pauses = 0 }
+  elseif own.hold_max_messages ~= nil or own.hold_max_bytes ~= nil then
+    core.error("consumer: hold_max_messages and hold_max_bytes need hold_undecryptable")
+  end
   if options.enable_partition_eof ~= nil then
     options["enable.partition.eof"], options.enable_partition_eof = options.enable_partition_eof, nil
   end
@@ -227,7 +269,9 @@ function kafka.consumer(config)
   local first = type(vd) == "table" and vd.first_stage or vd
   if core.is_deserializer(first) then self._c_deser, self._c_rest = first, vd ~= first end
   local threads = own.deserialize_threads
-  if threads ~= nil then
+  if threads ~= nil and hold then
+    core.error("consumer: deserialize_threads and hold_undecryptable cannot be used together")
+  elseif threads ~= nil then
     if not self._c_deser then
       core.error("consumer: deserialize_threads: the value_deserializer must be a kafkacrypto "
                  .. "value deserializer or a serde.stack starting with one")
@@ -331,10 +375,12 @@ end
 -- a kafkacrypto deserializer decrypted the value in C and a later stack
 -- stage failed, record.value is that message object: the ciphertext was
 -- never made a Lua string).
-function Consumer:_deserialize(msg)
+function Consumer:_deserialize(msg, raw)
   local ok, key = pcall(serde.deserialize, self.key_deserializer, msg.topic, msg.key)
   local ok2, value
-  if ok and self._c_rest then           -- decrypted in C; the rest of the stack
+  if raw then                           -- polled as bytes (the hold)
+    if ok then ok2, value = pcall(serde.deserialize, self.value_deserializer, msg.topic, msg.value) end
+  elseif ok and self._c_rest then           -- decrypted in C; the rest of the stack
     ok2, value = pcall(self.value_deserializer.deserialize, self.value_deserializer, msg.topic,
                        msg.value, 2)
   elseif ok and self._c_deser then      -- decrypted in C
@@ -360,17 +406,157 @@ function Consumer:_deserialize(msg)
   return msg
 end
 
--- Waits up to `timeout` seconds (default 0) for a message: a table
--- {topic, partition, offset, key, value, timestamp (ms)}, or nil.
--- {topic, partition, offset, key, value, headers = {{name, value}, ...},
--- timestamp (ms), timestamp_type ("create" or "log_append")}, or nil.
-function Consumer:poll(timeout)
+-- A message object whose key may still come.
+local function undecrypted(v)
+  return core.is_message(v) and not v:is_cleartext(false) and v:is_possibly_decryptable()
+end
+
+-- Deserializes a held entry's parts (bytes, or the message objects of an
+-- earlier try): true and the record filled, or false when a part still
+-- waits for its key (kept as its message object for the next try).
+function Consumer:_try_held(e)
+  local parts = {}
+  for _, f in ipairs{ "key", "value" } do
+    local ok, v = pcall(serde.deserialize, self[f .. "_deserializer"], e.msg.topic, e[f])
+    if ok and undecrypted(v) then
+      e[f] = v
+      return false
+    elseif not ok and errors.is(v, errors.MESSAGE) and undecrypted(v.value) then
+      e[f] = v.value
+      return false
+    elseif not ok then
+      local m = e.msg
+      m.key, m.value = e.key, e.value
+      return self:_deserialize(m, true)   -- raises, naming the record
+    end
+    parts[f] = v
+  end
+  e.msg.key, e.msg.value = parts.key, parts.value
+  return true
+end
+
+local function hold_size(msg)
+  return #(msg.key or "") + #(msg.value or "") + 64
+end
+
+-- Pauses the assignment at the hold's bound, resumes it below.
+function Consumer:_hold_flow()
+  local h = self._hold
+  local full = h.last - h.first + 1 >= h.max or h.bytes >= h.max_bytes
+  if full and not h.paused then
+    h.paused = self:assignment()
+    h.pauses = h.pauses + 1
+    if #h.paused > 0 then self._handle:pause(h.paused) end
+  elseif not full and h.paused then
+    local list = h.paused
+    h.paused = nil
+    -- a rebalance may have taken some away meanwhile
+    if #list > 0 then pcall(self._handle.resume, self._handle, list) end
+  end
+end
+
+-- Retries held messages (oldest first): the decrypted and the timed out go
+-- to the ready queue in their order.
+function Consumer:_hold_retry(force)
+  local h = self._hold
+  local now = core.clock()
+  if h.first > h.last or (not force and now - h.last_retry < HOLD_RETRY_EVERY) then return end
+  h.last_retry = now
+  local keep = {}
+  for i = h.first, h.last do
+    local e = h.list[i]
+    h.list[i] = nil
+    local out
+    if self:_try_held(e) then
+      h.released = h.released + 1
+      out = e.msg
+    elseif now - e.t >= h.seconds then
+      h.expired = h.expired + 1
+      out = e   -- delivered as without the hold, by poll
+    end
+    if out then
+      h.bytes = h.bytes - e.size
+      h.ready[#h.ready + 1] = out
+    else
+      keep[#keep + 1] = e
+    end
+  end
+  h.list, h.first, h.last = keep, 1, #keep
+  self:_hold_flow()
+end
+
+-- With the hold: the next message to deliver (a held one that became
+-- ready, else one just polled), or nil when the one polled was held.
+function Consumer:_hold_take(msg)
+  local h = self._hold
+  if msg then
+    local e = { msg = msg, key = msg.key, value = msg.value }
+    if self:_try_held(e) then
+      if #h.ready == 0 then return msg end
+      h.ready[#h.ready + 1] = msg
+    else
+      e.t, e.size = core.clock(), hold_size(msg)
+      h.last = h.last + 1
+      h.list[h.last] = e
+      h.held, h.bytes = h.held + 1, h.bytes + e.size
+      self:_hold_flow()
+    end
+  end
+  local out = table.remove(h.ready, 1)
+  if out and out.msg then   -- timed out: as without the hold
+    out.msg.key, out.msg.value = out.key, out.value
+    return self:_deserialize(out.msg, true)
+  end
+  return out
+end
+
+function Consumer:_poll(timeout)
   -- Key-exchange topics are dropped in C before any decryption (and,
   -- with a pool, before they are queued).
   local skip = self._pattern and not self._key_topics and kafka.is_key_topic or nil
-  local msg = self._handle:poll(timeout, self._c_deser, skip)
-  if msg and msg.eof then return msg end
-  if msg then return self:_deserialize(msg) end
+  local h = self._hold
+  if not h then
+    local msg = self._handle:poll(timeout, self._c_deser, skip)
+    if msg and not msg.eof then return self:_deserialize(msg) end
+    return msg
+  end
+  -- With the hold, values are polled as bytes: _try_held deserializes them.
+  local deadline = core.clock() + (timeout or 0)
+  repeat
+    self:_hold_retry(false)
+    if #h.ready > 0 then return self:_hold_take(nil) end
+    local left = math.max(0, deadline - core.clock())
+    -- with messages held, wake up to retry them
+    if h.first <= h.last then left = math.min(left, HOLD_RETRY_EVERY) end
+    local msg = self._handle:poll(left, nil, skip)
+    if msg and msg.eof then return msg end
+    if msg then
+      local out = self:_hold_take(msg)
+      if out then return out end
+    end
+  until not msg and core.clock() >= deadline
+end
+
+-- Waits up to `timeout` seconds (default 0) for a message: a table
+-- {topic, partition, offset, key, value, headers = {{name, value}, ...},
+-- timestamp (ms), timestamp_type ("create" or "log_append")}, or nil.
+-- Sleeps for missing keys at most poll_key_wait (default: timeout, at least 1) seconds in all.
+function Consumer:poll(timeout)
+  core.limit_key_wait(self._poll_key_wait or math.max(timeout or 0, 1))
+  local ok, msg = pcall(self._poll, self, timeout)
+  core.limit_key_wait(nil)
+  if not ok then error(msg, 0) end
+  return msg
+end
+
+-- The hold's counters (hold_undecryptable): {held, released, expired,
+-- waiting, bytes, pauses, paused}; nil without the hold.
+function Consumer:hold_stats()
+  local h = self._hold
+  if not h then return nil end
+  return { held = h.held, released = h.released, expired = h.expired,
+           waiting = h.last - h.first + 1, bytes = h.bytes, pauses = h.pauses,
+           paused = h.paused ~= nil }
 end
 
 -- Up to `max` messages within `timeout` seconds (default 0): a list,

@@ -589,6 +589,34 @@ static cgen *cgen_find(root_entry *r, const kc_keyidx *ki)
     return g;
 }
 
+/* kc_serde_limit_key_wait: per thread, so one consumer's bound never cuts
+ * another thread's wait. Monotonic, unlike the serde's injectable now_fn. */
+static _Thread_local bool key_wait_limited;
+static _Thread_local double key_wait_until;
+
+static double monotonic_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void kc_serde_limit_key_wait(double seconds)
+{
+    key_wait_limited = seconds >= 0;
+    key_wait_until = key_wait_limited ? monotonic_now() + seconds : 0;
+}
+
+/* How long the next sleep for a key may be: interval, cut to what the
+ * calling thread's bound leaves (<= 0: none). */
+static double key_wait_nap(double interval)
+{
+    if (!key_wait_limited)
+        return interval;
+    double left = key_wait_until - monotonic_now();
+    return left < interval ? left : interval;
+}
+
 /* §4.4 with B7 and D4, lock held (released while sleeping). Returns the
  * consumer key for ki in r, or NULL. A retry (a message deserialized again)
  * only follows a wait that exists: it never adds an index, and brings back
@@ -634,6 +662,15 @@ static cgen *wait_for_key(kc_serde *s, root_entry *r, const kc_keyidx *ki, bool 
             s->on_missing_key(s->hook_ctx, r->name, r->len, ki);
         i--;
         if (i > 0) {
+            double nap = key_wait_nap(s->wait_interval);
+            if (nap <= 0) {
+                /* the caller's bound: the index stays asked for, and later
+                 * tries (a retry right after) do not wait again, as after a
+                 * full wait */
+                if (initial)
+                    w->count = 1;
+                return NULL;
+            }
             if (r->wait_pool <= 0) {
                 if (initial)
                     w->count = 1; /* as if the wait had run out */
@@ -643,7 +680,7 @@ static cgen *wait_for_key(kc_serde *s, root_entry *r, const kc_keyidx *ki, bool 
             if (!initial)
                 budget--;
             pthread_mutex_unlock(&s->lock);
-            s->sleep_fn(s->sleep_ctx, s->wait_interval);
+            s->sleep_fn(s->sleep_ctx, nap);
             pthread_mutex_lock(&s->lock);
         }
         g = cgen_find(r, ki);

@@ -76,6 +76,14 @@ void kc_serde_foreach_pgen_root(kc_serde *s, kc_root_name_fn fn, void *ctx);
 kc_status kc_serde_find_pgens(kc_serde *s, const char *root, const kc_keyidx *wanted,
                               size_t nwanted, kc_pgen_fn fn, void *ctx);
 
+/* Bounds, for the calling thread, the time its deserializations still
+ * spend sleeping for missing keys, in total across roots: at most `seconds`
+ * from now (a negative value: no bound, as by default). A message whose
+ * key has not come when the bound is reached is returned undecrypted (its
+ * key is still asked for). A consumer's poll sets it for its own duration,
+ * so one call never waits for key after key, root after root. */
+void kc_serde_limit_key_wait(double seconds);
+
 /* Deserializing a message again (a retry): as kc_serde_deserialize, but a
  * key index not waited for is not added (kc_waits.h). */
 kc_status kc_serde_deserialize_again(kc_serde *s, kc_kind kind, const char *topic,

@@ -13,7 +13,7 @@
 
 const char *const kc_settings_names[] = {
     "broker", "node_config", "node_id", "log_level", "lua_path", "lua_cpath",
-    "scripts_dir", "policies", "exchange_variant", "kafka", "rdkafka", "tunables", NULL,
+    "scripts_dir", "policies", "exchange_variant", "metrics_listen", "kafka", "rdkafka", "tunables", NULL,
 };
 
 void kc_settings_init(kc_settings *s)
@@ -49,6 +49,7 @@ void kc_settings_free(kc_settings *s)
     free(s->lua_cpath);
     free(s->scripts_dir);
     free(s->exchange_variant);
+    free(s->metrics_listen);
     free_list(s->policies, s->npolicies);
     for (size_t i = 0; i < s->nkafka; i++)
         free_kafka(&s->kafka[i]);
@@ -270,6 +271,8 @@ static kc_status set_text(kc_settings *s, const char *name, const char *value, c
         return replace_string(&s->node_config, resolve(dir, value), origin, err);
     if (strcmp(name, "scripts_dir") == 0)
         return replace_string(&s->scripts_dir, resolve(dir, value), origin, err);
+    if (strcmp(name, "metrics_listen") == 0)
+        return replace_string(&s->metrics_listen, strdup(value), origin, err);
     if (strcmp(name, "exchange_variant") == 0)
         return replace_string(&s->exchange_variant, resolve(dir, value), origin, err);
     if (strcmp(name, "lua_path") == 0)

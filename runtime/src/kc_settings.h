@@ -41,6 +41,7 @@ typedef struct kc_settings {
     char **policies;       /* policy files, in order */
     size_t npolicies;
     char *exchange_variant;  /* key-exchange variant file for nodes (kc_variant.h); NULL: none */
+    char *metrics_listen;    /* HOST:PORT of every node's metrics page (kc_metrics.h); NULL: none */
     kc_settings_kafka *kafka;  /* Kafka options for every client, in order */
     size_t nkafka;
     kc_tunables tunables;

@@ -157,6 +157,8 @@ static void test_a_new_index_outranks_any_flood_and_memory_is_bounded(void **sta
 typedef struct hooks {
     int sleeps, missing;
     double clock;
+    bool real;     /* sleep for real (the thread's bound runs on the real clock) */
+    double slept;  /* seconds asked for */
 } hooks;
 
 static double fake_now(void *ctx)
@@ -166,7 +168,11 @@ static double fake_now(void *ctx)
 
 static void count_sleep(void *ctx, double seconds)
 {
-    ((hooks *)ctx)->sleeps++;
+    hooks *h = ctx;
+    h->sleeps++;
+    h->slept += seconds;
+    if (h->real)
+        usleep((useconds_t)(seconds * 1e6));
 }
 
 static void on_missing(void *ctx, const char *root, size_t len, const kc_keyidx *ki)
@@ -238,6 +244,54 @@ static void test_a_flood_hardly_holds_the_deserializers(void **state)
     assert_int_equal(h.sleeps, 18);
     kc_message_free(m);
     kc_message_free(first);
+    kc_serde_free(s);
+}
+
+/* kc_serde_limit_key_wait: one bound for every wait of the thread, across
+ * roots; the indices are still asked for; lifting it restores §4.4. */
+static void test_a_threads_bound_cuts_waits_across_roots(void **state)
+{
+    hooks h = {.real = true};
+    kc_serde *s = new_serde(&h);
+    kc_message *m = kc_message_new();
+    uint8_t msg[96];
+    static const char *const topics[] = {"ra.t", "rb.t", "rc.t", "rd.t"};
+    kc_serde_limit_key_wait(0);
+    for (int i = 0; i < 2; i++) {
+        made_up_message(msg);
+        assert_int_equal(kc_serde_deserialize(s, KC_KIND_VALUE, topics[i], msg, sizeof msg, m,
+                                              NULL), KC_OK);
+        assert_false(kc_message_is_cleartext(m, false));
+        assert_true(kc_message_is_possibly_decryptable(m));
+    }
+    assert_int_equal(h.sleeps, 0);
+    assert_int_equal(h.missing, 2);
+    /* a retry right after, unbounded, does not start the wait again */
+    kc_serde_limit_key_wait(-1);
+    h.real = false;
+    assert_false(kc_message_is_cleartext(m, true));
+    assert_int_equal(h.sleeps, 0);
+    h.real = true;
+    /* 0.3 s in all, although each root would wait 9 intervals of 1 s */
+    double t0 = mono();
+    kc_serde_limit_key_wait(0.3);
+    for (int i = 2; i < 4; i++) {
+        made_up_message(msg);
+        assert_int_equal(kc_serde_deserialize(s, KC_KIND_VALUE, topics[i], msg, sizeof msg, m,
+                                              NULL), KC_OK);
+    }
+    assert_true(h.slept <= 0.3 + 1e-6);
+    assert_true(mono() - t0 < 5);   /* unbounded: 18 s */
+    assert_true(h.missing >= 4);   /* each root asked for (again after a nap) */
+    /* no bound: the first sight of an index waits its 9 intervals */
+    kc_serde_limit_key_wait(-1);
+    h.real = false;
+    int before = h.sleeps;
+    made_up_message(msg);
+    assert_int_equal(kc_serde_deserialize(s, KC_KIND_VALUE, "re.t", msg, sizeof msg, m, NULL),
+                     KC_OK);
+    assert_int_equal(h.sleeps - before, 9);
+    kc_message_free(m);
     kc_serde_free(s);
 }
 
@@ -479,6 +533,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_a_new_index_outranks_any_flood_and_memory_is_bounded),
         cmocka_unit_test(test_a_flood_hardly_holds_the_deserializers),
+        cmocka_unit_test(test_a_threads_bound_cuts_waits_across_roots),
         cmocka_unit_test(test_a_given_up_index_is_asked_for_again_when_seen_anew_or_later),
         cmocka_unit_test_setup_teardown(test_after_a_flood_a_new_producer_is_asked_for_in_the_next_round,
                                         setup, teardown),

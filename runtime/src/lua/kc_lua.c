@@ -134,6 +134,7 @@ static int l_settings(lua_State *L)
     set_string(L, "lua_cpath", s->lua_cpath);
     set_string(L, "scripts_dir", s->scripts_dir);
     set_string(L, "exchange_variant", s->exchange_variant);
+    set_string(L, "metrics_listen", s->metrics_listen);
     lua_createtable(L, (int)s->npolicies, 0);
     for (size_t i = 0; i < s->npolicies; i++) {
         lua_pushstring(L, s->policies[i]);

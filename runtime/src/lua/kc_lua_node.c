@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "kc_lua.h"
+#include "kc_metrics.h"
+#include "kc_node_metrics.h"
 #include "kc_hex.h"
 #include "kc_keyidx.h"
 #include "kc_mp.h"
@@ -22,6 +24,7 @@ typedef struct lua_node {
     kc_node *n;
     kc_policy *policy;    /* the node's check; freed after the node */
     bool borrowed_store;  /* uservalue[1] is the store object */
+    kc_metrics_server *metrics;  /* node:serve_metrics; stopped before the node closes */
 } lua_node;
 
 static lua_node *check_node(lua_State *L, int idx)
@@ -211,6 +214,8 @@ static int node_close(lua_State *L, int idx)
     lua_node *ln = luaL_checkudata(L, idx, NODE);
     if (!ln->n)
         return 0;
+    kc_metrics_server_stop(ln->metrics);
+    ln->metrics = NULL;
     kc_node_close(ln->n);
     ln->n = NULL;
     kc_policy_free(ln->policy);
@@ -283,6 +288,45 @@ static int l_stats(lua_State *L)
     lua_newtable(L);
     kc_node_foreach_served(check_node(L, 1)->n, push_served, L);
     lua_setfield(L, -2, "roots");
+    return 1;
+}
+
+/* node:serve_metrics("HOST:PORT") -> port: the Prometheus page at
+ * http://HOST:PORT/metrics until the node closes (kc_metrics.h). Once. */
+static int l_serve_metrics(lua_State *L)
+{
+    lua_node *ln = check_node(L, 1);
+    const char *listen = luaL_checkstring(L, 2);
+    if (ln->metrics)
+        return kc_lua_errorf(L, "serve_metrics: already serving on port %d",
+                             kc_metrics_server_port(ln->metrics));
+    kc_err err;
+    if (kc_metrics_server_start(listen, kc_node_metrics_page, ln->n, &ln->metrics, &err) != KC_OK)
+        return kc_lua_errorf(L, "%s", err.msg);
+    lua_pushinteger(L, kc_metrics_server_port(ln->metrics));
+    return 1;
+}
+
+/* node:metrics_port() -> the port serve_metrics listens on, or nil. */
+static int l_metrics_port(lua_State *L)
+{
+    lua_node *ln = check_node(L, 1);
+    if (!ln->metrics)
+        return 0;
+    lua_pushinteger(L, kc_metrics_server_port(ln->metrics));
+    return 1;
+}
+
+/* node:metrics_page() -> the text served by serve_metrics. */
+static int l_metrics_page(lua_State *L)
+{
+    kc_buf page = KC_BUF_INIT;
+    kc_status st = kc_node_metrics_page(check_node(L, 1)->n, &page);
+    if (st == KC_OK)
+        lua_pushlstring(L, (const char *)page.data, page.len);
+    kc_buf_free(&page);
+    if (st != KC_OK)
+        return kc_lua_errorf(L, "metrics: out of memory");
     return 1;
 }
 
@@ -421,6 +465,8 @@ void kc_lua_open_node(lua_State *L)
         {"key_serializer", l_key_serializer},     {"value_serializer", l_value_serializer},
         {"key_deserializer", l_key_deserializer}, {"value_deserializer", l_value_deserializer},
         {"node_id", l_node_id},                   {"stats", l_stats},
+        {"serve_metrics", l_serve_metrics},       {"metrics_page", l_metrics_page},
+        {"metrics_port", l_metrics_port},
         {"producer_keys", l_producer_keys},
         {"close", l_close},                       {NULL, NULL},
     };

@@ -345,6 +345,15 @@ static kc_status node_id_of(const char *path, kc_buf *id, kc_err *err)
     return st;
 }
 
+/* core.limit_key_wait(seconds | nil): kc_serde_limit_key_wait for this
+ * thread (nil: no bound). Consumer:poll sets and clears it. */
+static int l_limit_key_wait(lua_State *L)
+{
+    kc_serde_limit_key_wait(lua_isnoneornil(L, 1) ? -1 : luaL_checknumber(L, 1) < 0 ? 0
+                                                                              : lua_tonumber(L, 1));
+    return 0;
+}
+
 /* core.standalone{seed=, crypto=}. Its deserializers never wait for a
  * missing key (spec §4.4): keys only come from share_keys_with, on this
  * thread, so waiting could not help. */
@@ -519,7 +528,7 @@ void kc_lua_open_serde(lua_State *L)
     static const luaL_Reg fns[] = {
         {"message", l_message}, {"is_message", l_is_message}, {"standalone", l_standalone},
         {"is_deserializer", l_is_deserializer}, {"is_serializer", l_is_serializer},
-        {NULL, NULL},
+        {"limit_key_wait", l_limit_key_wait}, {NULL, NULL},
     };
     for (const luaL_Reg *f = fns; f->name; f++) {
         lua_pushcfunction(L, f->func);

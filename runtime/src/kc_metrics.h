@@ -1,0 +1,39 @@
+/* kc_metrics.h — a node's health in the Prometheus text format (0.0.4),
+ * and an HTTP endpoint serving it (libmicrohttpd, one internal thread).
+ * Turned on by `metrics_listen = "127.0.0.1:9464"` (kafkacrypto.cfg, or
+ * the node option of the same name). */
+#ifndef KC_METRICS_H
+#define KC_METRICS_H
+
+#include <stddef.h>
+
+#include "kafkacrypto.h"
+#include "kc_buf.h"
+
+typedef enum kc_metric_type { KC_METRIC_COUNTER, KC_METRIC_GAUGE } kc_metric_type;
+
+typedef struct kc_metric {
+    const char *name;   /* without the kafkacrypto_ prefix */
+    const char *help;
+    kc_metric_type type;
+    double value;       /* INFINITY is written +Inf */
+} kc_metric;
+
+/* Appends the samples, each labelled node="node_id" (escaped). */
+kc_status kc_metrics_render(const char *node_id, const kc_metric *m, size_t n, kc_buf *out);
+
+/* Fills out with the whole page (called on the server's thread). */
+typedef kc_status (*kc_metrics_fill_fn)(void *ctx, kc_buf *out);
+
+typedef struct kc_metrics_server kc_metrics_server;
+
+/* Serves GET /metrics on listen ("HOST:PORT", HOST an IPv4 address or
+ * [IPv6]; port 0: any free one, see kc_metrics_server_port). Other paths:
+ * 404; other methods: 405. */
+kc_status kc_metrics_server_start(const char *listen, kc_metrics_fill_fn fill, void *ctx,
+                                  kc_metrics_server **out, kc_err *err);
+int kc_metrics_server_port(const kc_metrics_server *s);
+/* Stops it (waits for a request being served); NULL is fine. */
+void kc_metrics_server_stop(kc_metrics_server *s);
+
+#endif
