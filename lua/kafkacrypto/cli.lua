@@ -243,7 +243,11 @@ end
 -- requests it saw (spec D2), for the tools that serve keys.
 function cli.served_report(tool, stats)
   local roots = {}
-  for root in pairs(stats.roots) do roots[#roots + 1] = root end
+  for root, r in pairs(stats.roots) do
+    if (r.requests_answered or 0) + (r.requests_refused or 0) + (r.requests_not_held or 0) > 0 then
+      roots[#roots + 1] = root
+    end
+  end
   table.sort(roots)
   if #roots == 0 then
     return ("kafkacrypto %s: served no key request\n"):format(tool.name)
@@ -251,10 +255,15 @@ function cli.served_report(tool, stats)
   local out = {}
   for _, root in ipairs(roots) do
     local r = stats.roots[root]
+    local why = {}
+    for reason, n in pairs(r.refused or {}) do
+      if n > 0 then why[#why + 1] = ("%s: %d"):format(reason, n) end
+    end
+    table.sort(why)
     out[#out + 1] = ("kafkacrypto %s: root %s: %d request(s) answered (%d repl%s), "
-      .. "%d refused, %d for keys not held\n"):format(tool.name, root, r.requests_answered,
+      .. "%d refused%s, %d for keys not held\n"):format(tool.name, root, r.requests_answered,
       r.replies_sent, r.replies_sent == 1 and "y" or "ies", r.requests_refused,
-      r.requests_not_held)
+      #why > 0 and " (" .. table.concat(why, ", ") .. ")" or "", r.requests_not_held)
   end
   return table.concat(out)
 end

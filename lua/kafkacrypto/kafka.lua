@@ -439,6 +439,11 @@ local function hold_size(msg)
   return #(msg.key or "") + #(msg.value or "") + 64
 end
 
+-- The node of a kafkacrypto value deserializer counts held messages per root.
+function Consumer:_count_hold(topic, what)
+  if self._c_deser then core.count_hold(self._c_deser, topic, what) end
+end
+
 -- Pauses the assignment at the hold's bound, resumes it below.
 function Consumer:_hold_flow()
   local h = self._hold
@@ -469,9 +474,11 @@ function Consumer:_hold_retry(force)
     local out
     if self:_try_held(e) then
       h.released = h.released + 1
+      self:_count_hold(e.msg.topic, "released")
       out = e.msg
     elseif now - e.t >= h.seconds then
       h.expired = h.expired + 1
+      self:_count_hold(e.msg.topic, "expired")
       out = e   -- delivered as without the hold, by poll
     end
     if out then
@@ -499,6 +506,7 @@ function Consumer:_hold_take(msg)
       h.last = h.last + 1
       h.list[h.last] = e
       h.held, h.bytes = h.held + 1, h.bytes + e.size
+      self:_count_hold(msg.topic, "held")
       self:_hold_flow()
     end
   end

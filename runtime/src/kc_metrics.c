@@ -31,37 +31,107 @@ static kc_status put_label(kc_buf *out, const char *v)
     return st;
 }
 
+static void format_value(char *buf, size_t cap, double v)
+{
+    if (isinf(v))
+        snprintf(buf, cap, "%sInf", v > 0 ? "+" : "-");
+    else
+        snprintf(buf, cap, "%.17g", v);
+}
+
+kc_status kc_metrics_family(kc_buf *out, const char *name, const char *help, kc_metric_type type)
+{
+    static const char *const types[] = {"counter", "gauge", "histogram"};
+    char line[512];
+    snprintf(line, sizeof line, "# HELP kafkacrypto_%s %s\n# TYPE kafkacrypto_%s %s\n", name, help,
+             name, types[type]);
+    return put(out, line);
+}
+
+kc_status kc_metrics_sample(kc_buf *out, const char *name, const kc_label *labels, size_t nlabels,
+                            double value)
+{
+    char v[64];
+    format_value(v, sizeof v, value);
+    kc_status st = put(out, "kafkacrypto_");
+    if (st == KC_OK)
+        st = put(out, name);
+    for (size_t i = 0; i < nlabels && st == KC_OK; i++) {
+        st = put(out, i ? "," : "{");
+        if (st == KC_OK)
+            st = put(out, labels[i].name);
+        if (st == KC_OK)
+            st = put(out, "=\"");
+        if (st == KC_OK)
+            st = put_label(out, labels[i].value ? labels[i].value : "");
+        if (st == KC_OK)
+            st = put(out, "\"");
+    }
+    if (st == KC_OK && nlabels)
+        st = put(out, "}");
+    if (st == KC_OK)
+        st = put(out, " ");
+    if (st == KC_OK)
+        st = put(out, v);
+    if (st == KC_OK)
+        st = put(out, "\n");
+    return st;
+}
+
+const double kc_histogram_bounds[KC_HISTOGRAM_BUCKETS - 1] = {0.05, 0.1, 0.25, 0.5, 1,  2.5,
+                                                              5,    10,  30,   60,  300};
+
+void kc_histogram_add(kc_histogram *h, double seconds)
+{
+    size_t b = 0;
+    while (b < KC_HISTOGRAM_BUCKETS - 1 && seconds > kc_histogram_bounds[b])
+        b++;
+    h->bucket[b]++;
+    h->count++;
+    h->sum += seconds;
+}
+
+#define MAX_LABELS 8
+
+kc_status kc_metrics_histogram(kc_buf *out, const char *name, const kc_label *labels,
+                               size_t nlabels, const kc_histogram *h)
+{
+    if (nlabels >= MAX_LABELS)
+        return KC_ERR_INVALID;
+    kc_label l[MAX_LABELS];
+    memcpy(l, labels, nlabels * sizeof *l);
+    char sample[128], le[32];
+    snprintf(sample, sizeof sample, "%s_bucket", name);
+    uint64_t cumulative = 0;
+    kc_status st = KC_OK;
+    for (size_t b = 0; b < KC_HISTOGRAM_BUCKETS && st == KC_OK; b++) {
+        cumulative += h->bucket[b];
+        if (b < KC_HISTOGRAM_BUCKETS - 1)
+            snprintf(le, sizeof le, "%g", kc_histogram_bounds[b]);
+        else
+            snprintf(le, sizeof le, "+Inf");
+        l[nlabels] = (kc_label){"le", le};
+        st = kc_metrics_sample(out, sample, l, nlabels + 1, (double)cumulative);
+    }
+    snprintf(sample, sizeof sample, "%s_sum", name);
+    if (st == KC_OK)
+        st = kc_metrics_sample(out, sample, labels, nlabels, h->sum);
+    snprintf(sample, sizeof sample, "%s_count", name);
+    if (st == KC_OK)
+        st = kc_metrics_sample(out, sample, labels, nlabels, (double)h->count);
+    return st;
+}
+
 kc_status kc_metrics_render(const char *node_id, const kc_metric *m, size_t n, kc_buf *out)
 {
-    for (size_t i = 0; i < n; i++) {
-        char line[512];
-        snprintf(line, sizeof line, "# HELP kafkacrypto_%s %s\n# TYPE kafkacrypto_%s %s\n",
-                 m[i].name, m[i].help, m[i].name,
-                 m[i].type == KC_METRIC_COUNTER ? "counter" : "gauge");
-        char value[64];
-        if (isinf(m[i].value))
-            snprintf(value, sizeof value, "%sInf", m[i].value > 0 ? "+" : "-");
-        else
-            snprintf(value, sizeof value, "%.17g", m[i].value);
-        kc_status st = put(out, line);
+    const kc_label node = {"node", node_id};
+    kc_status st = KC_OK;
+    for (size_t i = 0; i < n && st == KC_OK; i++) {
+        st = kc_metrics_family(out, m[i].name, m[i].help, m[i].type);
         if (st == KC_OK)
-            st = put(out, "kafkacrypto_");
-        if (st == KC_OK)
-            st = put(out, m[i].name);
-        if (st == KC_OK)
-            st = put(out, "{node=\"");
-        if (st == KC_OK)
-            st = put_label(out, node_id ? node_id : "");
-        if (st == KC_OK)
-            st = put(out, "\"} ");
-        if (st == KC_OK)
-            st = put(out, value);
-        if (st == KC_OK)
-            st = put(out, "\n");
-        if (st != KC_OK)
-            return st;
+            st = kc_metrics_sample(out, m[i].name, &node, 1, m[i].value);
     }
-    return KC_OK;
+    return st;
 }
 
 struct kc_metrics_server {
@@ -104,8 +174,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     return ok;
 }
 
-/* "A.B.C.D:PORT" or "[V6]:PORT" into *ss. */
-static bool parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *len)
+bool kc_metrics_parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *len)
 {
     const char *colon = strrchr(listen, ':');
     if (!colon || colon == listen)
@@ -145,7 +214,7 @@ kc_status kc_metrics_server_start(const char *listen, kc_metrics_fill_fn fill, v
 {
     struct sockaddr_storage ss;
     socklen_t sl;
-    if (!listen || !fill || !out || !parse_listen(listen, &ss, &sl))
+    if (!listen || !fill || !out || !kc_metrics_parse_listen(listen, &ss, &sl))
         return kc_err_set(err, KC_ERR_INVALID,
                           "metrics_listen: '%s': expected HOST:PORT (an IPv4 address or [IPv6])",
                           listen ? listen : "(none)");

@@ -17,6 +17,7 @@
 #include "kc_hex.h"
 #include "kc_keyidx.h"
 #include "kc_log.h"
+#include "kc_node_metrics.h"
 #include "kc_store.h"
 #include "kc_thread.h"
 #include "kc_waits.h"
@@ -54,15 +55,8 @@ typedef struct sub_round {
     /* since the last answered round: what a stalled root's report says */
     double first_unanswered;      /* time of the first round not answered */
     uint64_t rounds, replies_seen, replies_refused;
-    bool stall_told;
+    double stall_told;            /* when the stall was last reported (daily) */
 } sub_round;
-
-/* What this node answered for a root's requests (D2: every root it holds
- * keys for), for `kafkacrypto serve` and node:stats(). */
-typedef struct served_root {
-    char *root;
-    uint64_t answered, replies, refused, not_held;
-} served_root;
 
 /* D3: a key reply to send once more at `due` (upstream's consumer may
  * start reading ROOT.keys just after a prompt first copy). */
@@ -99,8 +93,10 @@ struct kc_node {
     sub_round *rounds;
     size_t nrounds;
     kc_node_stats stats;
-    served_root *served;
-    size_t nserved;
+    kc_root_table counters;      /* per root: kc_root_counters.h */
+    kc_exchange_check_fn check;  /* the policy's, wrapped to tell its refusals */
+    void *check_ctx;
+    double expiry_warned;        /* the last chain expiry warning (daily) */
     struct refusal_logged {
         char fpr[65];
         char root[KC_TOPIC_NAME_MAX + 1];
@@ -219,7 +215,7 @@ static sub_round *get_round(kc_node *n, const char *root)
     n->rounds = rs;
     r = &rs[n->nrounds];
     memset(r, 0, sizeof *r);
-    r->time = r->flood_logged = -HUGE_VAL;
+    r->time = r->flood_logged = r->stall_told = -HUGE_VAL;
     if (!(r->root = strdup(root)))
         return NULL;
     n->nrounds++;
@@ -234,40 +230,40 @@ static void answer_round(sub_round *r)
     r->n = 0;
     r->time = -HUGE_VAL;
     r->rounds = r->replies_seen = r->replies_refused = 0;
-    r->stall_told = false;
-}
-
-/* The counters of root (node lock held); NULL when out of memory. */
-static served_root *served_of(kc_node *n, const char *root)
-{
-    for (size_t i = 0; i < n->nserved; i++)
-        if (strcmp(n->served[i].root, root) == 0)
-            return &n->served[i];
-    served_root *s = realloc(n->served, (n->nserved + 1) * sizeof *s);
-    if (!s)
-        return NULL;
-    n->served = s;
-    s = &s[n->nserved];
-    memset(s, 0, sizeof *s);
-    if (!(s->root = strdup(root)))
-        return NULL;
-    n->nserved++;
-    return s;
+    r->stall_told = -HUGE_VAL;
 }
 
 typedef enum served_what { SERVED_ANSWERED, SERVED_REFUSED, SERVED_NOT_HELD } served_what;
 
-static void count_served(kc_node *n, const char *root, served_what what, size_t replies)
+/* A key request of root answered (with `replies` replies), refused (for
+ * `why`) or asking only for keys not held. */
+static void count_served(kc_node *n, const char *root, served_what what, size_t replies,
+                         kc_refusal why)
 {
     pthread_mutex_lock(&n->mu);
-    served_root *s = served_of(n, root);
-    if (s) {
-        s->answered += what == SERVED_ANSWERED;
-        s->refused += what == SERVED_REFUSED;
-        s->not_held += what == SERVED_NOT_HELD;
-        s->replies += replies;
+    kc_root_counters *c = kc_root_table_get(&n->counters, root);
+    if (c) {
+        c->requests_answered += what == SERVED_ANSWERED;
+        c->requests_not_held += what == SERVED_NOT_HELD;
+        if (what == SERVED_REFUSED)
+            c->refused[why]++;
+        c->replies_sent += replies;
     }
     pthread_mutex_unlock(&n->mu);
+}
+
+/* Set on the management thread when the node's policy check refused: the
+ * refusal is then counted as a policy's, not the chain's. */
+static _Thread_local int refused_by_policy;
+
+static kc_status checked_by_policy(void *ctx, const char *root, const char *usage, double t,
+                                   const kc_chain_result *chain, kc_err *err)
+{
+    kc_node *n = ctx;
+    kc_status st = n->check(n->check_ctx, root, usage, t, chain, err);
+    if (st != KC_OK)
+        refused_by_policy = 1;
+    return st;
 }
 
 /* ---- serde hooks: any thread, serde lock held ---------------------------------------------- */
@@ -531,7 +527,7 @@ static void handle_request(kc_node *n, const char *root, const kc_record *m)
         kc_exchange_msgkey_parse(m->key, m->key_len, &wanted, &nwanted, &err) != KC_OK) {
         kc_log(KC_LOG_INFO, LOGGER, "Ignoring a malformed key request for root=%s.", root);
         count_refused(n);
-        count_served(n, root, SERVED_REFUSED, 0);
+        count_served(n, root, SERVED_REFUSED, 0, KC_REFUSED_MALFORMED);
         goto done;
     }
     held_ctx hc = {&sel};
@@ -539,13 +535,14 @@ static void handle_request(kc_node *n, const char *root, const kc_record *m)
         kc_log(KC_LOG_WARNING, LOGGER, "Out of memory looking up keys for root=%s.", root);
     if (sel.n == 0) {
         kc_log(KC_LOG_INFO, LOGGER, "No keys for root=%s to send to new receiver.", root);
-        count_served(n, root, SERVED_NOT_HELD, 0);
+        count_served(n, root, SERVED_NOT_HELD, 0, 0);
         goto done;
     }
     kc_keyidx kis[KC_EXCHANGE_MAX_KEYS];
     for (size_t i = 0; i < sel.n; i++)
         kis[i] = sel.items[i].ki;
     kc_exchange_msgkey_build(kis, sel.n, &msgkey);
+    refused_by_policy = 0;
     kc_status st = n->variant ? n->vops->answer_request(n->variant, root, &sel, m->value,
                                                         m->value_len, &replies, &err)
                               : kc_exchange_encrypt_keys(n->x, root, &sel, m->value, m->value_len,
@@ -555,7 +552,7 @@ static void handle_request(kc_node *n, const char *root, const kc_record *m)
         kc_log(KC_LOG_INFO, LOGGER, "Failed sending current encryption keys for root=%s to new "
                "receiver.", root);
         count_refused(n);
-        count_served(n, root, SERVED_REFUSED, 0);
+        count_served(n, root, SERVED_REFUSED, 0, kc_refusal_of(st, refused_by_policy));
         goto done;
     }
     char *topic = concat(root, n->t.topic_suffix_keys);
@@ -569,7 +566,7 @@ static void handle_request(kc_node *n, const char *root, const kc_record *m)
     pthread_mutex_lock(&n->mu);
     n->stats.replies_sent += replies.n;
     pthread_mutex_unlock(&n->mu);
-    count_served(n, root, SERVED_ANSWERED, replies.n);
+    count_served(n, root, SERVED_ANSWERED, replies.n, 0);
 done:
     free(wanted);
     kc_exchange_keys_clear(&sel);
@@ -593,6 +590,10 @@ static void handle_reply(kc_node *n, const char *root, const kc_record *m)
         seen->replies_seen++;
         seen->replies_refused += st != KC_OK && st != KC_ERR_NOTFOUND;
     }
+    kc_root_counters *c = st != KC_OK && st != KC_ERR_NOTFOUND
+                              ? kc_root_table_get(&n->counters, root) : NULL;
+    if (c)
+        c->replies_refused++;
     pthread_mutex_unlock(&n->mu);
     if (st != KC_OK) {
         if (n->variant && m->value)
@@ -614,6 +615,11 @@ static void handle_reply(kc_node *n, const char *root, const kc_record *m)
     pthread_mutex_lock(&n->mu);
     n->stats.keys_received += got.n;
     sub_round *r = find_round(n, root);
+    c = kc_root_table_get(&n->counters, root);
+    if (c)
+        c->keys_received += got.n;
+    if (c && got.n && r && r->rounds)
+        kc_histogram_add(&c->latency, now(n) - r->first_unanswered);
     if (r && r->n) {
         char missing[512];
         size_t nm = 0;
@@ -885,9 +891,9 @@ static void report_stalls(kc_node *n)
         pthread_mutex_lock(&n->mu);
         for (size_t i = 0; i < n->nrounds && !c.root; i++) {
             sub_round *r = &n->rounds[i];
-            if (!r->stall_told && r->rounds >= KC_NODE_STALL_ROUNDS &&
+            if (r->stall_told + KC_NODE_REPEAT_WARNING < t && r->rounds >= KC_NODE_STALL_ROUNDS &&
                 r->time + n->t.crypto_sub_interval < t) {
-                r->stall_told = true;
+                r->stall_told = t;
                 c = *r;
                 c.root = strdup(r->root);
             }
@@ -895,7 +901,7 @@ static void report_stalls(kc_node *n)
         pthread_mutex_unlock(&n->mu);
         if (!c.root)
             return;
-        kc_log(KC_LOG_WARNING, LOGGER, "No key for root=%s after %.0f s: %" PRIu64 " key "
+        kc_log(KC_LOG_WARNING, LOGGER, "No key for root=%s after %.0f s (said daily until one comes): %" PRIu64 " key "
                "request round(s) sent, none answered; %" PRIu64 " key replies seen on %s%s (%"
                PRIu64 " refused here for their chain or a policy, INFO lines say why; the "
                "others answer other consumers). Check that a node holding the root's keys runs (its "
@@ -905,6 +911,20 @@ static void report_stalls(kc_node *n)
                c.replies_seen, c.root, n->t.topic_suffix_keys, c.replies_refused);
         free(c.root);
     }
+}
+
+/* A chain that expires within KC_CHAIN_EXPIRY_WARN_DAYS: said at start and daily. */
+static void report_chain_expiry(kc_node *n)
+{
+    double t = now(n);
+    if (n->expiry_warned + KC_NODE_REPEAT_WARNING >= t)
+        return;
+    n->expiry_warned = t;
+    double left = kc_node_chain_expires_in(n, t);
+    if (left < KC_CHAIN_EXPIRY_WARN_DAYS * 86400.0)
+        kc_log(KC_LOG_WARNING, LOGGER, "The chain of node %s %s %.1f days (said daily): ask its "
+               "controller or chain server for a new one, or provision it again.", n->node_id,
+               left < 0 ? "expired" : "expires in", fabs(left) / 86400.0);
 }
 
 static void request_step(kc_node *n)
@@ -984,6 +1004,9 @@ static void request_step(kc_node *n)
                 if (r->rounds++ == 0)
                     r->first_unanswered = t;
             }
+            kc_root_counters *c = kc_root_table_get(&n->counters, root);
+            if (c)
+                c->requests_sent++;
             n->stats.requests_sent++;
             pthread_mutex_unlock(&n->mu);
         }
@@ -1036,6 +1059,7 @@ static void loop_once(kc_node *n)
         recheck_missing_topics(n);
     request_step(n);
     report_stalls(n);
+    report_chain_expiry(n);
     send_again_due(n, false);
     flush(n);
     double t = now(n);
@@ -1322,8 +1346,11 @@ kc_status kc_node_open(kc_node **out, const kc_node_options *o, kc_err *err)
         st = kc_store_migrate_legacy(n->store, err);
     if (st == KC_OK)
         st = open_exchange(n, o, err);
-    if (st == KC_OK && o->check)
-        kc_exchange_set_check(n->x, o->check, o->check_ctx);
+    if (st == KC_OK && o->check) {
+        n->check = o->check;
+        n->check_ctx = o->check_ctx;
+        kc_exchange_set_check(n->x, checked_by_policy, n);
+    }
     if (st == KC_OK)
         st = kc_ratchet_open_file(paths[1], o->escrow_pk, &n->ratchet, err);
     free(paths[0]);
@@ -1393,9 +1420,7 @@ void kc_node_close(kc_node *n)
         free(n->rounds[i].kis);
     }
     free(n->rounds);
-    for (size_t i = 0; i < n->nserved; i++)
-        free(n->served[i].root);
-    free(n->served);
+    kc_root_table_free(&n->counters);
     free(n->again);
     free(n->node_id);
     pthread_mutex_destroy(&n->mu);
@@ -1409,12 +1434,14 @@ kc_store *kc_node_store(kc_node *n) { return n->store; }
 kc_cryptokey *kc_node_cryptokey(kc_node *n) { return n->ck; }
 const kc_tunables *kc_node_tunables(const kc_node *n) { return &n->t; }
 
-void kc_node_foreach_served(kc_node *n, kc_node_served_fn fn, void *ctx)
+void kc_node_foreach_root(kc_node *n, kc_node_root_fn fn, void *ctx)
 {
+    double t = now(n);
     pthread_mutex_lock(&n->mu);
-    for (size_t i = 0; i < n->nserved; i++) {
-        const served_root *s = &n->served[i];
-        fn(ctx, s->root, s->answered, s->replies, s->refused, s->not_held);
+    for (size_t i = 0; i < n->counters.n; i++) {
+        const kc_root_counters *c = &n->counters.items[i];
+        const sub_round *r = find_round(n, c->root);
+        fn(ctx, c, r && r->rounds ? t - r->first_unanswered : 0);
     }
     pthread_mutex_unlock(&n->mu);
 }

@@ -30,6 +30,7 @@
 #include "kafkacrypto.h"
 #include "kc_exchange.h"
 #include "kc_kafka.h"
+#include "kc_root_counters.h"
 #include "kc_serde.h"
 #include "kc_tunables.h"
 
@@ -37,6 +38,8 @@
 /* Key request rounds for a root, each unanswered for crypto_sub_interval,
  * after which a consumer says, once, what it did and what to check. */
 #define KC_NODE_STALL_ROUNDS 2
+/* s: a stalled root or an expiring chain is said again daily */
+#define KC_NODE_REPEAT_WARNING 86400.0
 
 typedef struct kc_node kc_node;
 
@@ -111,11 +114,10 @@ typedef struct kc_node_stats {
 
 void kc_node_get_stats(kc_node *n, kc_node_stats *out);
 
-/* Per root whose requests arrived: requests answered (with `replies`
- * replies, first copies), refused (chain, policy, malformed) and asking
- * only for keys the node does not hold. Called under the node's lock. */
-typedef void (*kc_node_served_fn)(void *ctx, const char *root, uint64_t answered,
-                                  uint64_t replies, uint64_t refused, uint64_t not_held);
-void kc_node_foreach_served(kc_node *n, kc_node_served_fn fn, void *ctx);
+/* Per root the key exchange met: its counters (kc_root_counters.h) and
+ * how long its keys have been asked for without an answer (0: not
+ * waiting). Called under the node's lock. */
+typedef void (*kc_node_root_fn)(void *ctx, const kc_root_counters *c, double unanswered_for);
+void kc_node_foreach_root(kc_node *n, kc_node_root_fn fn, void *ctx);
 
 #endif

@@ -1,6 +1,9 @@
 #include "kc_node_metrics.h"
 
 #include <math.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "kc_chain.h"
@@ -21,6 +24,182 @@ double kc_node_chain_expires_in(kc_node *n, double now)
     }
     kc_buf_free(&chain);
     return earliest;
+}
+
+/* Copies of the per-root counters, taken under the locks, rendered after. */
+typedef struct page_roots {
+    kc_serde_root_stats *serde;
+    size_t nserde;
+    kc_root_counters *node;
+    double *unanswered;
+    size_t nnode;
+    bool nomem;
+} page_roots;
+
+static void *grow(void *p, size_t n, size_t size)
+{
+    return (n & (n - 1)) == 0 ? realloc(p, (n ? 2 * n : 1) * size) : p;
+}
+
+static void take_serde(void *ctx, const kc_serde_root_stats *st)
+{
+    page_roots *p = ctx;
+    kc_serde_root_stats *a = grow(p->serde, p->nserde, sizeof *a);
+    char *root = strdup(st->root);
+    if (!a || !root) {
+        free(root);
+        p->nomem = true;
+        return;
+    }
+    p->serde = a;
+    a[p->nserde] = *st;
+    a[p->nserde++].root = root;
+}
+
+static void take_node(void *ctx, const kc_root_counters *c, double unanswered_for)
+{
+    page_roots *p = ctx;
+    kc_root_counters *a = grow(p->node, p->nnode, sizeof *a);
+    if (a)
+        p->node = a;
+    double *u = grow(p->unanswered, p->nnode, sizeof *u);
+    if (u)
+        p->unanswered = u;
+    char *root = strdup(c->root);
+    if (!a || !u || !root) {
+        free(root);
+        p->nomem = true;
+        return;
+    }
+    a[p->nnode] = *c;
+    a[p->nnode].root = root;
+    u[p->nnode++] = unanswered_for;
+}
+
+static void page_roots_free(page_roots *p)
+{
+    for (size_t i = 0; i < p->nserde; i++)
+        free((char *)p->serde[i].root);
+    for (size_t i = 0; i < p->nnode; i++)
+        free(p->node[i].root);
+    free(p->serde);
+    free(p->node);
+    free(p->unanswered);
+}
+
+/* One family of per-root samples from the serde's counters. */
+static kc_status serde_family(kc_buf *out, const char *node, const page_roots *p,
+                              const char *name, const char *help, kc_serde_count what)
+{
+    kc_status st = kc_metrics_family(out, name, help, KC_METRIC_COUNTER);
+    for (size_t i = 0; i < p->nserde && st == KC_OK; i++) {
+        kc_label l[] = {{"node", node}, {"root", p->serde[i].root}};
+        st = kc_metrics_sample(out, name, l, 2, (double)p->serde[i].count[what]);
+    }
+    return st;
+}
+
+#define NODE_FIELD(field) offsetof(kc_root_counters, field)
+
+/* One family of per-root samples from the node's counters (a uint64_t at `offset`). */
+static kc_status node_family(kc_buf *out, const char *node, const page_roots *p,
+                             const char *name, const char *help, size_t offset)
+{
+    kc_status st = kc_metrics_family(out, name, help, KC_METRIC_COUNTER);
+    for (size_t i = 0; i < p->nnode && st == KC_OK; i++) {
+        kc_label l[] = {{"node", node}, {"root", p->node[i].root}};
+        uint64_t v;
+        memcpy(&v, (const char *)&p->node[i] + offset, sizeof v);
+        st = kc_metrics_sample(out, name, l, 2, (double)v);
+    }
+    return st;
+}
+
+static kc_status root_pages(kc_buf *out, const char *node, const page_roots *p)
+{
+    static const struct {
+        const char *name, *help;
+        kc_serde_count what;
+    } sf[] = {
+        {"messages_encrypted_total", "Messages (keys and values) encrypted.", KC_SERDE_ENCRYPTED},
+        {"messages_decrypted_total", "Messages (keys and values) decrypted.", KC_SERDE_DECRYPTED},
+        {"messages_held_total", "Messages a consumer's hold_undecryptable held.", KC_SERDE_HELD},
+        {"messages_released_total", "Held messages delivered decrypted.", KC_SERDE_RELEASED},
+        {"messages_hold_expired_total", "Held messages delivered undecrypted when the hold ran out.",
+         KC_SERDE_EXPIRED},
+    };
+    static const struct {
+        const char *name, *help;
+        size_t offset;
+    } nf[] = {
+        {"root_key_requests_sent_total", "Key request rounds sent.", NODE_FIELD(requests_sent)},
+        {"root_keys_received_total", "Keys received and accepted.", NODE_FIELD(keys_received)},
+        {"root_key_replies_refused_total", "Key replies seen that this node could not accept.",
+         NODE_FIELD(replies_refused)},
+        {"root_key_requests_answered_total", "Key requests answered.",
+         NODE_FIELD(requests_answered)},
+        {"root_key_replies_sent_total", "Key replies written (keys served).",
+         NODE_FIELD(replies_sent)},
+        {"root_key_requests_not_held_total", "Key requests only for keys this node does not hold.",
+         NODE_FIELD(requests_not_held)},
+    };
+    kc_status st = KC_OK;
+    for (size_t f = 0; f < sizeof sf / sizeof sf[0] && st == KC_OK; f++)
+        st = serde_family(out, node, p, sf[f].name, sf[f].help, sf[f].what);
+    static const struct {
+        const char *reason;
+        kc_serde_count what;
+    } why[] = {{"no_key", KC_SERDE_NO_KEY},
+               {"invalid", KC_SERDE_INVALID},
+               {"not_kafkacrypto", KC_SERDE_NOT_KAFKACRYPTO}};
+    if (st == KC_OK)
+        st = kc_metrics_family(out, "messages_undecryptable_total",
+                               "Messages not decrypted at their first try, by reason.",
+                               KC_METRIC_COUNTER);
+    for (size_t i = 0; i < p->nserde && st == KC_OK; i++)
+        for (size_t r = 0; r < sizeof why / sizeof why[0] && st == KC_OK; r++) {
+            kc_label l[] = {{"node", node}, {"root", p->serde[i].root}, {"reason", why[r].reason}};
+            st = kc_metrics_sample(out, "messages_undecryptable_total", l, 3,
+                                   (double)p->serde[i].count[why[r].what]);
+        }
+    if (st == KC_OK)
+        st = kc_metrics_family(out, "keys_held", "Keys held: a producer's (this run's and "
+                               "oldkeys'), a consumer's (received).", KC_METRIC_GAUGE);
+    for (size_t i = 0; i < p->nserde && st == KC_OK; i++) {
+        kc_label l[] = {{"node", node}, {"root", p->serde[i].root}, {"side", "producer"}};
+        st = kc_metrics_sample(out, "keys_held", l, 3, (double)p->serde[i].producer_keys);
+        l[2].value = "consumer";
+        if (st == KC_OK)
+            st = kc_metrics_sample(out, "keys_held", l, 3, (double)p->serde[i].consumer_keys);
+    }
+    for (size_t f = 0; f < sizeof nf / sizeof nf[0] && st == KC_OK; f++)
+        st = node_family(out, node, p, nf[f].name, nf[f].help, nf[f].offset);
+    if (st == KC_OK)
+        st = kc_metrics_family(out, "root_key_requests_refused_total",
+                               "Key requests refused, by reason.", KC_METRIC_COUNTER);
+    for (size_t i = 0; i < p->nnode && st == KC_OK; i++)
+        for (int r = 0; r < KC_REFUSED_N && st == KC_OK; r++) {
+            kc_label l[] = {{"node", node}, {"root", p->node[i].root},
+                            {"reason", kc_refusal_names[r]}};
+            st = kc_metrics_sample(out, "root_key_requests_refused_total", l, 3,
+                                   (double)p->node[i].refused[r]);
+        }
+    if (st == KC_OK)
+        st = kc_metrics_family(out, "key_exchange_seconds", "From a root's first key request "
+                               "round to its key.", KC_METRIC_HISTOGRAM);
+    for (size_t i = 0; i < p->nnode && st == KC_OK; i++) {
+        kc_label l[] = {{"node", node}, {"root", p->node[i].root}};
+        st = kc_metrics_histogram(out, "key_exchange_seconds", l, 2, &p->node[i].latency);
+    }
+    if (st == KC_OK)
+        st = kc_metrics_family(out, "root_unanswered_seconds", "How long this root's keys have "
+                               "been asked for without an answer (0: not waiting).",
+                               KC_METRIC_GAUGE);
+    for (size_t i = 0; i < p->nnode && st == KC_OK; i++) {
+        kc_label l[] = {{"node", node}, {"root", p->node[i].root}};
+        st = kc_metrics_sample(out, "root_unanswered_seconds", l, 2, p->unanswered[i]);
+    }
+    return st;
 }
 
 kc_status kc_node_metrics_page(void *node, kc_buf *out)
@@ -54,5 +233,12 @@ kc_status kc_node_metrics_page(void *node, kc_buf *out)
         {"chain_expires_soon", "1 when the node's chain expires within 30 days.",
          KC_METRIC_GAUGE, left < KC_CHAIN_EXPIRY_WARN_DAYS * 86400.0 ? 1 : 0},
     };
-    return kc_metrics_render(kc_node_id(n), m, sizeof m / sizeof m[0], out);
+    kc_status st = kc_metrics_render(kc_node_id(n), m, sizeof m / sizeof m[0], out);
+    page_roots p = {0};
+    kc_serde_foreach_root_stats(kc_node_serde(n), take_serde, &p);
+    kc_node_foreach_root(n, take_node, &p);
+    if (st == KC_OK)
+        st = p.nomem ? KC_ERR_NOMEM : root_pages(out, kc_node_id(n), &p);
+    page_roots_free(&p);
+    return st;
 }

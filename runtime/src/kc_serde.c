@@ -50,6 +50,8 @@ typedef struct root_entry {
     kc_keyidx last_ki;
     kc_waits waits;      /* upstream's cwaits[root], bounded (kc_waits.h) */
     int wait_pool;       /* intervals deserializers may still sleep for this root's keys */
+    /* kc_serde_root_stats: atomic, as deserializers count outside the lock */
+    uint64_t count[KC_SERDE_NCOUNTS];
 } root_entry;
 
 struct kc_serde {
@@ -505,6 +507,7 @@ kc_status kc_serde_serialize(kc_serde *s, kc_kind kind, const char *topic,
             /* The salt is taken under the lock: no two messages share it. */
             kc_keygen_next(&r->cur->gen[kind], salt, key, nonce);
             ki = r->cur->ki;
+            r->count[KC_SERDE_ENCRYPTED]++;
         }
         unsaved = s->persist_fn && s->created_gen > s->saved_gen;
         pthread_mutex_unlock(&s->lock);
@@ -693,6 +696,42 @@ static bool points_into(const kc_buf *b, const void *p)
     return p && b->data && (const uint8_t *)p >= b->data && (const uint8_t *)p < b->data + b->cap;
 }
 
+/* Counts an outcome for the root of topic (found or made under the lock). */
+static void count_topic(kc_serde *s, const char *topic, kc_serde_count what)
+{
+    const char *root;
+    size_t root_len;
+    if (kc_serde_root_of(s, topic, &root, &root_len, NULL) != KC_OK)
+        return;
+    pthread_mutex_lock(&s->lock);
+    root_entry *r = root_get(s, root, root_len);
+    if (r)
+        r->count[what]++;
+    pthread_mutex_unlock(&s->lock);
+}
+
+void kc_serde_count_hold(kc_serde *s, const char *topic, kc_serde_count what)
+{
+    if (s && topic && (what == KC_SERDE_HELD || what == KC_SERDE_RELEASED ||
+                       what == KC_SERDE_EXPIRED))
+        count_topic(s, topic, what);
+}
+
+void kc_serde_foreach_root_stats(kc_serde *s, kc_serde_stats_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&s->lock);
+    for (size_t i = 0; i < s->nroots; i++) {
+        root_entry *r = s->roots[i];
+        kc_serde_root_stats st = {.root = r->name,
+                                  .producer_keys = r->npgens,
+                                  .consumer_keys = kc_kimap_count(&r->cgens)};
+        for (int c = 0; c < KC_SERDE_NCOUNTS; c++)
+            st.count[c] = __atomic_load_n(&r->count[c], __ATOMIC_RELAXED);
+        fn(ctx, &st);
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
 static kc_status deserialize(kc_serde *s, kc_kind kind, const char *topic, const uint8_t *data,
                              size_t len, kc_message *out, bool retry, kc_err *err)
 {
@@ -724,6 +763,8 @@ static kc_status deserialize(kc_serde *s, kc_kind kind, const char *topic, const
     kc_wire w;
     if (kc_wire_parse(data, len, zone, &w, NULL) != KC_OK) {
         /* Not a kafkacrypto message: never decryptable. */
+        if (!retry)
+            count_topic(s, topic, KC_SERDE_NOT_KAFKACRYPTO);
         if (kc_message_set_encrypted(out, data, len, s, kind, topic, topic_len, false) != KC_OK)
             return kc_err_set(err, KC_ERR_NOMEM, "deserialize: out of memory");
         return KC_OK;
@@ -734,7 +775,8 @@ static kc_status deserialize(kc_serde *s, kc_kind kind, const char *topic, const
     if (st != KC_OK)
         return st;
     uint8_t key[KC_KEYGEN_KEYBYTES], nonce[KC_KEYGEN_NONCEBYTES];
-    bool have_key = false;
+    bool have_key = false, key_found = false;
+    root_entry *counted = NULL;
     if (w.ki_usable) {
         /* An explicit salt (the usual case) is derived from a copy of the
          * generator after the lock is released, so that deserializers on
@@ -747,6 +789,8 @@ static kc_status deserialize(kc_serde *s, kc_kind kind, const char *topic, const
         cgen *g = r ? cgen_find(r, &w.ki) : NULL;
         if (!g && (r || (r = root_get(s, root, root_len))))
             g = wait_for_key(s, r, &w.ki, retry);
+        counted = r;
+        key_found = g != NULL;
         /* The generator's counter moves even though the salt is explicit
          * (as upstream); a salt of another type selects the counter. */
         if (g && explicit_salt) {
@@ -769,6 +813,14 @@ static kc_status deserialize(kc_serde *s, kc_kind kind, const char *topic, const
     bool opened = have_key && w.ct_is_bytes && kc_wire_open(w.ct, w.ct_len, key, nonce, &out->bytes);
     sodium_memzero(key, sizeof key);
     sodium_memzero(nonce, sizeof nonce);
+    /* A retry that fails again is not counted twice. */
+    if (!counted && !retry)
+        count_topic(s, topic, KC_SERDE_INVALID);
+    else if (counted && (opened || !retry))
+        __atomic_fetch_add(&counted->count[opened      ? KC_SERDE_DECRYPTED
+                                           : key_found ? KC_SERDE_INVALID
+                                                       : KC_SERDE_NO_KEY],
+                           1, __ATOMIC_RELAXED);
     if (opened) {
         kc_message_mark_cleartext(out);
         return KC_OK;

@@ -76,6 +76,33 @@ void kc_serde_foreach_pgen_root(kc_serde *s, kc_root_name_fn fn, void *ctx);
 kc_status kc_serde_find_pgens(kc_serde *s, const char *root, const kc_keyidx *wanted,
                               size_t nwanted, kc_pgen_fn fn, void *ctx);
 
+/* What a serde counts per root (metrics). Undecryptable outcomes count a
+ * message's first try only: one decrypted on a retry counts in both. */
+typedef enum kc_serde_count {
+    KC_SERDE_ENCRYPTED,
+    KC_SERDE_DECRYPTED,
+    KC_SERDE_NO_KEY,           /* undecryptable: its key has not arrived (yet) */
+    KC_SERDE_INVALID,          /* undecryptable: the key is here but the bytes do not open */
+    KC_SERDE_NOT_KAFKACRYPTO,  /* undecryptable: not a kafkacrypto message at all */
+    KC_SERDE_HELD,             /* a consumer's hold (hold_undecryptable) took it */
+    KC_SERDE_RELEASED,         /* ... and delivered it decrypted */
+    KC_SERDE_EXPIRED,          /* ... or undecrypted when the hold ran out */
+    KC_SERDE_NCOUNTS
+} kc_serde_count;
+
+typedef struct kc_serde_root_stats {
+    const char *root;
+    uint64_t count[KC_SERDE_NCOUNTS];
+    size_t producer_keys;      /* this run's and oldkeys' */
+    size_t consumer_keys;
+} kc_serde_root_stats;
+
+typedef void (*kc_serde_stats_fn)(void *ctx, const kc_serde_root_stats *st);
+/* Every root the serde has seen, in order, under the lock. */
+void kc_serde_foreach_root_stats(kc_serde *s, kc_serde_stats_fn fn, void *ctx);
+/* A consumer's hold reports HELD, RELEASED or EXPIRED for a message of topic. */
+void kc_serde_count_hold(kc_serde *s, const char *topic, kc_serde_count what);
+
 /* Bounds, for the calling thread, the time its deserializations still
  * spend sleeping for missing keys, in total across roots: at most `seconds`
  * from now (a negative value: no bound, as by default). A message whose

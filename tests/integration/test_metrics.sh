@@ -8,8 +8,10 @@ start_broker "$WORK/bootstrap"
 B=$(cat "$WORK/bootstrap")
 kc() { "$KC_BIN" --log-level ERROR "$@"; }
 kc run /dev/stdin "$WORK" <<'LUA' 2>"$WORK/provision.err" || fail "provisioning: $(cat "$WORK/provision.err")"
-require("kafkacrypto").provision{ node_id = "watched", role = "producer", dir = arg[1],
-                                  rot_password = "rot password", provisioning_password = "provisioning password" }
+for node, role in pairs{ watched = "producer", reader = "consumer" } do
+  require("kafkacrypto").provision{ node_id = node, role = role, dir = arg[1],
+                                    rot_password = "rot password", provisioning_password = "provisioning password" }
+end
 LUA
 
 # metrics.lua CONFIG BROKER LISTEN|- PORTFILE: opens the node, writes the
@@ -84,3 +86,84 @@ kc run "$WORK/metrics.lua" "$WORK/watched.config" "$B" "nonsense" "$WORK/port" 2
 [ "$status" = 3 ] || fail "a bad address: status $status"
 contains bad.err "metrics_listen: 'nonsense': expected HOST:PORT"
 pass "a bad address is an error naming the setting"
+
+# Per root, after a key exchange between two nodes of one process: the
+# producer counts what it encrypted and served, the consumer what it
+# decrypted, asked for and how long the key took.
+cat >"$WORK/exchange.lua" <<'LUA'
+local kafkacrypto = require "kafkacrypto"
+local B = arg[3]
+local function node(path)
+  local kcs = kafkacrypto.store(path)
+  local function kafka_config(what)
+    local c = kcs:get_kafka_config(what, "crypto")
+    c.bootstrap_servers, c["security.protocol"] = B, "PLAINTEXT"
+    return c
+  end
+  return kafkacrypto.new(nil, kafka_config("producer"), kafka_config("consumer"),
+                         { config = kcs, metrics_listen = "127.0.0.1:0" })
+end
+local p, c = node(arg[1]), node(arg[2])
+local producer = kafkacrypto.producer{ bootstrap_servers = B, value_serializer = p:value_serializer() }
+for i = 1, 3 do producer:send("metered.t", nil, "m" .. i, 0) end
+assert(producer:flush(30) == 0, "not delivered")
+local consumer = kafkacrypto.consumer{ bootstrap_servers = B, value_deserializer = c:value_deserializer(),
+                                       hold_undecryptable = 60 }
+consumer:assign{ { topic = "metered.t", partition = 0, offset = "beginning" } }
+local got, deadline = 0, kafkacrypto.clock() + 60
+while got < 3 and kafkacrypto.clock() < deadline do
+  local msg = consumer:poll(0.5)
+  if msg then
+    assert(msg.value:is_cleartext(), "delivered undecrypted")
+    got = got + 1
+  end
+end
+local hs = consumer:hold_stats() or {}
+assert(got == 3, ("decrypted %d of 3 (held %s waiting %s)"):format(got, tostring(hs.held), tostring(hs.waiting)))
+local r = c:stats().roots.metered
+assert(r.decrypted == 3 and r.held >= 1 and r.released == r.held and r.consumer_keys == 1,
+       "consumer stats")
+assert(r.latency.count == 1 and r.latency.buckets[#r.latency.buckets].count == 1, "latency")
+assert(p:stats().roots.metered.encrypted == 3, "producer stats")
+local f = assert(io.open(arg[4], "w"))
+f:write(p:metrics_port(), " ", c:metrics_port(), "\n")
+f:close()
+kafkacrypto.wait_for_signal()
+consumer:close()
+producer:close()
+c:close()
+p:close()
+LUA
+rm -f "$WORK/ports"
+"$KC_BIN" --log-level ERROR run "$WORK/exchange.lua" "$WORK/watched.config" "$WORK/reader.config" "$B" \
+    "$WORK/ports" 2>"$WORK/exchange.err" &
+NODE=$!
+PIDS="$PIDS $NODE"
+wait_for 90 test -s "$WORK/ports" || fail "exchange: $(cat "$WORK/exchange.err")"
+read -r PPORT CPORT <"$WORK/ports"
+curl -sf "http://127.0.0.1:$PPORT/metrics" >"$WORK/producer.page" || fail "producer scrape failed"
+curl -sf "http://127.0.0.1:$CPORT/metrics" >"$WORK/consumer.page" || fail "consumer scrape failed"
+stop_node
+contains producer.page 'kafkacrypto_messages_encrypted_total{node="watched",root="metered"} 3'
+contains producer.page 'kafkacrypto_keys_held{node="watched",root="metered",side="producer"} 1'
+grep -Eq '^kafkacrypto_root_key_requests_answered_total\{node="watched",root="metered"\} [1-9]' \
+    "$WORK/producer.page" || fail "producer: no request answered: $(grep answered "$WORK/producer.page")"
+contains producer.page 'kafkacrypto_root_key_requests_refused_total{node="watched",root="metered",reason="chain"} 0'
+contains consumer.page 'kafkacrypto_messages_decrypted_total{node="reader",root="metered"} 3'
+contains consumer.page 'kafkacrypto_messages_undecryptable_total{node="reader",root="metered",reason="invalid"} 0'
+contains consumer.page 'kafkacrypto_keys_held{node="reader",root="metered",side="consumer"} 1'
+contains consumer.page 'kafkacrypto_root_keys_received_total{node="reader",root="metered"} 1'
+contains consumer.page '# TYPE kafkacrypto_key_exchange_seconds histogram'
+contains consumer.page 'kafkacrypto_key_exchange_seconds_bucket{node="reader",root="metered",le="+Inf"} 1'
+contains consumer.page 'kafkacrypto_key_exchange_seconds_count{node="reader",root="metered"} 1'
+contains consumer.page 'kafkacrypto_root_unanswered_seconds{node="reader",root="metered"} 0'
+grep -Eq '^kafkacrypto_messages_held_total\{node="reader",root="metered"\} [1-3]$' "$WORK/consumer.page" ||
+    fail "consumer: held: $(grep held_total "$WORK/consumer.page")"
+# histogram buckets are cumulative: never decreasing
+grep '^kafkacrypto_key_exchange_seconds_bucket' "$WORK/consumer.page" | awk '$2 < last { exit 1 } { last = $2 }' ||
+    fail "buckets not cumulative"
+for page in producer.page consumer.page; do
+    ! grep -v '^#' "$WORK/$page" | grep -Ev '^kafkacrypto_[a-z_]+\{node="[a-z]+"(,[a-z]+="[^"]*")*\} ([-+0-9.e]+|\+Inf)$' ||
+        fail "$page: malformed sample lines"
+done
+pass "per root: encrypted, decrypted, held/released, keys held, requests, refusals by reason, key exchange histogram"

@@ -125,6 +125,8 @@ pass "a refusal is said once at WARNING by the producer (requester, root, chain 
 stop_tool "$RUN2" INT run2
 grep -q "root sensor: [1-9][0-9]* request(s) answered" "$WORK/run2.err" ||
     fail "run 2 did not serve root sensor: $(cat "$WORK/run2.err")"
+grep -q "root sensor: .*, [1-9][0-9]* refused (chain: [1-9][0-9]*), " "$WORK/run2.err" ||
+    fail "run 2 did not count the narrow consumer's refusal by reason: $(grep 'root sensor' "$WORK/run2.err")"
 pass "a producer sending only to root lab still serves root sensor's old key"
 
 # 5. A node without producer keys has nothing to serve: it says so.

@@ -2,8 +2,10 @@
  * provisioning. lua/kafkacrypto/init.lua documents the Lua API
  * (kafkacrypto.new, kafkacrypto.provision). */
 #include <lauxlib.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "kc_lua.h"
 #include "kc_metrics.h"
@@ -250,20 +252,79 @@ static int l_node_id(lua_State *L)
     return 1;
 }
 
-static void push_served(void *ctx, const char *root, uint64_t answered, uint64_t replies,
-                        uint64_t refused, uint64_t not_held)
+static void set_count(lua_State *L, const char *name, uint64_t v)
+{
+    lua_pushnumber(L, (lua_Number)v);
+    lua_setfield(L, -2, name);
+}
+
+/* The table roots[root] (made on first use), left on the stack; roots at -1. */
+static void root_table(lua_State *L, const char *root)
+{
+    lua_getfield(L, -1, root);
+    if (lua_istable(L, -1))
+        return;
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, -3, root);
+}
+
+static void push_root_counters(void *ctx, const kc_root_counters *c, double unanswered_for)
 {
     lua_State *L = ctx;
-    lua_createtable(L, 0, 4);
+    root_table(L, c->root);
     const struct { const char *name; uint64_t v; } f[] = {
-        {"requests_answered", answered}, {"replies_sent", replies},
-        {"requests_refused", refused},   {"requests_not_held", not_held},
+        {"requests_sent", c->requests_sent},         {"keys_received", c->keys_received},
+        {"replies_refused", c->replies_refused},     {"requests_answered", c->requests_answered},
+        {"replies_sent", c->replies_sent},           {"requests_not_held", c->requests_not_held},
+        {"requests_refused", kc_root_refused_total(c)},
     };
-    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
-        lua_pushnumber(L, (lua_Number)f[i].v);
-        lua_setfield(L, -2, f[i].name);
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        set_count(L, f[i].name, f[i].v);
+    lua_pushnumber(L, unanswered_for);
+    lua_setfield(L, -2, "unanswered_seconds");
+    lua_createtable(L, 0, KC_REFUSED_N);
+    for (int i = 0; i < KC_REFUSED_N; i++)
+        set_count(L, kc_refusal_names[i], c->refused[i]);
+    lua_setfield(L, -2, "refused");
+    /* latency = {count, sum, buckets = {{le, count}, ...}}, counts cumulative */
+    lua_createtable(L, 0, 3);
+    set_count(L, "count", c->latency.count);
+    lua_pushnumber(L, c->latency.sum);
+    lua_setfield(L, -2, "sum");
+    lua_createtable(L, KC_HISTOGRAM_BUCKETS, 0);
+    uint64_t cumulative = 0;
+    for (int b = 0; b < KC_HISTOGRAM_BUCKETS; b++) {
+        cumulative += c->latency.bucket[b];
+        lua_createtable(L, 0, 2);
+        lua_pushnumber(L, b < KC_HISTOGRAM_BUCKETS - 1 ? kc_histogram_bounds[b] : HUGE_VAL);
+        lua_setfield(L, -2, "le");
+        set_count(L, "count", cumulative);
+        lua_rawseti(L, -2, b + 1);
     }
-    lua_setfield(L, -2, root);
+    lua_setfield(L, -2, "buckets");
+    lua_setfield(L, -2, "latency");
+    lua_pop(L, 1);
+}
+
+static void push_serde_counters(void *ctx, const kc_serde_root_stats *st)
+{
+    lua_State *L = ctx;
+    root_table(L, st->root);
+    set_count(L, "encrypted", st->count[KC_SERDE_ENCRYPTED]);
+    set_count(L, "decrypted", st->count[KC_SERDE_DECRYPTED]);
+    set_count(L, "held", st->count[KC_SERDE_HELD]);
+    set_count(L, "released", st->count[KC_SERDE_RELEASED]);
+    set_count(L, "expired", st->count[KC_SERDE_EXPIRED]);
+    set_count(L, "producer_keys", st->producer_keys);
+    set_count(L, "consumer_keys", st->consumer_keys);
+    lua_createtable(L, 0, 3);
+    set_count(L, "no_key", st->count[KC_SERDE_NO_KEY]);
+    set_count(L, "invalid", st->count[KC_SERDE_INVALID]);
+    set_count(L, "not_kafkacrypto", st->count[KC_SERDE_NOT_KAFKACRYPTO]);
+    lua_setfield(L, -2, "undecryptable");
+    lua_pop(L, 1);
 }
 
 static int l_stats(lua_State *L)
@@ -283,11 +344,16 @@ static int l_stats(lua_State *L)
         lua_pushnumber(L, (lua_Number)f[i].v);
         lua_setfield(L, -2, f[i].name);
     }
-    /* roots = {ROOT = {requests_answered, replies_sent, requests_refused,
-     * requests_not_held}}: the key requests this node saw, per root */
+    /* roots = {ROOT = {...}}: per root, what its messages and key exchange
+     * did (README "Metrics") */
     lua_newtable(L);
-    kc_node_foreach_served(check_node(L, 1)->n, push_served, L);
+    kc_node *n = check_node(L, 1)->n;
+    kc_serde_foreach_root_stats(kc_node_serde(n), push_serde_counters, L);
+    kc_node_foreach_root(n, push_root_counters, L);
     lua_setfield(L, -2, "roots");
+    double left = kc_node_chain_expires_in(n, (double)time(NULL));
+    lua_pushnumber(L, left);
+    lua_setfield(L, -2, "chain_expires_in_seconds");
     return 1;
 }
 

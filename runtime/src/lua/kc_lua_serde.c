@@ -354,6 +354,20 @@ static int l_limit_key_wait(lua_State *L)
     return 0;
 }
 
+/* core.count_hold(deserializer, topic, "held"|"released"|"expired"): a
+ * consumer's hold reports to the node's per-root counters. */
+static int l_count_hold(lua_State *L)
+{
+    kc_serde *s = kc_lua_to_deserializer(L, 1, NULL);
+    const char *topic = luaL_checkstring(L, 2);
+    static const char *const what[] = {"held", "released", "expired", NULL};
+    static const kc_serde_count counts[] = {KC_SERDE_HELD, KC_SERDE_RELEASED, KC_SERDE_EXPIRED};
+    int i = luaL_checkoption(L, 3, NULL, what);
+    if (s)
+        kc_serde_count_hold(s, topic, counts[i]);
+    return 0;
+}
+
 /* core.standalone{seed=, crypto=}. Its deserializers never wait for a
  * missing key (spec §4.4): keys only come from share_keys_with, on this
  * thread, so waiting could not help. */
@@ -528,7 +542,7 @@ void kc_lua_open_serde(lua_State *L)
     static const luaL_Reg fns[] = {
         {"message", l_message}, {"is_message", l_is_message}, {"standalone", l_standalone},
         {"is_deserializer", l_is_deserializer}, {"is_serializer", l_is_serializer},
-        {"limit_key_wait", l_limit_key_wait}, {NULL, NULL},
+        {"limit_key_wait", l_limit_key_wait}, {"count_hold", l_count_hold}, {NULL, NULL},
     };
     for (const luaL_Reg *f = fns; f->name; f++) {
         lua_pushcfunction(L, f->func);
