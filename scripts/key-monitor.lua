@@ -13,6 +13,13 @@
 -- decrypt anything. Stops after --count messages, after --timeout seconds,
 -- or on Ctrl-C (SIGINT ends the process).
 --
+-- It counts, per root, what it saw (requests, subscriptions, replies; valid
+-- or not) and says so on exit. With --metrics-listen HOST:PORT it also
+-- serves the counts in the Prometheus text format at /metrics
+-- (kafkacrypto_monitor_messages_total{root,kind,valid}) with, per root, how
+-- long its last request has gone without a valid reply
+-- (kafkacrypto_monitor_unanswered_seconds, 0 once answered).
+--
 -- Node values read as upstream's tool does: refresh_secs (default 300, how
 -- often new topics are picked up), restart_commit_beginning (read from the
 -- beginning), poll_timeout_ms (default 1000).
@@ -31,6 +38,7 @@ local t = P.tool {
     { "--timeout", "SECONDS", "stop after SECONDS" },
     { "--from-beginning", nil, "read the topics from their beginning (restart_commit_beginning)" },
     { "--refresh", "SECONDS", "how often new topics are picked up (refresh_secs)" },
+    { "--metrics-listen", "HOST:PORT", "serve the counts per root for Prometheus at /metrics" },
   },
 }
 local opts, rest = t:parse(arg)
@@ -87,6 +95,61 @@ io.stderr:write(("key-monitor: watching %s (Ctrl-C to stop)\n"):format(pattern))
 
 local function short(h) return h and h:sub(1, 16) or "?" end
 
+-- counts[root] = { request = {valid = n, invalid = n}, ..., asked = time of
+-- the first request since the last valid reply, or nil }
+local counts, roots = {}, {}
+local function tally(root, kind, valid, when)
+  local c = counts[root]
+  if not c then
+    c = { request = {}, subscription = {}, reply = {} }
+    counts[root], roots[#roots + 1] = c, root
+    table.sort(roots)
+  end
+  local v = valid and "valid" or "invalid"
+  c[kind.what][v] = (c[kind.what][v] or 0) + 1
+  if kind.what == "reply" and valid then
+    c.asked = nil
+  elseif kind.what ~= "reply" and not c.asked then
+    c.asked = when
+  end
+end
+
+local function label(v) return (v:gsub("[\\\"\n]", { ["\\"] = "\\\\", ['"'] = '\\"', ["\n"] = "\\n" })) end
+
+local function metrics_page()
+  local out = {
+    "# HELP kafkacrypto_monitor_messages_total Key-exchange messages seen, by root, kind and validity.",
+    "# TYPE kafkacrypto_monitor_messages_total counter",
+  }
+  for _, root in ipairs(roots) do
+    for _, what in ipairs{ "request", "subscription", "reply" } do
+      for _, v in ipairs{ "valid", "invalid" } do
+        out[#out + 1] = ('kafkacrypto_monitor_messages_total{root="%s",kind="%s",valid="%s"} %d'):format(
+          label(root), what, v == "valid" and "true" or "false", counts[root][what][v] or 0)
+      end
+    end
+  end
+  out[#out + 1] = "# HELP kafkacrypto_monitor_unanswered_seconds Since the first request without a valid reply after it (0: answered)."
+  out[#out + 1] = "# TYPE kafkacrypto_monitor_unanswered_seconds gauge"
+  local now = os.time()
+  for _, root in ipairs(roots) do
+    local asked = counts[root].asked
+    out[#out + 1] = ('kafkacrypto_monitor_unanswered_seconds{root="%s"} %d'):format(
+      label(root), asked and math.max(0, now - asked) or 0)
+  end
+  return table.concat(out, "\n") .. "\n"
+end
+
+local server
+if opts["metrics-listen"] then
+  local listen_ok
+  listen_ok, server = pcall(kafkacrypto.metrics_server, opts["metrics-listen"])
+  if not listen_ok then t:usage_error("--metrics-listen %s: %s", opts["metrics-listen"], server) end
+  server:set(metrics_page())
+  io.stderr:write(("key-monitor: metrics at http://%s/metrics\n"):format(
+    opts["metrics-listen"]:gsub(":%d+$", ":" .. server:port())))
+end
+
 local function report(msg)
   local kind, root
   for suffix, k in pairs(kinds) do
@@ -99,6 +162,7 @@ local function report(msg)
   local value = msg.value or ""
   local info, why = chain.process(value, { topic = root, usage = kind.usage, allowlist = allowlist,
                                            denylist = denylist, checktime = when })
+  tally(root, kind, info ~= nil, when)
   if info then
     local signer = info.signers[#info.signers]
     print(("%s %s: %s for root %s %s %s (fpr %s), root of trust %s: valid (usages %s; expires %s)"):format(
@@ -119,6 +183,18 @@ while (not count or seen < count) and (not timeout or os.time() - started < time
     seen = seen + 1
     report(msg)
   end
+  if server then server:set(metrics_page()) end
 end
 consumer:close()
+if server then server:close() end
 io.stderr:write(("key-monitor: %d message(s)\n"):format(seen))
+for _, root in ipairs(roots) do
+  local c, parts = counts[root], {}
+  for _, what in ipairs{ "request", "subscription", "reply" } do
+    local valid, invalid = c[what].valid or 0, c[what].invalid or 0
+    parts[#parts + 1] = ("%d %s(s)%s"):format(valid + invalid, what,
+                                              invalid > 0 and (" (%d invalid)"):format(invalid) or "")
+  end
+  io.stderr:write(("key-monitor: root %s: %s%s\n"):format(root, table.concat(parts, ", "),
+    c.asked and "; the last request has no valid reply" or ""))
+end

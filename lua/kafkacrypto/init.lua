@@ -166,6 +166,9 @@ end
 --       sub-second (for deadlines: os.clock is CPU time, os.time whole seconds)
 -- Catching is process-wide; Kafka clients and nodes keep running meanwhile.
 kafkacrypto.wait_for_signal = core.wait_for_signal
+-- kafkacrypto.metrics_server("HOST:PORT") -> server: :set(text) serves text at
+-- /metrics (Prometheus), :port(), :close(). For tools without a node.
+kafkacrypto.metrics_server = core.metrics_server
 kafkacrypto.catch_signals = core.catch_signals
 kafkacrypto.clock = core.clock
 

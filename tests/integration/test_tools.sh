@@ -262,6 +262,27 @@ contains out "exr.subs: subscription for root exr requested by"
 contains out "exr.reqs: request for root exr requested by"
 contains out "exr.keys: reply for root exr answered by"
 contains out ": valid (usages key-encrypt;"
+contains err "key-monitor: root exr: "
+# the counts per root, served for Prometheus while it watches (scraped with curl)
+"$K" key-monitor --node prod1.config --broker "$B" --from-beginning --timeout 30 --refresh 1 \
+    --metrics-listen 127.0.0.1:0 >monitor.out 2>monitor.err &
+MON=$!
+PIDS="$PIDS $MON"
+wait_for 20 grep -q "metrics at http://127.0.0.1:[0-9]*/metrics" monitor.err || fail "no metrics: $(cat monitor.err)"
+url=$(sed -n 's/^key-monitor: metrics at //p' monitor.err)
+wait_for 20 sh -c "curl -sf $url | grep -q 'kafkacrypto_monitor_messages_total{root=\"exr\",kind=\"reply\",valid=\"true\"} [1-9]'" ||
+    fail "no valid reply counted: $(curl -s "$url") $(cat monitor.err monitor.out)"
+curl -sf "$url" >monitor.page || fail "scrape failed"
+contains monitor.page '# TYPE kafkacrypto_monitor_messages_total counter'
+grep -Eq '^kafkacrypto_monitor_messages_total\{root="exr",kind="request",valid="true"\} [1-9]' monitor.page ||
+    fail "no request counted: $(cat monitor.page)"
+contains monitor.page 'kafkacrypto_monitor_messages_total{root="exr",kind="reply",valid="false"} 0'
+contains monitor.page 'kafkacrypto_monitor_unanswered_seconds{root="exr"} 0'
+kill $MON
+wait $MON 2>/dev/null || true
+PIDS=$(echo "$PIDS" | sed "s/ $MON//")
+usage_error key-monitor --node cons1.config --broker "$B" --metrics-listen nonsense
+contains err "metrics_listen: 'nonsense': expected HOST:PORT"
 # a node of another root sees the same messages as invalid
 expect 0 "$K" simple-provision --keytype 1 --node-id stranger --role consumer --topics exr \
     --rot-password-file other.pw --password-file prov.pw --yes
@@ -271,4 +292,4 @@ contains out "items: [Key: (Ed25519, "
 expect 0 "$K" key-monitor --node cons1.config --broker "$B" --timeout 2 --refresh 1
 contains err "key-monitor: 0 message(s)"
 stop_broker "$WORK/bootstrap"
-pass "tool-provisioned nodes exchange keys; key-monitor names requester, answerer and validity"
+pass "tool-provisioned nodes exchange keys; key-monitor names requester, answerer and validity, counts per root and serves the counts (curl)"

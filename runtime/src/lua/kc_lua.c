@@ -190,6 +190,7 @@ int luaopen_kafkacrypto_core(lua_State *L)
     kc_lua_open_chain(L);
     kc_lua_open_authority(L);
     kc_lua_open_signal(L);
+    kc_lua_open_metrics(L);
     return 1;
 }
 

@@ -65,6 +65,7 @@ void kc_lua_open_serde(lua_State *L);
 void kc_lua_open_store(lua_State *L);
 void kc_lua_open_crypto(lua_State *L);   /* kc_lua_crypto.h */
 void kc_lua_open_signal(lua_State *L);
+void kc_lua_open_metrics(lua_State *L);   /* a page a script sets (kc_lua_metrics.c) */
 /* Closes every Kafka client of the state (before os.exit). */
 void kc_lua_kafka_close_all(lua_State *L);
 
