@@ -167,3 +167,30 @@ for page in producer.page consumer.page; do
         fail "$page: malformed sample lines"
 done
 pass "per root: encrypted, decrypted, held/released, keys held, requests, refusals by reason, key exchange histogram"
+
+# A chain that expires within 30 days: said at WARNING when the node opens
+# (and daily after), and chain_expires_soon is 1.
+"$KC_BIN" --log-level ERROR run /dev/stdin "$WORK" <<'LUA' 2>"$WORK/short.err" || fail "provisioning: $(cat "$WORK/short.err")"
+require("kafkacrypto").provision{ node_id = "shortlived", role = "consumer", dir = arg[1], lifetime = 10 * 86400,
+                                  rot_password = "rot password", provisioning_password = "provisioning password" }
+LUA
+"$KC_BIN" --log-level WARNING run /dev/stdin "$WORK/shortlived.config" "$B" >"$WORK/short.out" 2>"$WORK/short.err" <<'LUA' ||
+local kafkacrypto = require "kafkacrypto"
+local kcs = kafkacrypto.store(arg[1])
+local c = kcs:get_kafka_config("consumer", "crypto")
+c.bootstrap_servers, c["security.protocol"] = arg[2], "PLAINTEXT"
+local node = kafkacrypto.new(nil, c, c, { config = kcs })
+local deadline = kafkacrypto.clock() + 20
+repeat kafkacrypto.wait_for_signal(0.2) until node:stats().chain_expires_in_seconds < math.huge or kafkacrypto.clock() > deadline
+print(math.floor(node:stats().chain_expires_in_seconds / 86400))
+io.write(node:metrics_page())
+kafkacrypto.wait_for_signal(1.5)   -- the management loop's first turn says it
+node:close()
+kcs:close()
+LUA
+    fail "short-lived node: $(cat "$WORK/short.err")"
+[ "$(head -1 "$WORK/short.out")" = 9 ] || fail "expiry in days: $(head -1 "$WORK/short.out")"
+contains short.out 'kafkacrypto_chain_expires_soon{node="shortlived"} 1'
+grep -q "WARNING:kafkacrypto.crypto:The chain of node shortlived expires in [0-9.]* days (said daily)" "$WORK/short.err" ||
+    fail "no expiry warning: $(cat "$WORK/short.err")"
+pass "a chain expiring within 30 days: a WARNING at start (daily after) and chain_expires_soon 1"
