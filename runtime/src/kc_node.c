@@ -804,18 +804,28 @@ static void rebuild_assignment(kc_node *n)
                 off = t->kind == TOPIC_MGMT ? KC_OFFSET_BEGINNING
                       : t->kind == TOPIC_REQS ? KC_OFFSET_STORED
                       : t->existed ? KC_OFFSET_END : KC_OFFSET_BEGINNING;
-            tps[k++] = (kc_topic_partition){t->topic, p, off};
+            /* a copy: the assignment is made without the lock */
+            char *name = strdup(t->topic);
+            if (name)
+                tps[k++] = (kc_topic_partition){name, p, off};
         }
         if (t->kind == TOPIC_KEYS)
             need_subscription(n, t->root);
     }
+    n->missing_checked = now(n);
+    pthread_mutex_unlock(&n->mu);
+    /* Without the lock: resolving "end" offsets asks the broker, and a
+     * deserializer that meets a missing key takes the lock (on_missing_key),
+     * so holding it here would stall a consumer's poll for seconds. */
     kc_err err;
     if (tps && kc_consumer_assign(n->cons, tps, k, &err) != KC_OK) {
         kc_log(KC_LOG_WARNING, LOGGER, "Could not assign the key topics: %s", err.msg);
+        pthread_mutex_lock(&n->mu);
         n->dirty = true;
+        pthread_mutex_unlock(&n->mu);
     }
-    n->missing_checked = now(n);
-    pthread_mutex_unlock(&n->mu);
+    for (size_t i = 0; i < k; i++)
+        free((char *)tps[i].topic);
     for (size_t i = 0; i < ntrk; i++) {
         free(topics[i]);
         free(roots[i]);

@@ -91,5 +91,5 @@ kc run "$WORK/poller.lua" "$WORK/poller.config" "$B" 0.5 >"$WORK/poller.out" 2>"
 read -r got longest <"$WORK/poller.out"
 [ "$got" = 3 ] || fail "poller got $got of 3 messages"
 # 0.5 s of key waits; generous for a loaded machine
-awk "BEGIN { exit !($longest < 3) }" || fail "one poll took $longest s (bound 0.5 s)"
+awk "BEGIN { exit !($longest < 1.5) }" || fail "one poll took $longest s (bound 0.5 s)"
 pass "three roots without keys: the longest poll took $longest s (poll_key_wait 0.5); $(($(date +%s) - T0)) s in all"
