@@ -243,6 +243,11 @@ static void test_hook_sees_verified_chain(void **state)
     if (!strstr(err.msg, want))
         fail_msg("got %s\nwant %s", err.msg, want);
     assert_true(logged("WARNING:kafkacrypto.policy:Refused by policy (root=sensors): policy file "));
+    /* the same refusal again within 60 s: refused, not said at WARNING again */
+    loglen = 0;
+    logbuf[0] = 0;
+    assert_int_equal(ask(&c, &p, "sensors", &got, &err), KC_ERR_DENIED);
+    assert_false(logged("WARNING:kafkacrypto.policy:Refused by policy"));
     node_free(&c);
     node_free(&p);
     free(probe);

@@ -1,10 +1,14 @@
 #include "kc_policy.h"
 
 #include <lauxlib.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "kc_clock.h"
 #include "kc_hex.h"
 #include "kc_log.h"
 #include "kc_lua_chain.h"
@@ -167,22 +171,69 @@ static kc_status push_request(kc_sandbox *s, const build_ctx *c, kc_err *err)
 
 /* ---- decisions ------------------------------------------------------------------------ */
 
+/* A refusal is said at WARNING once per REFUSAL_REPEAT seconds for the same
+ * root and message (file, hook, reason), at INFO in between: whoever may
+ * write to a key topic must not be able to flood the log. */
+#define REFUSAL_REPEAT 60.0
+#define REFUSAL_SLOTS 64
+
+static pthread_mutex_t said_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    uint64_t hash;
+    double at;
+} said[REFUSAL_SLOTS];
+
+static uint64_t fnv1a(uint64_t h, const char *s)
+{
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 1099511628211u;
+    return h;
+}
+
+static bool refusal_due(const char *root, const char *msg)
+{
+    uint64_t h = fnv1a(fnv1a(14695981039346656037u, root), msg);
+    double t = kc_clock_mono();
+    size_t oldest = 0;
+    bool due = true;
+    pthread_mutex_lock(&said_lock);
+    for (size_t i = 0; i < REFUSAL_SLOTS; i++) {
+        if (said[i].hash == h && said[i].at > 0) {
+            due = t - said[i].at >= REFUSAL_REPEAT;
+            if (due)
+                said[i].at = t;
+            pthread_mutex_unlock(&said_lock);
+            return due;
+        }
+        if (said[i].at < said[oldest].at)
+            oldest = i;
+    }
+    said[oldest].hash = h;
+    said[oldest].at = t;
+    pthread_mutex_unlock(&said_lock);
+    return due;
+}
+
+static kc_status log_refusal(const kc_policy_request *r, kc_err *err)
+{
+    const char *root = r->root ? r->root : "-";
+    err->code = KC_ERR_DENIED;
+    kc_log(refusal_due(root, err->msg) ? KC_LOG_WARNING : KC_LOG_INFO, KC_POLICY_LOGGER,
+           "Refused by policy (root=%s): %s", root, err->msg);
+    return KC_ERR_DENIED;
+}
+
 static kc_status refuse(kc_sandbox *s, const char *hook, const kc_policy_request *r,
                         kc_err *err, const char *why)
 {
     kc_err_set(err, KC_ERR_DENIED, "policy file %s: hook %s: %s", kc_sandbox_path(s), hook, why);
-    kc_log(KC_LOG_WARNING, KC_POLICY_LOGGER, "Refused by policy (root=%s): %s",
-           r->root ? r->root : "-", err->msg);
-    return KC_ERR_DENIED;
+    return log_refusal(r, err);
 }
 
 /* A failed call (error, budget) refuses; err already names file and hook. */
 static kc_status call_failed(const kc_policy_request *r, kc_err *err)
 {
-    err->code = KC_ERR_DENIED;
-    kc_log(KC_LOG_WARNING, KC_POLICY_LOGGER, "Refused by policy (root=%s): %s",
-           r->root ? r->root : "-", err->msg);
-    return KC_ERR_DENIED;
+    return log_refusal(r, err);
 }
 
 /* Reads (false|nil, reason) at the top two slots into a refusal; `wanted`
