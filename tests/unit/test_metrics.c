@@ -66,7 +66,7 @@ static void test_refusal_reasons(void **state)
     assert_int_equal(kc_refusal_of(KC_ERR_IO, 0), KC_REFUSED_OTHER);
     kc_root_table t = {0};
     for (int i = 0; i < 20; i++) {
-        char root[8];
+        char root[16];
         snprintf(root, sizeof root, "r%d", i);
         kc_root_counters *c = kc_root_table_get(&t, root);
         assert_non_null(c);
