@@ -264,13 +264,13 @@ contains out "exr.keys: reply for root exr answered by"
 contains out ": valid (usages key-encrypt;"
 contains err "key-monitor: root exr: "
 # the counts per root, served for Prometheus while it watches (scraped with curl)
-"$K" key-monitor --node prod1.config --broker "$B" --from-beginning --timeout 30 --refresh 1 \
+"$K" key-monitor --node prod1.config --broker "$B" --from-beginning --timeout 120 --refresh 1 \
     --metrics-listen 127.0.0.1:0 >monitor.out 2>monitor.err &
 MON=$!
 PIDS="$PIDS $MON"
 wait_for 20 grep -q "metrics at http://127.0.0.1:[0-9]*/metrics" monitor.err || fail "no metrics: $(cat monitor.err)"
 url=$(sed -n 's/^key-monitor: metrics at //p' monitor.err)
-wait_for 20 sh -c "curl -sf $url | grep -q 'kafkacrypto_monitor_messages_total{root=\"exr\",kind=\"reply\",valid=\"true\"} [1-9]'" ||
+wait_for 90 sh -c "curl -sf $url | grep -q 'kafkacrypto_monitor_messages_total{root=\"exr\",kind=\"reply\",valid=\"true\"} [1-9]'" ||
     fail "no valid reply counted: $(curl -s "$url") $(cat monitor.err monitor.out)"
 curl -sf "$url" >monitor.page || fail "scrape failed"
 contains monitor.page '# TYPE kafkacrypto_monitor_messages_total counter'
