@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kc_array.h"
+
 /* Only the fields that matter are set (bytes past len are never read):
  * these run once per received message. */
 void kc_keyidx_from_uint(kc_keyidx *ki, uint64_t v)
@@ -235,14 +237,8 @@ kc_status kc_kimap_put(kc_kimap *m, const kc_keyidx *k, void *value)
         if (st != KC_OK)
             return st;
     }
-    if (m->nentries == m->cap) {
-        size_t cap = m->cap ? 2 * m->cap : 8;
-        kc_kimap_entry *e = realloc(m->entries, cap * sizeof *e);
-        if (!e)
-            return KC_ERR_NOMEM;
-        m->entries = e;
-        m->cap = cap;
-    }
+    if (KC_ARRAY_GROW(m->entries, m->nentries, m->cap) != KC_OK)
+        return KC_ERR_NOMEM;
     if (m->nentries >= UINT32_MAX - 1)
         return KC_ERR_NOMEM;
     bool found;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kc_array.h"
 #include "kc_keyidx.h"
 
 #define INDEX_SLOTS (2 * KC_WAITS_MAX)   /* a power of two, at most half full */
@@ -113,13 +114,8 @@ kc_wait *kc_waits_add(kc_waits *w, const kc_keyidx *ki)
             w->replaced++;
         bool found;
         remove_at(w, slot_of(w, &w->e[worst].ki, w->e[worst].hash, &found));
-    } else if (w->n == w->cap) {
-        size_t cap = w->cap ? 2 * w->cap : 8;
-        kc_wait *e = realloc(w->e, cap * sizeof *e);
-        if (!e)
-            return NULL;
-        w->e = e;
-        w->cap = cap;
+    } else if (KC_ARRAY_GROW(w->e, w->n, w->cap) != KC_OK) {
+        return NULL;
     }
     uint32_t hash = (uint32_t)kc_keyidx_hash(ki, w->hashkey);
     bool found;
