@@ -104,8 +104,5 @@ void kc_lua_open_log(lua_State *L)
         {"log_capture_take", push_captured}, {"log_capture_stop", l_capture_stop},
         {NULL, NULL},
     };
-    for (const luaL_Reg *f = fns; f->name; f++) {
-        lua_pushcfunction(L, f->func);
-        lua_setfield(L, -2, f->name);
-    }
+    luaL_register(L, NULL, fns);
 }
