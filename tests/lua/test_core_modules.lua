@@ -104,3 +104,28 @@ function TestCoreModules:test_objects_from_a_module_are_the_core_classes()
   lu.assertEquals(tostring(bytes("ab")), "ab")
   lu.assertEquals(getmetatable(bytes("ab")), getmetatable(core.bytes("ab")))
 end
+
+-- lua/kafkacrypto/ is grouped: the API at the top, tools/ and authorities/.
+TestModuleFolders = {}
+
+function TestModuleFolders:test_old_names_are_aliases_of_the_grouped_modules()
+  local moved = {
+    cli = "tools.cli", provisioning = "tools.provisioning", kcat = "tools.kcat",
+    controller = "authorities.controller", chainserver = "authorities.chainserver",
+  }
+  for old, new in pairs(moved) do
+    local m = require("kafkacrypto." .. new)
+    lu.assertEquals(type(m), "table", new)
+    lu.assertIs(require("kafkacrypto." .. old), m, old)
+  end
+end
+
+function TestModuleFolders:test_errors_in_grouped_modules_point_at_the_callers_line()
+  for _, name in ipairs{ "controller", "chainserver" } do
+    local m = require("kafkacrypto.authorities." .. name)
+    local line = debug.getinfo(1, "l").currentline + 1
+    local ok, err = pcall(function() return m.new(nil) end)
+    lu.assertFalse(ok)
+    lu.assertStrContains(tostring(err), "test_core_modules.lua:" .. line .. ": " .. name .. ".new: expected a table")
+  end
+end

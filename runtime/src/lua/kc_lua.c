@@ -40,11 +40,19 @@ const kc_settings *kc_lua_settings(lua_State *L)
 
 /* ---- errors with the user's line ------------------------------------------- */
 
-/* 1 if a chunk is one of our modules: a file directly in .../lua/kafkacrypto/ */
+/* 1 if a chunk is one of our modules: a file directly in .../lua/kafkacrypto/
+ * or in its tools/ or authorities/ folder. */
 static int is_module_source(const char *source)
 {
     const char *p = strstr(source, "lua/kafkacrypto/");
-    return p && !strchr(p + strlen("lua/kafkacrypto/"), '/');
+    if (!p)
+        return 0;
+    p += strlen("lua/kafkacrypto/");
+    if (strncmp(p, "tools/", 6) == 0)
+        p += 6;
+    else if (strncmp(p, "authorities/", 12) == 0)
+        p += 12;
+    return !strchr(p, '/');
 }
 
 /* Errors raised by our C functions or our Lua modules point at the first
@@ -231,6 +239,24 @@ static int open_binding(lua_State *L)
     return 1;
 }
 
+/* The names these modules had before lua/kafkacrypto/ was grouped, kept
+ * for users' scripts: each loads the module under its new name. */
+static const char *const moved[][2] = {
+    {"kafkacrypto.cli", "kafkacrypto.tools.cli"},
+    {"kafkacrypto.provisioning", "kafkacrypto.tools.provisioning"},
+    {"kafkacrypto.kcat", "kafkacrypto.tools.kcat"},
+    {"kafkacrypto.controller", "kafkacrypto.authorities.controller"},
+    {"kafkacrypto.chainserver", "kafkacrypto.authorities.chainserver"},
+};
+
+static int open_moved(lua_State *L)
+{
+    lua_getglobal(L, "require");
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_call(L, 1, 1);
+    return 1;
+}
+
 static void preload_modules(lua_State *L)
 {
     lua_getglobal(L, "package");
@@ -243,6 +269,11 @@ static void preload_modules(lua_State *L)
         lua_pushfstring(L, "kafkacrypto.core.%s", bindings[i].name);
         lua_insert(L, -2);
         lua_settable(L, -3);
+    }
+    for (size_t i = 0; i < sizeof moved / sizeof moved[0]; i++) {
+        lua_pushstring(L, moved[i][1]);
+        lua_pushcclosure(L, open_moved, 1);
+        lua_setfield(L, -2, moved[i][0]);
     }
     lua_pop(L, 2);
 }

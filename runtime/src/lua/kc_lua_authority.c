@@ -3,7 +3,7 @@
  * the topic names a node uses. The decisions stay in C: chains are verified
  * and policies asked (kc_policy, hook reencrypt) before anything is signed;
  * scripts only move bytes between Kafka and these functions.
- * lua/kafkacrypto/authority.lua documents the Lua API. */
+ * lua/kafkacrypto/authorities/ (controller.lua, chainserver.lua) use it. */
 #include <lauxlib.h>
 #include <string.h>
 

@@ -1,7 +1,7 @@
 /* Lua binding of what the provisioning tools need (spec §9): hidden
  * password input, password-derived signers (PasswordROT and
  * PasswordProvisioner) used through handles, certificates, a node's
- * .crypto and .seed files. lua/kafkacrypto/provisioning.lua documents it.
+ * .crypto and .seed files. lua/kafkacrypto/tools/provisioning.lua documents it.
  *
  * Secret keys stay in C (wiped when the handle is closed or collected).
  * Passwords come back to Lua as strings, which Lua cannot wipe: the tools

@@ -3,7 +3,7 @@
 -- password-derived signers and writing a node's files as upstream's tools do
 -- (spec §9, §10).
 --
---   local P = require "kafkacrypto.provisioning"
+--   local P = require "kafkacrypto.tools.provisioning"
 --   P.read_password(prompt)       hidden input (no echo on a terminal)
 --   P.password_rot(pw[, keytype]) -> signer     PasswordROT
 --   P.password_provisioners(pw, rot_pk[, keytype])
@@ -20,7 +20,7 @@
 local core = require "kafkacrypto.core"
 local kafkacrypto = require "kafkacrypto"
 local chain = require "kafkacrypto.chain"
-local cli = require "kafkacrypto.cli"
+local cli = require "kafkacrypto.tools.cli"
 
 local P = {
   read_password = core.read_password,
@@ -85,7 +85,7 @@ function Tool:usage_text()
   return table.concat(lines, "\n") .. "\n"
 end
 
--- The tool as kafkacrypto.cli sees it (built once).
+-- The tool as kafkacrypto.tools.cli sees it (built once).
 function Tool:cli()
   if not self._cli then
     local specs = {}
