@@ -4,7 +4,7 @@
 -- key-encrypt-subscribe, default pathlen 2, and an empty chainkeys section
 -- (the certificates it will re-issue, spec §8.2, §9.4). Like upstream's
 -- tool it does not set crypto.maxage.
-local P = require "kafkacrypto.provisioning"
+local P = require "kafkacrypto.tools.provisioning"
 
 P.offline_provision(P.tool {
   name = "chain-server-provision",

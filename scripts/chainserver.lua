@@ -11,8 +11,8 @@
 -- SIGTERM, or for --seconds N.
 
 local kafkacrypto = require "kafkacrypto"
-local chainserver = require "kafkacrypto.chainserver"
-local cli = require "kafkacrypto.cli"
+local chainserver = require "kafkacrypto.authorities.chainserver"
+local cli = require "kafkacrypto.tools.cli"
 
 local tool = cli.tool("chainserver", [[
 usage: kafkacrypto chainserver --node NODE.config [--broker HOST:PORT]

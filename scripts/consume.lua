@@ -1,7 +1,7 @@
 -- prints the messages of topics, decrypted by a node (like kcat -C)
 local kafkacrypto = require "kafkacrypto"
-local cli = require "kafkacrypto.cli"
-local kcat = require "kafkacrypto.kcat"
+local cli = require "kafkacrypto.tools.cli"
+local kcat = require "kafkacrypto.tools.kcat"
 
 local USAGE = [[
 usage: kafkacrypto consume --node NODE.config -t TOPIC [-t TOPIC]... [OPTIONS]

@@ -6,7 +6,7 @@
 -- this controller's key, and writes ID.config and ID.crypto as upstream's
 -- tool does (spec §9.4). The root's public key comes from --rot, --setup
 -- or a prompt (upstream pastes it into the script).
-local P = require "kafkacrypto.provisioning"
+local P = require "kafkacrypto.tools.provisioning"
 
 P.offline_provision(P.tool {
   name = "controller-provision",

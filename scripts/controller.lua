@@ -12,8 +12,8 @@
 -- "controller"). It stops on SIGINT or SIGTERM, or after --seconds N.
 
 local kafkacrypto = require "kafkacrypto"
-local controller = require "kafkacrypto.controller"
-local cli = require "kafkacrypto.cli"
+local controller = require "kafkacrypto.authorities.controller"
+local cli = require "kafkacrypto.tools.cli"
 
 local tool = cli.tool("controller", [[
 usage: kafkacrypto controller --node NODE.config [--broker HOST:PORT]

@@ -12,7 +12,7 @@
 
 local kafkacrypto = require "kafkacrypto"
 local cjson = require "cjson"
-local cli = require "kafkacrypto.cli"
+local cli = require "kafkacrypto.tools.cli"
 
 cli.parse(cli.tool("demo", [[
 usage: kafkacrypto demo

@@ -10,7 +10,7 @@
 -- Sign each certificate with the root (e.g. `kafkacrypto rot-sign HEX` for
 -- a password root) and put the signed values in a provision setup file
 -- (see `kafkacrypto provision --help`).
-local P = require "kafkacrypto.provisioning"
+local P = require "kafkacrypto.tools.provisioning"
 local chain = require "kafkacrypto.chain"
 
 local t = P.tool {

@@ -23,7 +23,7 @@
 -- Node values read as upstream's tool does: refresh_secs (default 300, how
 -- often new topics are picked up), restart_commit_beginning (read from the
 -- beginning), poll_timeout_ms (default 1000).
-local P = require "kafkacrypto.provisioning"
+local P = require "kafkacrypto.tools.provisioning"
 local kafkacrypto = require "kafkacrypto"
 local chain = require "kafkacrypto.chain"
 

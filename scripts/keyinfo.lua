@@ -8,7 +8,7 @@
 --   kafkacrypto keyinfo --rot BASE64 --chain BASE64
 --       upstream's mode: one root of trust entry and one chain (asked for
 --       when not given), validated and walked item by item.
-local P = require "kafkacrypto.provisioning"
+local P = require "kafkacrypto.tools.provisioning"
 local kafkacrypto = require "kafkacrypto"
 local chain = require "kafkacrypto.chain"
 

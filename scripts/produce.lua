@@ -1,7 +1,7 @@
 -- sends lines of stdin to a topic, encrypted by a node (like kcat -P)
 local kafkacrypto = require "kafkacrypto"
-local cli = require "kafkacrypto.cli"
-local kcat = require "kafkacrypto.kcat"
+local cli = require "kafkacrypto.tools.cli"
+local kcat = require "kafkacrypto.tools.kcat"
 
 local USAGE = [[
 usage: kafkacrypto produce --node NODE.config -t TOPIC [OPTIONS] [FILE]...

@@ -17,7 +17,7 @@
 -- With an escrow key the seed is printed sealed to it; without one it is
 -- not printed (upstream prints it in the clear). With --pkcs11 URI the
 -- node key is in a PKCS#11 token (README "Keys in an HSM").
-local P = require "kafkacrypto.provisioning"
+local P = require "kafkacrypto.tools.provisioning"
 local chain = require "kafkacrypto.chain"
 
 local t = P.tool {

@@ -11,7 +11,7 @@
 --
 -- The password comes from --rot-password-file, $KAFKACRYPTO_ROT_PASSWORD or
 -- the terminal (hidden). No secret is printed.
-local P = require "kafkacrypto.provisioning"
+local P = require "kafkacrypto.tools.provisioning"
 local chain = require "kafkacrypto.chain"
 
 local t = P.tool {

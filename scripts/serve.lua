@@ -1,6 +1,6 @@
 -- answers key requests for every key a node holds, without producing (a key server)
 local kafkacrypto = require "kafkacrypto"
-local cli = require "kafkacrypto.cli"
+local cli = require "kafkacrypto.tools.cli"
 
 local USAGE = [[
 usage: kafkacrypto serve --node NODE.config [--broker HOST:PORT]

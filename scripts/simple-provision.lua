@@ -12,7 +12,7 @@
 -- Python package too. Unlike upstream, the ratchet seed is never printed.
 -- With --pkcs11 URI the node key is in a PKCS#11 token and no NODE.crypto
 -- is written (such a node runs only here: README "Keys in an HSM").
-local P = require "kafkacrypto.provisioning"
+local P = require "kafkacrypto.tools.provisioning"
 local kafkacrypto = require "kafkacrypto"
 local chain = require "kafkacrypto.chain"
 

@@ -1,7 +1,7 @@
 -- creates a root's key-exchange topics, or lists topics (Admin API)
 local kafkacrypto = require "kafkacrypto"
-local cli = require "kafkacrypto.cli"
-local kcat = require "kafkacrypto.kcat"
+local cli = require "kafkacrypto.tools.cli"
+local kcat = require "kafkacrypto.tools.kcat"
 
 local USAGE = [[
 usage: kafkacrypto topics --create ROOT [--partitions N] [--replication N]

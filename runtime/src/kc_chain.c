@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kc_array.h"
 #include "kc_log.h"
 #include "kc_regex.h"
 #include "kc_unicode.h"
@@ -399,10 +400,9 @@ static kc_status fail(attempt *t, kc_status st, const char *fmt, ...)
 
 static kc_status spks_add(kc_pks *spks, const kc_key *k)
 {
-    kc_key *nk = realloc(spks->keys, (spks->n + 1) * sizeof(kc_key));
-    if (!nk)
+    /* At most one per chain item: grown one at a time. */
+    if (kc_array_resize(&spks->keys, spks->n + 1, sizeof *spks->keys) != KC_OK)
         return KC_ERR_NOMEM;
-    spks->keys = nk;
     spks->is_list = true;
     if (kc_key_copy(&spks->keys[spks->n], k) != KC_OK)
         return KC_ERR_NOMEM;

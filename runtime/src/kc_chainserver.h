@@ -3,7 +3,7 @@
  * with rights and lifetimes decided by a kc_grant_fn (policies: issue_chain).
  *
  * The Kafka side (pushing on `chains`, the interval loop) is the script's
- * (lua/kafkacrypto/chainserver.lua); this holds the node files, signs and
+ * (lua/kafkacrypto/authorities/chainserver.lua); this holds the node files, signs and
  * validates. Deliberate differences from upstream:
  *  - a chainkeys key with no signing key of the same type is refused
  *    (upstream falls back to the last key, which cannot verify);

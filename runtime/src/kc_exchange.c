@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kc_array.h"
 #include "kc_clock.h"
 #include "kc_hex.h"
 #include "kc_keyidx.h"
@@ -45,7 +46,7 @@ struct kc_exchange {
     trustlist list[2];    /* KC_LIST_ALLOW, KC_LIST_DENY */
     bool topic_on[2];
     randoms *rnd;
-    size_t nrnd;
+    size_t nrnd, rnd_cap;
     double maxage;
     double (*now_fn)(void *ctx);
     void *now_ctx;
@@ -81,14 +82,8 @@ static kc_chain_list view(const trustlist *t)
 
 static kc_status trustlist_add(trustlist *t, const uint8_t *p, size_t n)
 {
-    if (t->n == t->cap) {
-        size_t cap = t->cap ? 2 * t->cap : 8;
-        kc_bytes *e = realloc(t->e, cap * sizeof *e);
-        if (!e)
-            return KC_ERR_NOMEM;
-        t->e = e;
-        t->cap = cap;
-    }
+    if (KC_ARRAY_GROW(t->e, t->n, t->cap) != KC_OK)
+        return KC_ERR_NOMEM;
     uint8_t *copy = malloc(n ? n : 1);
     if (!copy)
         return KC_ERR_NOMEM;
@@ -112,11 +107,9 @@ static randoms *randoms_of(kc_exchange *x, const char *root, bool create)
             return &x->rnd[i];
     if (!create)
         return NULL;
-    randoms *r = realloc(x->rnd, (x->nrnd + 1) * sizeof *r);
-    if (!r)
+    if (KC_ARRAY_GROW(x->rnd, x->nrnd, x->rnd_cap) != KC_OK)
         return NULL;
-    x->rnd = r;
-    r = &x->rnd[x->nrnd];
+    randoms *r = &x->rnd[x->nrnd];
     memset(r, 0, sizeof *r);
     if (!(r->root = strdup(root)))
         return NULL;
@@ -205,18 +198,15 @@ void kc_exchange_msgs_clear(kc_exchange_msgs *m)
     for (size_t i = 0; i < m->n; i++)
         kc_buf_free(&m->items[i].value);
     free(m->items);
-    m->items = NULL;
-    m->n = 0;
+    *m = (kc_exchange_msgs){0};
 }
 
 static kc_status msgs_add(kc_exchange_msgs *m, kc_buf *value, bool direct)
 {
-    kc_exchange_msg *items = realloc(m->items, (m->n + 1) * sizeof *items);
-    if (!items)
+    if (KC_ARRAY_GROW(m->items, m->n, m->cap) != KC_OK)
         return KC_ERR_NOMEM;
-    m->items = items;
-    items[m->n].value = *value;
-    items[m->n].direct = direct;
+    m->items[m->n].value = *value;
+    m->items[m->n].direct = direct;
     *value = (kc_buf)KC_BUF_INIT;
     m->n++;
     return KC_OK;

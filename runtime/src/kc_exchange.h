@@ -81,7 +81,7 @@ typedef struct kc_exchange_msg {
 
 typedef struct kc_exchange_msgs {
     kc_exchange_msg *items;
-    size_t n;
+    size_t n, cap;
 } kc_exchange_msgs;
 
 void kc_exchange_msgs_clear(kc_exchange_msgs *m);

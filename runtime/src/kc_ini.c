@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kc_array.h"
 #include "kc_unicode.h"
 
 #define DEFAULT_NAME "DEFAULT"
@@ -202,14 +203,8 @@ kc_status kc_ini_section_add(kc_ini *ini, const uint8_t *name, size_t n, kc_ini_
         *out = s;
         return KC_OK;
     }
-    if (ini->n == ini->cap) {
-        size_t cap = ini->cap ? 2 * ini->cap : 8;
-        kc_ini_section **secs = realloc(ini->secs, cap * sizeof *secs);
-        if (!secs)
-            return KC_ERR_NOMEM;
-        ini->secs = secs;
-        ini->cap = cap;
-    }
+    if (KC_ARRAY_GROW(ini->secs, ini->n, ini->cap) != KC_OK)
+        return KC_ERR_NOMEM;
     s = malloc(sizeof *s);
     if (!s)
         return KC_ERR_NOMEM;
@@ -248,15 +243,9 @@ kc_status kc_ini_option_set(kc_ini_section *s, const uint8_t *name, size_t n,
         s->opts[pos].value_len = value_len;
         return KC_OK;
     }
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? 2 * s->cap : 8;
-        kc_ini_option *opts = realloc(s->opts, cap * sizeof *opts);
-        if (!opts) {
-            free(v);
-            return KC_ERR_NOMEM;
-        }
-        s->opts = opts;
-        s->cap = cap;
+    if (KC_ARRAY_GROW(s->opts, s->n, s->cap) != KC_OK) {
+        free(v);
+        return KC_ERR_NOMEM;
     }
     kc_ini_option *o = &s->opts[s->n];
     o->name = dup_bytes(name, n);

@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "kc_array.h"
 #include "kc_broker.h"
 #include "kc_clock.h"
 #include "kc_log.h"
@@ -167,14 +168,8 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
         p->nreports -= p->reports_head;
         p->reports_head = 0;
     }
-    if (p->nreports == p->reports_cap) {
-        size_t cap = p->reports_cap ? 2 * p->reports_cap : 64;
-        kc_delivery *r = realloc(p->reports, cap * sizeof *r);
-        if (!r)
-            return;
-        p->reports = r;
-        p->reports_cap = cap;
-    }
+    if (KC_ARRAY_GROW(p->reports, p->nreports, p->reports_cap) != KC_OK)
+        return;
     kc_delivery *d = &p->reports[p->nreports++];
     memset(d, 0, sizeof *d);
     d->seq = (uint64_t)(uintptr_t)m->_private;

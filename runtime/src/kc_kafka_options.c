@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "kc_array.h"
 #include "kc_log.h"
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -168,10 +169,8 @@ static kc_status put(kc_kafka_config *c, const char *name, const char *value)
             c->props[i].value = v;
             return KC_OK;
         }
-    kc_kafka_prop *props = realloc(c->props, (c->n + 1) * sizeof *props);
-    char *k = props ? strdup(name) : NULL;
-    if (props)
-        c->props = props;
+    /* kc_kafka_config is public and has no capacity: grown one at a time. */
+    char *k = kc_array_resize(&c->props, c->n + 1, sizeof *c->props) == KC_OK ? strdup(name) : NULL;
     if (!k) {
         wipe_free(v);
         return KC_ERR_NOMEM;

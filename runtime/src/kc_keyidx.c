@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kc_array.h"
+
 /* Only the fields that matter are set (bytes past len are never read):
  * these run once per received message. */
 void kc_keyidx_from_uint(kc_keyidx *ki, uint64_t v)
@@ -143,8 +145,6 @@ char *kc_keyidx_describe(const kc_keyidx *ki, char *out, size_t cap)
     return out;
 }
 
-/* ---- kc_kimap --------------------------------------------------------- */
-
 void kc_kimap_init(kc_kimap *m)
 {
     memset(m, 0, sizeof *m);
@@ -158,23 +158,57 @@ void kc_kimap_free(kc_kimap *m)
     memset(m, 0, sizeof *m);
 }
 
+/* ---- kc_kislots ---------------------------------------------------------- */
+
+size_t kc_kislots_find(const uint32_t *slots, size_t cap, const kc_keyidx *k, uint64_t hash,
+                       const kc_kislots_ops *ops, const void *owner, bool *found)
+{
+    size_t mask = cap - 1;
+    for (size_t i = (size_t)hash & mask;; i = (i + 1) & mask) {
+        uint32_t x = slots[i];
+        if (x == 0 || kc_keyidx_equal(ops->key(owner, x - 1), k)) {
+            *found = x != 0;
+            return i;
+        }
+    }
+}
+
+void kc_kislots_delete(uint32_t *slots, size_t cap, size_t slot, const kc_kislots_ops *ops,
+                       const void *owner)
+{
+    size_t mask = cap - 1, hole = slot;
+    for (size_t j = (hole + 1) & mask; slots[j]; j = (j + 1) & mask) {
+        size_t home = (size_t)ops->hash(owner, slots[j] - 1) & mask;
+        /* the entry at j may move back to hole unless its home lies in (hole, j] */
+        bool stays = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+        if (!stays) {
+            slots[hole] = slots[j];
+            hole = j;
+        }
+    }
+    slots[hole] = 0;
+}
+
+/* ---- kc_kimap --------------------------------------------------------------- */
+
+static const kc_keyidx *kimap_key(const void *owner, size_t e)
+{
+    return &((const kc_kimap *)owner)->entries[e].key;
+}
+
+static uint64_t kimap_hash(const void *owner, size_t e)
+{
+    const kc_kimap *m = owner;
+    return kc_keyidx_hash(&m->entries[e].key, m->hashkey);
+}
+
+static const kc_kislots_ops kimap_ops = {kimap_key, kimap_hash};
+
 /* Slot of k in the index, or of the empty slot where it would go. */
 static size_t find_slot(const kc_kimap *m, const kc_keyidx *k, bool *found)
 {
-    size_t mask = m->index_cap - 1;
-    size_t i = (size_t)kc_keyidx_hash(k, m->hashkey) & mask;
-    for (;;) {
-        uint32_t e = m->index[i];
-        if (e == 0) {
-            *found = false;
-            return i;
-        }
-        if (kc_keyidx_equal(&m->entries[e - 1].key, k)) {
-            *found = true;
-            return i;
-        }
-        i = (i + 1) & mask;
-    }
+    return kc_kislots_find(m->index, m->index_cap, k, kc_keyidx_hash(k, m->hashkey), &kimap_ops,
+                           m, found);
 }
 
 /* Drops dead entries and re-fills the index (same capacity). */
@@ -235,14 +269,8 @@ kc_status kc_kimap_put(kc_kimap *m, const kc_keyidx *k, void *value)
         if (st != KC_OK)
             return st;
     }
-    if (m->nentries == m->cap) {
-        size_t cap = m->cap ? 2 * m->cap : 8;
-        kc_kimap_entry *e = realloc(m->entries, cap * sizeof *e);
-        if (!e)
-            return KC_ERR_NOMEM;
-        m->entries = e;
-        m->cap = cap;
-    }
+    if (KC_ARRAY_GROW(m->entries, m->nentries, m->cap) != KC_OK)
+        return KC_ERR_NOMEM;
     if (m->nentries >= UINT32_MAX - 1)
         return KC_ERR_NOMEM;
     bool found;
@@ -268,9 +296,9 @@ void *kc_kimap_remove(kc_kimap *m, const kc_keyidx *k)
     void *v = e->value;
     e->live = false;
     m->live--;
-    /* Open addressing cannot simply clear a slot; removals are rare (a key
-     * arrived, a record expired), so re-fill the index. */
-    reindex(m);
+    /* The dead entry keeps its place in the insertion order until a put
+     * compacts the entries (they count towards the index's load). */
+    kc_kislots_delete(m->index, m->index_cap, s, &kimap_ops, m);
     return v;
 }
 

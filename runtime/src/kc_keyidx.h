@@ -34,6 +34,27 @@ int kc_keyidx_pack(msgpack_packer *pk, const kc_keyidx *ki);
 /* "7", "-3" or lowercase hex of the bytes; for logs. Returns out. */
 char *kc_keyidx_describe(const kc_keyidx *ki, char *out, size_t cap);
 
+/* ---- kc_kislots: the one hash index over key indices -------------------
+ *
+ * Open addressing with linear probing over entries the owner keeps (kc_kimap,
+ * kc_waits): a slot holds an entry number + 1, 0 is empty; cap is a power of
+ * two and the owner keeps it at most half full. Deletion shifts the rest of
+ * the cluster back, so churn leaves no tombstones. ops->key gives entry e's
+ * key index, ops->hash its kc_keyidx_hash under the owner's key (which the
+ * owner may have cached). */
+typedef struct kc_kislots_ops {
+    const kc_keyidx *(*key)(const void *owner, size_t e);
+    uint64_t (*hash)(const void *owner, size_t e);
+} kc_kislots_ops;
+
+/* The slot holding k (hash: its keyed hash), or the empty slot where it would go. */
+size_t kc_kislots_find(const uint32_t *slots, size_t cap, const kc_keyidx *k, uint64_t hash,
+                       const kc_kislots_ops *ops, const void *owner, bool *found);
+/* Empties slot (which holds an entry), moving back the entries after it that
+ * would no longer be found. */
+void kc_kislots_delete(uint32_t *slots, size_t cap, size_t slot, const kc_kislots_ops *ops,
+                       const void *owner);
+
 /* ---- kc_kimap: key index -> pointer, iterated in insertion order ------- */
 
 typedef struct kc_kimap_entry {

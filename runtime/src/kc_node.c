@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kc_array.h"
 #include "kc_broker.h"
 #include "kc_chain.h"
 #include "kc_clock.h"
@@ -85,13 +86,13 @@ struct kc_node {
 
     pthread_mutex_t mu;          /* everything below; never held while calling the serde */
     tracked *trk;
-    size_t ntrk;
+    size_t ntrk, trk_cap;
     bool dirty;                  /* the assignment must be rebuilt */
     double missing_checked;
     char **subs_needed;
-    size_t nsubs;
+    size_t nsubs, subs_cap;
     sub_round *rounds;
-    size_t nrounds;
+    size_t nrounds, rounds_cap;
     kc_node_stats stats;
     kc_root_table counters;      /* per root: kc_root_counters.h */
     kc_exchange_check_fn check;  /* the policy's, wrapped to tell its refusals */
@@ -103,7 +104,7 @@ struct kc_node {
         double at;
     } refusals[REFUSAL_LOG_SLOTS];
     reply_again *again;
-    size_t nagain;
+    size_t nagain, again_cap;
     double last_unknown_warning;
 
     double last_ratchet;
@@ -164,11 +165,9 @@ static bool track(kc_node *n, const char *topic, const char *root, topic_kind ki
 {
     if (find_tracked(n, topic))
         return false;
-    tracked *t = realloc(n->trk, (n->ntrk + 1) * sizeof *t);
-    if (!t)
+    if (KC_ARRAY_GROW(n->trk, n->ntrk, n->trk_cap) != KC_OK)
         return false;
-    n->trk = t;
-    t = &n->trk[n->ntrk];
+    tracked *t = &n->trk[n->ntrk];
     memset(t, 0, sizeof *t);
     t->topic = strdup(topic);
     t->root = root ? strdup(root) : NULL;
@@ -188,11 +187,9 @@ static void need_subscription(kc_node *n, const char *root)
     for (size_t i = 0; i < n->nsubs; i++)
         if (strcmp(n->subs_needed[i], root) == 0)
             return;
-    char **s = realloc(n->subs_needed, (n->nsubs + 1) * sizeof *s);
-    if (!s)
+    if (KC_ARRAY_GROW(n->subs_needed, n->nsubs, n->subs_cap) != KC_OK)
         return;
-    n->subs_needed = s;
-    if ((s[n->nsubs] = strdup(root)))
+    if ((n->subs_needed[n->nsubs] = strdup(root)))
         n->nsubs++;
 }
 
@@ -209,11 +206,9 @@ static sub_round *get_round(kc_node *n, const char *root)
     sub_round *r = find_round(n, root);
     if (r)
         return r;
-    sub_round *rs = realloc(n->rounds, (n->nrounds + 1) * sizeof *rs);
-    if (!rs)
+    if (KC_ARRAY_GROW(n->rounds, n->nrounds, n->rounds_cap) != KC_OK)
         return NULL;
-    n->rounds = rs;
-    r = &rs[n->nrounds];
+    r = &n->rounds[n->nrounds];
     memset(r, 0, sizeof *r);
     r->time = r->flood_logged = r->stall_told = -HUGE_VAL;
     if (!(r->root = strdup(root)))
@@ -381,11 +376,8 @@ static void send0(kc_node *n, const char *topic, const kc_buf *key, const kc_buf
 static void send_again_later(kc_node *n, const char *topic, const kc_buf *key, const kc_buf *value)
 {
     pthread_mutex_lock(&n->mu);
-    reply_again *a = n->nagain < REPLY_AGAIN_MAX
-                     ? realloc(n->again, (n->nagain + 1) * sizeof *a) : NULL;
-    if (a) {
-        n->again = a;
-        a = &a[n->nagain];
+    if (n->nagain < REPLY_AGAIN_MAX && KC_ARRAY_GROW(n->again, n->nagain, n->again_cap) == KC_OK) {
+        reply_again *a = &n->again[n->nagain];
         memset(a, 0, sizeof *a);
         a->due = now(n) + REPLY_AGAIN_AFTER;
         if ((a->topic = strdup(topic)) && kc_buf_append(&a->key, key->data, key->len) == KC_OK &&
@@ -784,11 +776,9 @@ static void rebuild_assignment(kc_node *n)
         t->existed = counts[i] > 0;
         int parts = counts[i] > 0 ? counts[i] : 1; /* missing: partition 0 for when it appears */
         if (parts != t->nparts) {
-            int64_t *next = realloc(t->next, (size_t)parts * sizeof *next);
-            if (next) {
+            if (kc_array_resize(&t->next, (size_t)parts, sizeof *t->next) == KC_OK) {
                 for (int p = t->nparts; p < parts; p++)
-                    next[p] = -1;
-                t->next = next;
+                    t->next[p] = -1;
                 t->nparts = parts;
             }
         }
@@ -943,7 +933,7 @@ static void request_step(kc_node *n)
     char **roots = n->subs_needed;
     size_t nroots = n->nsubs;
     n->subs_needed = NULL;
-    n->nsubs = 0;
+    n->nsubs = n->subs_cap = 0;
     pthread_mutex_unlock(&n->mu);
     for (size_t i = 0; i < nroots; i++) {
         const char *root = roots[i];

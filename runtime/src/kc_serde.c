@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "kc_array.h"
 #include "kc_clock.h"
 #include "kc_keyidx.h"
 #include "kc_log.h"
@@ -118,21 +119,6 @@ void kc_serde_config_init(kc_serde_config *c)
 
 /* ---- roots ---------------------------------------------------------------- */
 
-/* Room for one more element in the growable array *array_ptr. */
-static bool reserve_one(void *array_ptr, size_t n, size_t *cap, size_t elem)
-{
-    if (n < *cap)
-        return true;
-    size_t ncap = *cap ? 2 * *cap : 8;
-    void *old, *grown;
-    memcpy(&old, array_ptr, sizeof old);
-    if (!(grown = realloc(old, ncap * elem)))
-        return false;
-    memcpy(array_ptr, &grown, sizeof grown);
-    *cap = ncap;
-    return true;
-}
-
 static uint64_t root_hash(const kc_serde *s, const char *name, size_t len)
 {
     uint8_t h[crypto_shorthash_BYTES];
@@ -203,7 +189,7 @@ static root_entry *root_get(kc_serde *s, const char *name, size_t len)
             s->index[slot] = (uint32_t)(e + 1);
         }
     }
-    if (!reserve_one(&s->roots, s->nroots, &s->rcap, sizeof *s->roots))
+    if (KC_ARRAY_GROW(s->roots, s->nroots, s->rcap) != KC_OK)
         return NULL;
     r = calloc(1, sizeof *r);
     if (!r || !(r->name = malloc(len + 1))) {
@@ -272,10 +258,10 @@ static pgen *root_pgen(const root_entry *r, const kc_keyidx *ki)
 
 static kc_status root_add_pgen(kc_serde *s, root_entry *r, pgen *p)
 {
-    if (!reserve_one(&r->pgens, r->npgens, &r->pcap, sizeof *r->pgens))
+    if (KC_ARRAY_GROW(r->pgens, r->npgens, r->pcap) != KC_OK)
         return KC_ERR_NOMEM;
     if (!r->exported) {
-        if (!reserve_one(&s->proots, s->nproots, &s->prcap, sizeof *s->proots))
+        if (KC_ARRAY_GROW(s->proots, s->nproots, s->prcap) != KC_OK)
             return KC_ERR_NOMEM;
         s->proots[s->nproots++] = r;
         r->exported = true;

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kc_array.h"
 #include "kc_err.h"
 #include "kc_message.h"
 #include "kc_serde.h"
@@ -242,14 +243,9 @@ kc_status kc_serde_pool_submit(kc_serde_pool *p, kc_kind kind, const char *topic
                           "deserializer pool: %zu messages in flight: take results first",
                           p->n_slots);
     }
-    if (s->topic_cap < tlen + 1) {
-        char *t = realloc(s->topic, tlen + 1);
-        if (!t) {
-            pthread_mutex_unlock(&p->lock);
-            return kc_err_set(err, KC_ERR_NOMEM, "deserializer pool: out of memory");
-        }
-        s->topic = t;
-        s->topic_cap = tlen + 1;
+    if (kc_array_reserve(&s->topic, &s->topic_cap, tlen + 1, 1) != KC_OK) {
+        pthread_mutex_unlock(&p->lock);
+        return kc_err_set(err, KC_ERR_NOMEM, "deserializer pool: out of memory");
     }
     p->free_slots = s->next;
     memcpy(s->topic, topic, tlen + 1);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "kc_array.h"
 #include "kc_file.h"
 
 const char *const kc_settings_names[] = {
@@ -94,15 +95,12 @@ char *kc_settings_lua_search_path(const char *dir, const char *text, int cpath)
     char *save = NULL;
     for (char *e = strtok_r(copy, ";", &save); e; e = strtok_r(NULL, ";", &save)) {
         char *full = resolve(dir, e);
-        size_t need = full ? 3 * strlen(full) + 32 : 0;
-        char *bigger = full && len + need >= cap ? realloc(out, cap = 2 * (len + need)) : out;
-        if (!bigger) {
+        if (!full || kc_array_reserve(&out, &cap, len + 3 * strlen(full) + 32, 1) != KC_OK) {
             free(full);
             free(out);
             free(copy);
             return NULL;
         }
-        out = bigger;
         if (strchr(full, '?'))
             len += (size_t)sprintf(out + len, "%s;", full);
         else if (cpath)
@@ -140,11 +138,9 @@ static kc_status add_kafka(kc_settings *s, const char *name, const char *value,
     }
     if (st != KC_OK)
         return st;
-    kc_settings_kafka *k = realloc(s->kafka, (s->nkafka + 1) * sizeof *k);
-    if (!k)
+    if (KC_ARRAY_GROW(s->kafka, s->nkafka, s->kafka_cap) != KC_OK)
         return kc_err_set(err, KC_ERR_NOMEM, "%s: out of memory", origin);
-    s->kafka = k;
-    k += s->nkafka;
+    kc_settings_kafka *k = &s->kafka[s->nkafka];
     k->name = strdup(name);
     k->value = strdup(value);
     k->origin = strdup(origin);
@@ -194,11 +190,9 @@ static kc_status set_list(char ***list, size_t *n, const char *text, const char 
     *list = NULL;
     *n = 0;
     char *save = NULL;
+    size_t cap = 0; /* the list is built afresh here */
     for (char *e = strtok_r(copy, ",", &save); e; e = strtok_r(NULL, ",", &save)) {
-        char **bigger = realloc(*list, (*n + 1) * sizeof *bigger);
-        char *item = bigger ? resolve(dir, e) : NULL;
-        if (bigger)
-            *list = bigger;
+        char *item = KC_ARRAY_GROW(*list, *n, cap) == KC_OK ? resolve(dir, e) : NULL;
         if (!item) {
             free(copy);
             return kc_err_set(err, KC_ERR_NOMEM, "%s: out of memory", origin);

@@ -43,7 +43,7 @@ typedef struct kc_settings {
     char *exchange_variant;  /* key-exchange variant file for nodes (kc_variant.h); NULL: none */
     char *metrics_listen;    /* HOST:PORT of every node's metrics page (kc_metrics.h); NULL: none */
     kc_settings_kafka *kafka;  /* Kafka options for every client, in order */
-    size_t nkafka;
+    size_t nkafka, kafka_cap;
     kc_tunables tunables;
 } kc_settings;
 

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "kc_array.h"
 #include "kc_chain.h"
 #include "kc_file.h"
 #include "kc_log.h"
@@ -561,11 +562,10 @@ kc_status kc_section_set(kc_section *sec, const kc_value *key, const kc_value *v
     long i = section_index(sec, key);
     if (i >= 0)
         return kc_value_copy(&sec->items[i].value, value);
-    kc_entry *items = realloc(sec->items, (sec->n + 1) * sizeof *items);
-    if (!items)
+    /* kc_section is public and has no capacity: grown one at a time. */
+    if (kc_array_resize(&sec->items, sec->n + 1, sizeof *sec->items) != KC_OK)
         return KC_ERR_NOMEM;
-    sec->items = items;
-    kc_entry *e = &items[sec->n];
+    kc_entry *e = &sec->items[sec->n];
     e->key = kc_value_none();
     e->value = kc_value_none();
     kc_status st = kc_value_copy(&e->key, key);

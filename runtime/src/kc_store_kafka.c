@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "kc_array.h"
 #include "kc_kafka_options.h"
 #include "kc_log.h"
 
@@ -132,14 +133,12 @@ static kc_status prop_set(kc_kafka_config *c, const char *name, const kc_value *
     for (size_t i = 0; i < c->n; i++)
         if (strcmp(c->props[i].name, name) == 0)
             return kc_value_copy(&(*values)[i], v);
-    kc_kafka_prop *props = realloc(c->props, (c->n + 1) * sizeof *props);
-    if (!props)
+    /* kc_kafka_config is public and has no capacity: grown one at a time. */
+    if (kc_array_resize(&c->props, c->n + 1, sizeof *c->props) != KC_OK ||
+        kc_array_resize(values, c->n + 1, sizeof **values) != KC_OK)
         return KC_ERR_NOMEM;
-    c->props = props;
-    kc_value *vals = realloc(*values, (c->n + 1) * sizeof *vals);
-    if (!vals)
-        return KC_ERR_NOMEM;
-    *values = vals;
+    kc_kafka_prop *props = c->props;
+    kc_value *vals = *values;
     vals[c->n] = kc_value_none();
     props[c->n].value = NULL;
     if (!(props[c->n].name = strdup(name)))

@@ -4,10 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kc_array.h"
 #include "kc_keyidx.h"
 
 #define INDEX_SLOTS (2 * KC_WAITS_MAX)   /* a power of two, at most half full */
-#define MASK (INDEX_SLOTS - 1)
 
 void kc_waits_init(kc_waits *w)
 {
@@ -32,16 +32,22 @@ size_t kc_waits_bytes(const kc_waits *w)
     return w->cap * sizeof *w->e + (w->index ? INDEX_SLOTS * sizeof *w->index : 0);
 }
 
+static const kc_keyidx *wait_key(const void *owner, size_t e)
+{
+    return &((const kc_waits *)owner)->e[e].ki;
+}
+
+static uint64_t wait_hash(const void *owner, size_t e)
+{
+    return ((const kc_waits *)owner)->e[e].hash;
+}
+
+static const kc_kislots_ops waits_ops = {wait_key, wait_hash};
+
 /* Slot of ki in the index, or the empty slot where it would go. */
 static size_t slot_of(const kc_waits *w, const kc_keyidx *ki, uint32_t hash, bool *found)
 {
-    for (size_t i = hash & MASK;; i = (i + 1) & MASK) {
-        uint32_t x = w->index[i];
-        if (x == 0 || (w->e[x - 1].hash == hash && kc_keyidx_equal(&w->e[x - 1].ki, ki))) {
-            *found = x != 0;
-            return i;
-        }
-    }
+    return kc_kislots_find(w->index, INDEX_SLOTS, ki, hash, &waits_ops, w, found);
 }
 
 kc_wait *kc_waits_get(kc_waits *w, const kc_keyidx *ki)
@@ -53,23 +59,12 @@ kc_wait *kc_waits_get(kc_waits *w, const kc_keyidx *ki)
     return found ? &w->e[w->index[i] - 1] : NULL;
 }
 
-/* Removes the entry the index slot points at: backward-shift deletion in
- * the index (no tombstones to pile up under churn), then the last entry
- * moves into its place. */
+/* Removes the entry the index slot points at, then the last entry moves
+ * into its place. */
 static void remove_at(kc_waits *w, size_t slot)
 {
     size_t pos = w->index[slot] - 1;
-    size_t hole = slot;
-    for (size_t j = (hole + 1) & MASK; w->index[j]; j = (j + 1) & MASK) {
-        size_t home = w->e[w->index[j] - 1].hash & MASK;
-        /* the entry at j may move back to hole unless its home lies in (hole, j] */
-        bool stays = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
-        if (!stays) {
-            w->index[hole] = w->index[j];
-            hole = j;
-        }
-    }
-    w->index[hole] = 0;
+    kc_kislots_delete(w->index, INDEX_SLOTS, slot, &waits_ops, w);
     size_t last = --w->n;
     if (pos != last) {
         bool found;
@@ -113,13 +108,8 @@ kc_wait *kc_waits_add(kc_waits *w, const kc_keyidx *ki)
             w->replaced++;
         bool found;
         remove_at(w, slot_of(w, &w->e[worst].ki, w->e[worst].hash, &found));
-    } else if (w->n == w->cap) {
-        size_t cap = w->cap ? 2 * w->cap : 8;
-        kc_wait *e = realloc(w->e, cap * sizeof *e);
-        if (!e)
-            return NULL;
-        w->e = e;
-        w->cap = cap;
+    } else if (KC_ARRAY_GROW(w->e, w->n, w->cap) != KC_OK) {
+        return NULL;
     }
     uint32_t hash = (uint32_t)kc_keyidx_hash(ki, w->hashkey);
     bool found;

@@ -12,6 +12,8 @@ make --no-print-directory -s BUILD="$build" install DESTDIR="$work/root" PREFIX=
 root=$work/root$prefix
 for f in bin/kafkacrypto include/kafkacrypto.h lib/libkafkacrypto.so lib/libkafkacrypto.a \
          lib/pkgconfig/kafkacrypto.pc share/kafkacrypto/lua/kafkacrypto/init.lua \
+         share/kafkacrypto/lua/kafkacrypto/tools/cli.lua \
+         share/kafkacrypto/lua/kafkacrypto/authorities/controller.lua \
          share/kafkacrypto/scripts/demo.lua share/kafkacrypto/policies/default.lua; do
     [ -e "$root/$f" ] || { echo "install: $prefix/$f missing"; exit 1; }
 done

@@ -4,7 +4,7 @@
 -- refusal pushes nothing and keeps the entry.
 local lu = require "luaunit"
 local kafkacrypto = require "kafkacrypto"
-local chainserver = require "kafkacrypto.chainserver"
+local chainserver = require "kafkacrypto.authorities.chainserver"
 local chain = require "kafkacrypto.chain"
 local h = require "helpers"
 

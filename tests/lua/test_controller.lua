@@ -5,7 +5,7 @@
 -- refusal leaves the consumer without a key; so does having no controller.
 local lu = require "luaunit"
 local kafkacrypto = require "kafkacrypto"
-local controller = require "kafkacrypto.controller"
+local controller = require "kafkacrypto.authorities.controller"
 local h = require "helpers"
 
 local ROT = "correct horse battery staple"

@@ -491,7 +491,7 @@ function TestKafkaSurface:test_admin_metadata_and_create_topics_as_far_as_the_mo
   admin:close()
 end
 
-local kcat = require "kafkacrypto.kcat"
+local kcat = require "kafkacrypto.tools.kcat"
 TestKcatFormats = {}
 
 function TestKcatFormats:test_format_codes_escapes_and_null()

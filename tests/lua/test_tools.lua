@@ -3,7 +3,7 @@
 local lu = require "luaunit"
 local kafkacrypto = require "kafkacrypto"
 local chain = require "kafkacrypto.chain"
-local P = require "kafkacrypto.provisioning"
+local P = require "kafkacrypto.tools.provisioning"
 local cjson = require "cjson"
 local h = require "helpers"
 

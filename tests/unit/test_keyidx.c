@@ -143,6 +143,47 @@ static void test_map(void **state)
     kc_kimap_free(&m);
 }
 
+/* Removal shifts the probe cluster back (kc_kislots_delete): under churn
+ * every live key stays findable, removed ones are gone, the insertion order
+ * holds and the map does not grow. */
+static void test_map_churn(void **state)
+{
+    (void)state;
+    enum { LIVE = 500, STEPS = 20000 };
+    kc_kimap m;
+    kc_kimap_init(&m);
+    static int v[LIVE + STEPS];
+    static kc_keyidx k[LIVE + STEPS];
+    for (int i = 0; i < LIVE + STEPS; i++) {
+        v[i] = i;
+        kc_keyidx_from_int(&k[i], 7 * i);
+    }
+    for (int i = 0; i < LIVE; i++)
+        assert_int_equal(kc_kimap_put(&m, &k[i], &v[i]), KC_OK);
+    size_t most_cap = 0;
+    for (int i = 0; i < STEPS; i++) {
+        /* the oldest goes (its slot is anywhere in the index: keyed hash), a new one comes */
+        assert_ptr_equal(kc_kimap_remove(&m, &k[i]), &v[i]);
+        assert_null(kc_kimap_get(&m, &k[i]));
+        assert_int_equal(kc_kimap_put(&m, &k[i + LIVE], &v[i + LIVE]), KC_OK);
+        int some = i + 1 + (i * 7919) % LIVE;   /* a pseudo-random live one */
+        assert_ptr_equal(kc_kimap_get(&m, &k[some]), &v[some]);
+        most_cap = m.index_cap > most_cap ? m.index_cap : most_cap;
+    }
+    assert_int_equal(kc_kimap_count(&m), LIVE);
+    for (int i = 0; i < LIVE + STEPS; i++)
+        assert_ptr_equal(kc_kimap_get(&m, &k[i]), i >= STEPS ? &v[i] : NULL);
+    size_t pos = 0, n = 0;
+    const kc_kimap_entry *e;
+    while (kc_kimap_next(&m, &pos, &e)) {
+        assert_ptr_equal(e->value, &v[STEPS + n]);
+        n++;
+    }
+    assert_int_equal(n, LIVE);
+    assert_true(most_cap <= 2048);   /* bounded by the live count, not by the churn */
+    kc_kimap_free(&m);
+}
+
 static bool keep_odd(void *ctx, void *value)
 {
     ++*(int *)ctx;
@@ -191,6 +232,7 @@ int main(void)
         cmocka_unit_test(test_pack_smallest),
         cmocka_unit_test(test_map),
         cmocka_unit_test(test_map_filter),
+        cmocka_unit_test(test_map_churn),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

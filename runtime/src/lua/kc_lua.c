@@ -12,6 +12,8 @@
 #include "kc_broker.h"
 #include "kc_buf.h"
 #include "kc_lua_chain.h"
+#include "kc_lua_crypto.h"
+#include "kc_lua_crypto_args.h"
 
 static const char REG_SETTINGS[] = "kafkacrypto.settings";
 static const char REG_TRACEBACK[] = "kafkacrypto.traceback";
@@ -38,11 +40,19 @@ const kc_settings *kc_lua_settings(lua_State *L)
 
 /* ---- errors with the user's line ------------------------------------------- */
 
-/* 1 if a chunk is one of our modules: a file directly in .../lua/kafkacrypto/ */
+/* 1 if a chunk is one of our modules: a file directly in .../lua/kafkacrypto/
+ * or in its tools/ or authorities/ folder. */
 static int is_module_source(const char *source)
 {
     const char *p = strstr(source, "lua/kafkacrypto/");
-    return p && !strchr(p + strlen("lua/kafkacrypto/"), '/');
+    if (!p)
+        return 0;
+    p += strlen("lua/kafkacrypto/");
+    if (strncmp(p, "tools/", 6) == 0)
+        p += 6;
+    else if (strncmp(p, "authorities/", 12) == 0)
+        p += 12;
+    return !strchr(p, '/');
 }
 
 /* Errors raised by our C functions or our Lua modules point at the first
@@ -164,6 +174,40 @@ static int l_tunables(lua_State *L)
     return 1;
 }
 
+/* ---- modules: kafkacrypto.core and one per binding file ------------------------- */
+
+static void push_msgpack(lua_State *L)
+{
+    lua_newtable(L);
+    kc_lua_msgpack_register(L);
+}
+
+/* kafkacrypto.core.<name> is runtime/src/lua/kc_lua_<name>.c: a table of what
+ * its open function adds to kafkacrypto.core (the union of these, in this
+ * order, plus kc_lua.c's own), or, for `push`, the table it builds (crypto:
+ * core.crypto; msgpack: what crypto holds of it, not in core itself). */
+static const struct binding {
+    const char *name;
+    void (*open)(lua_State *L);   /* adds to the table on top */
+    void (*push)(lua_State *L);   /* or pushes its own module table */
+} bindings[] = {
+    {"bytes", kc_lua_open_bytes, NULL},   /* first: the store and crypto use its metatable */
+    {"tools", kc_lua_open_tools, NULL},
+    {"log", kc_lua_open_log, NULL},
+    {"kafka", kc_lua_open_kafka, NULL},
+    {"admin", kc_lua_open_admin, NULL},
+    {"root", kc_lua_open_root, NULL},
+    {"serde", kc_lua_open_serde, NULL},
+    {"store", kc_lua_open_store, NULL},
+    {"crypto", kc_lua_open_crypto, kc_lua_push_crypto},
+    {"msgpack", NULL, push_msgpack},
+    {"node", kc_lua_open_node, NULL},
+    {"chain", kc_lua_open_chain, NULL},
+    {"authority", kc_lua_open_authority, NULL},
+    {"signal", kc_lua_open_signal, NULL},
+    {"metrics", kc_lua_open_metrics, NULL},
+};
+
 int luaopen_kafkacrypto_core(lua_State *L)
 {
     lua_newtable(L);
@@ -177,21 +221,62 @@ int luaopen_kafkacrypto_core(lua_State *L)
     lua_setfield(L, -2, "error");
     lua_pushcfunction(L, l_where);
     lua_setfield(L, -2, "where");
-    kc_lua_open_bytes(L);   /* first: the store and crypto use its metatable */
-    kc_lua_open_tools(L);
-    kc_lua_open_log(L);
-    kc_lua_open_kafka(L);
-    kc_lua_open_admin(L);
-    kc_lua_open_root(L);
-    kc_lua_open_serde(L);
-    kc_lua_open_store(L);
-    kc_lua_open_crypto(L);
-    kc_lua_open_node(L);
-    kc_lua_open_chain(L);
-    kc_lua_open_authority(L);
-    kc_lua_open_signal(L);
-    kc_lua_open_metrics(L);
+    for (size_t i = 0; i < sizeof bindings / sizeof bindings[0]; i++)
+        if (bindings[i].open)
+            bindings[i].open(L);
     return 1;
+}
+
+static int open_binding(lua_State *L)
+{
+    const struct binding *b = lua_touserdata(L, lua_upvalueindex(1));
+    kc_lua_bytes_init(L);
+    if (b->push) {
+        b->push(L);
+    } else {
+        lua_newtable(L);
+        b->open(L);
+    }
+    return 1;
+}
+
+/* The names these modules had before lua/kafkacrypto/ was grouped, kept
+ * for users' scripts: each loads the module under its new name. */
+static const char *const moved[][2] = {
+    {"kafkacrypto.cli", "kafkacrypto.tools.cli"},
+    {"kafkacrypto.provisioning", "kafkacrypto.tools.provisioning"},
+    {"kafkacrypto.kcat", "kafkacrypto.tools.kcat"},
+    {"kafkacrypto.controller", "kafkacrypto.authorities.controller"},
+    {"kafkacrypto.chainserver", "kafkacrypto.authorities.chainserver"},
+};
+
+static int open_moved(lua_State *L)
+{
+    lua_getglobal(L, "require");
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_call(L, 1, 1);
+    return 1;
+}
+
+static void preload_modules(lua_State *L)
+{
+    lua_getglobal(L, "package");
+    lua_getfield(L, -1, "preload");
+    lua_pushcfunction(L, luaopen_kafkacrypto_core);
+    lua_setfield(L, -2, "kafkacrypto.core");
+    for (size_t i = 0; i < sizeof bindings / sizeof bindings[0]; i++) {
+        lua_pushlightuserdata(L, (void *)&bindings[i]);
+        lua_pushcclosure(L, open_binding, 1);
+        lua_pushfstring(L, "kafkacrypto.core.%s", bindings[i].name);
+        lua_insert(L, -2);
+        lua_settable(L, -3);
+    }
+    for (size_t i = 0; i < sizeof moved / sizeof moved[0]; i++) {
+        lua_pushstring(L, moved[i][1]);
+        lua_pushcclosure(L, open_moved, 1);
+        lua_setfield(L, -2, moved[i][0]);
+    }
+    lua_pop(L, 2);
 }
 
 /* ---- the state ------------------------------------------------------------------ */
@@ -288,11 +373,7 @@ kc_status kc_lua_new(lua_State **out, const kc_lua_options *opts, kc_err *err)
         lua_close(L);
         return kc_err_set(err, KC_ERR_NOMEM, "cannot set the Lua search path");
     }
-    lua_getglobal(L, "package");
-    lua_getfield(L, -1, "preload");
-    lua_pushcfunction(L, luaopen_kafkacrypto_core);
-    lua_setfield(L, -2, "kafkacrypto.core");
-    lua_pop(L, 2);
+    preload_modules(L);
     lua_getglobal(L, "os");
     lua_pushcfunction(L, l_os_exit);
     lua_setfield(L, -2, "exit");

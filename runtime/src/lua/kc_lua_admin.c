@@ -7,6 +7,7 @@
 
 #include "kc_admin.h"
 #include "kc_lua.h"
+#include "kc_lua_class.h"
 
 static const char ADMIN[] = "kafkacrypto.core.admin";
 
@@ -25,10 +26,7 @@ static int l_admin(lua_State *L)
     kc_kafka_config conf;
     kc_err err;
     kc_lua_kafka_config(L, 1, KC_KAFKA_PRODUCER, &conf);
-    lua_admin *la = lua_newuserdata(L, sizeof *la);
-    la->a = NULL;
-    luaL_getmetatable(L, ADMIN);
-    lua_setmetatable(L, -2);
+    lua_admin *la = kc_lua_class_push(L, ADMIN, sizeof *la);
     kc_status st = kc_admin_new(&la->a, &conf, &err);
     kc_kafka_config_clear(&conf);
     if (st != KC_OK)
@@ -209,13 +207,8 @@ void kc_lua_open_admin(lua_State *L)
         {"create_topics", l_create_topics}, {"metadata", l_metadata}, {"close", l_admin_close},
         {NULL, NULL},
     };
-    luaL_newmetatable(L, ADMIN);
-    lua_newtable(L);
-    luaL_register(L, NULL, methods);
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_admin_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
+    static const luaL_Reg meta[] = {{"__gc", l_admin_close}, {NULL, NULL}};
+    kc_lua_class_new(L, ADMIN, methods, meta);
     lua_pushcfunction(L, l_admin);
     lua_setfield(L, -2, "admin");
     lua_pushcfunction(L, l_show_properties);

@@ -3,13 +3,14 @@
  * the topic names a node uses. The decisions stay in C: chains are verified
  * and policies asked (kc_policy, hook reencrypt) before anything is signed;
  * scripts only move bytes between Kafka and these functions.
- * lua/kafkacrypto/authority.lua documents the Lua API. */
+ * lua/kafkacrypto/authorities/ (controller.lua, chainserver.lua) use it. */
 #include <lauxlib.h>
 #include <string.h>
 
 #include "kc_chainserver.h"
 #include "kc_exchange.h"
 #include "kc_lua.h"
+#include "kc_lua_class.h"
 #include "kc_node.h"
 #include "kc_policy.h"
 
@@ -82,11 +83,7 @@ static int l_chainserver_open(lua_State *L)
     const char *config = luaL_checkstring(L, 1);
     size_t n;
     char **files = kc_lua_policy_files(L, 2, "chainserver", &n);
-    lua_chainserver *lc = lua_newuserdata(L, sizeof *lc);
-    lc->cs = NULL;
-    lc->policy = NULL;
-    luaL_getmetatable(L, CHAINSERVER);
-    lua_setmetatable(L, -2);
+    lua_chainserver *lc = kc_lua_class_push(L, CHAINSERVER, sizeof *lc);
     kc_err err;
     if (kc_policy_open(&lc->policy, files, n, NULL, &err) != KC_OK ||
         kc_chainserver_open(&lc->cs, config, kc_policy_issue_grant, lc->policy, &err) != KC_OK)
@@ -183,22 +180,13 @@ void kc_lua_open_authority(lua_State *L)
         {"settings", l_cs_settings}, {"entries", l_cs_entries}, {"renew", l_cs_renew},
         {"store", l_cs_store},       {"close", l_cs_close},     {NULL, NULL},
     };
-    if (luaL_newmetatable(L, CHAINSERVER)) {
-        lua_newtable(L);
-        luaL_register(L, NULL, methods);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, l_cs_close);
-        lua_setfield(L, -2, "__gc");
-    }
-    lua_pop(L, 1);
+    static const luaL_Reg meta[] = {{"__gc", l_cs_close}, {NULL, NULL}};
+    kc_lua_class_new(L, CHAINSERVER, methods, meta);
     static const luaL_Reg fns[] = {
         {"controller_reencrypt", l_controller_reencrypt},
         {"node_topics", l_node_topics},
         {"chainserver_open", l_chainserver_open},
         {NULL, NULL},
     };
-    for (const luaL_Reg *f = fns; f->name; f++) {
-        lua_pushcfunction(L, f->func);
-        lua_setfield(L, -2, f->name);
-    }
+    luaL_register(L, NULL, fns);
 }

@@ -286,8 +286,5 @@ void kc_lua_open_chain(lua_State *L)
         {"chain_fingerprint", l_fingerprint}, {"chain_items", l_items},
         {"chain_build", l_build},             {NULL, NULL},
     };
-    for (const luaL_Reg *f = fns; f->name; f++) {
-        lua_pushcfunction(L, f->func);
-        lua_setfield(L, -2, f->name);
-    }
+    luaL_register(L, NULL, fns);
 }

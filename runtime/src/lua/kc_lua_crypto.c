@@ -15,6 +15,7 @@
 #include "kc_file.h"
 #include "kc_keyidx.h"
 #include "kc_lua.h"
+#include "kc_lua_class.h"
 #include "kc_mp.h"
 #include "kc_node.h"
 #include "kc_secmem.h"
@@ -153,21 +154,12 @@ static int raise_err(lua_State *L, const char *fn, const kc_err *err)
 
 /* ---- handle construction --------------------------------------------------------- */
 
-static void *new_handle(lua_State *L, const char *tname, size_t size)
-{
-    void *p = lua_newuserdata(L, size);
-    memset(p, 0, size);
-    luaL_getmetatable(L, tname);
-    lua_setmetatable(L, -2);
-    return p;
-}
-
 /* A key handle with fresh storage in kc_secmem, which (unlike a
  * sodium_malloc each) stays within a few mappings however many handles a
  * script holds before they are collected (raises on no memory). */
 static key *new_key(lua_State *L)
 {
-    key *k = new_handle(L, KEY, sizeof *k);
+    key *k = kc_lua_class_push(L, KEY, sizeof *k);
     if (!(k->k = kc_secmem_alloc(KEY_BYTES)))
         kc_lua_errorf(L, "crypto: out of memory for a key");
     return k;
@@ -177,7 +169,7 @@ static key *new_key(lua_State *L)
 
 void kc_lua_push_signing_key(lua_State *L, kc_cryptokey *ck, size_t idx)
 {
-    signing_key *sk = new_handle(L, SIGNING_KEY, sizeof *sk);
+    signing_key *sk = kc_lua_class_push(L, SIGNING_KEY, sizeof *sk);
     sk->ck = ck;
     sk->idx = idx;
     sk->owner = OWNER_BORROWED;
@@ -265,7 +257,7 @@ static int l_signing_keys(lua_State *L)
     } else if (lua_type(L, 1) == LUA_TSTRING) {
         /* read-only: never creates, upgrades or extends the file */
         const char *path = lua_tostring(L, 1);
-        identity *id = new_handle(L, IDENTITY, sizeof *id);
+        identity *id = kc_lua_class_push(L, IDENTITY, sizeof *id);
         kc_buf data = KC_BUF_INIT;
         kc_err err;
         kc_status st = KC_OK;
@@ -285,7 +277,7 @@ static int l_signing_keys(lua_State *L)
     size_t n = kc_cryptokey_num_spk(ck);
     lua_createtable(L, (int)n, 0);
     for (size_t i = 0; i < n; i++) {
-        signing_key *sk = new_handle(L, SIGNING_KEY, sizeof *sk);
+        signing_key *sk = kc_lua_class_push(L, SIGNING_KEY, sizeof *sk);
         sk->ck = owner == OWNER_NODE ? NULL : ck;
         sk->idx = i;
         sk->owner = owner;
@@ -326,7 +318,7 @@ static int l_verify(lua_State *L)
 /* crypto.x25519() -> a fresh ephemeral key pair */
 static int l_x25519(lua_State *L)
 {
-    x25519 *x = new_handle(L, X25519, sizeof *x);
+    x25519 *x = kc_lua_class_push(L, X25519, sizeof *x);
     if (!(x->sk = kc_secmem_alloc(crypto_scalarmult_SCALARBYTES)))
         return kc_lua_errorf(L, "crypto.x25519: out of memory");
     randombytes_buf(x->sk, crypto_scalarmult_SCALARBYTES);
@@ -551,7 +543,7 @@ static int l_open_key(lua_State *L)
 
 void kc_lua_push_keyset(lua_State *L, kc_exchange_keys *keys)
 {
-    keyset *ks = new_handle(L, KEYSET, sizeof *ks);
+    keyset *ks = kc_lua_class_push(L, KEYSET, sizeof *ks);
     ks->keys = *keys;
     memset(keys, 0, sizeof *keys);
 }
@@ -593,7 +585,7 @@ static int l_keyset(lua_State *L)
     if (n < 1 || n > KC_EXCHANGE_MAX_KEYS)
         return kc_lua_errorf(L, "crypto.keyset: argument 1 (indices): expected 1 to %d key "
                              "indices, got %d", KC_EXCHANGE_MAX_KEYS, (int)n);
-    keyset *ks = new_handle(L, KEYSET, sizeof *ks);
+    keyset *ks = kc_lua_class_push(L, KEYSET, sizeof *ks);
     for (size_t i = 1; i <= n; i++) {
         lua_rawgeti(L, 1, (int)i);
         kc_keyidx ki;
@@ -704,7 +696,7 @@ static int l_open_keys(lua_State *L)
     key *k = check_key(L, 1, "open_keys", "key");
     size_t cn, n;
     const uint8_t *c = kc_lua_crypto_check_bytes(L, 2, "open_keys", "sealed", &cn);
-    keyset *ks = new_handle(L, KEYSET, sizeof *ks); /* first: nothing may raise once plain is held */
+    keyset *ks = kc_lua_class_push(L, KEYSET, sizeof *ks); /* first: nothing may raise once plain is held */
     uint8_t *plain;
     if (!open_sealed(k, BOX_KEYS, c, cn, &plain, &n))
         return push_open_failure(L, cn);
@@ -803,34 +795,13 @@ static int l_key_gc(lua_State *L)
     return 0;
 }
 
+/* Handles hide their metatable: getmetatable() from Lua gives a string. */
 static void new_class(lua_State *L, const char *tname, const luaL_Reg *methods,
-                      lua_CFunction gc, lua_CFunction tostring, lua_CFunction len)
+                      const luaL_Reg *meta)
 {
-    if (!luaL_newmetatable(L, tname)) {
-        lua_pop(L, 1);
-        return;
-    }
-    if (methods) {
-        lua_newtable(L);
-        for (const luaL_Reg *m = methods; m->name; m++) {
-            lua_pushcfunction(L, m->func);
-            lua_setfield(L, -2, m->name);
-        }
-        lua_setfield(L, -2, "__index");
-    }
-    if (gc) {
-        lua_pushcfunction(L, gc);
-        lua_setfield(L, -2, "__gc");
-    }
-    if (tostring) {
-        lua_pushcfunction(L, tostring);
-        lua_setfield(L, -2, "__tostring");
-    }
-    if (len) {
-        lua_pushcfunction(L, len);
-        lua_setfield(L, -2, "__len");
-    }
-    lua_pushliteral(L, "kafkacrypto.crypto handle"); /* getmetatable() from Lua gives this */
+    kc_lua_class_new(L, tname, methods, meta);
+    luaL_getmetatable(L, tname);
+    lua_pushliteral(L, "kafkacrypto.crypto handle");
     lua_setfield(L, -2, "__metatable");
     lua_pop(L, 1);
 }
@@ -858,16 +829,21 @@ void kc_lua_push_crypto(lua_State *L)
     };
     if (kc_init() != 0) /* sodium_malloc needs libsodium initialised */
         kc_lua_errorf(L, "crypto: libsodium failed to initialise");
-    new_class(L, SIGNING_KEY, sk_methods, NULL, l_sk_tostring, NULL);
-    new_class(L, X25519, x_methods, l_x_gc, l_x_tostring, NULL);
-    new_class(L, KEY, key_methods, l_key_gc, l_key_tostring, NULL);
-    new_class(L, KEYSET, ks_methods, l_ks_gc, l_ks_tostring, l_ks_len);
-    new_class(L, IDENTITY, NULL, l_identity_gc, NULL, NULL);
+    static const luaL_Reg sk_meta[] = {{"__tostring", l_sk_tostring}, {NULL, NULL}};
+    static const luaL_Reg x_meta[] = {
+        {"__gc", l_x_gc}, {"__tostring", l_x_tostring}, {NULL, NULL}};
+    static const luaL_Reg key_meta[] = {
+        {"__gc", l_key_gc}, {"__tostring", l_key_tostring}, {NULL, NULL}};
+    static const luaL_Reg ks_meta[] = {
+        {"__gc", l_ks_gc}, {"__tostring", l_ks_tostring}, {"__len", l_ks_len}, {NULL, NULL}};
+    static const luaL_Reg identity_meta[] = {{"__gc", l_identity_gc}, {NULL, NULL}};
+    new_class(L, SIGNING_KEY, sk_methods, sk_meta);
+    new_class(L, X25519, x_methods, x_meta);
+    new_class(L, KEY, key_methods, key_meta);
+    new_class(L, KEYSET, ks_methods, ks_meta);
+    new_class(L, IDENTITY, NULL, identity_meta);
     lua_createtable(L, 0, 20);
-    for (const luaL_Reg *f = functions; f->name; f++) {
-        lua_pushcfunction(L, f->func);
-        lua_setfield(L, -2, f->name);
-    }
+    luaL_register(L, NULL, functions);
     kc_lua_msgpack_register(L);
 }
 

@@ -11,6 +11,7 @@
 #include "kc_clock.h"
 #include "kc_kafka.h"
 #include "kc_lua.h"
+#include "kc_lua_class.h"
 #include "kc_message.h"
 
 static const char PRODUCER[] = "kafkacrypto.core.producer";
@@ -161,10 +162,7 @@ static int l_producer(lua_State *L)
     kc_kafka_config conf;
     kc_err err;
     kc_lua_kafka_config(L, 1, KC_KAFKA_PRODUCER, &conf);
-    lua_producer *lp = lua_newuserdata(L, sizeof *lp);
-    lp->p = NULL;
-    luaL_getmetatable(L, PRODUCER);
-    lua_setmetatable(L, -2);
+    lua_producer *lp = kc_lua_class_push(L, PRODUCER, sizeof *lp);
     kc_status st = kc_producer_new(&lp->p, &conf, lua_toboolean(L, 2), &err);
     kc_kafka_config_clear(&conf);
     if (st != KC_OK)
@@ -354,10 +352,7 @@ static int l_consumer(lua_State *L)
     kc_kafka_config conf;
     kc_err err;
     kc_lua_kafka_config(L, 1, KC_KAFKA_CONSUMER, &conf);
-    lua_consumer *lc = lua_newuserdata(L, sizeof *lc);
-    memset(lc, 0, sizeof *lc);
-    luaL_getmetatable(L, CONSUMER);
-    lua_setmetatable(L, -2);
+    lua_consumer *lc = kc_lua_class_push(L, CONSUMER, sizeof *lc);
     kc_status st = kc_consumer_new(&lc->c, &conf, &err);
     kc_kafka_config_clear(&conf);
     if (st != KC_OK)
@@ -865,11 +860,9 @@ static kc_broker *check_broker(lua_State *L)
 
 static int push_broker(lua_State *L, kc_broker *b, int embedded)
 {
-    lua_broker *lb = lua_newuserdata(L, sizeof *lb);
+    lua_broker *lb = kc_lua_class_push(L, BROKER, sizeof *lb);
     lb->b = embedded ? NULL : b;
     lb->embedded = embedded;
-    luaL_getmetatable(L, BROKER);
-    lua_setmetatable(L, -2);
     return 1;
 }
 
@@ -951,20 +944,6 @@ static int l_broker_gc(lua_State *L)
 
 /* ---- registration ------------------------------------------------------------------ */
 
-static void new_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc)
-{
-    luaL_newmetatable(L, name);
-    lua_newtable(L);
-    for (const luaL_Reg *m = methods; m->name; m++) {
-        lua_pushcfunction(L, m->func);
-        lua_setfield(L, -2, m->name);
-    }
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
-}
-
 void kc_lua_kafka_close_all(lua_State *L)
 {
     lua_getfield(L, LUA_REGISTRYINDEX, REG_OPEN);
@@ -1016,16 +995,16 @@ void kc_lua_open_kafka(lua_State *L)
         {"create_key_topics", l_create_key_topics}, {"listen", l_listen},
         {"stop", l_broker_stop}, {NULL, NULL},
     };
-    new_class(L, PRODUCER, producer, l_producer_gc);
-    new_class(L, CONSUMER, consumer, l_consumer_close);
-    new_class(L, BROKER, broker, l_broker_gc);
+    static const luaL_Reg producer_meta[] = {{"__gc", l_producer_gc}, {NULL, NULL}};
+    static const luaL_Reg consumer_meta[] = {{"__gc", l_consumer_close}, {NULL, NULL}};
+    static const luaL_Reg broker_meta[] = {{"__gc", l_broker_gc}, {NULL, NULL}};
+    kc_lua_class_new(L, PRODUCER, producer, producer_meta);
+    kc_lua_class_new(L, CONSUMER, consumer, consumer_meta);
+    kc_lua_class_new(L, BROKER, broker, broker_meta);
     static const luaL_Reg fns[] = {
         {"producer", l_producer}, {"consumer", l_consumer},
         {"broker_start", l_broker_start}, {"broker_embedded", l_broker_embedded},
         {NULL, NULL},
     };
-    for (const luaL_Reg *f = fns; f->name; f++) {
-        lua_pushcfunction(L, f->func);
-        lua_setfield(L, -2, f->name);
-    }
+    luaL_register(L, NULL, fns);
 }

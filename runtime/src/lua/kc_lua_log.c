@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kc_array.h"
 #include "kc_log.h"
 #include "kc_lua.h"
 
@@ -23,14 +24,8 @@ static void capture_sink(void *ctx, kc_log_level level, const char *logger, cons
     if (asprintf(&line, "%s:%s:%s", kc_log_level_name(level), logger, msg) < 0)
         return;
     pthread_mutex_lock(&capture_lock);
-    if (ncaptured == capture_cap && capture_cap < CAPTURE_MAX_LINES) {
-        size_t cap = capture_cap ? 2 * capture_cap : 64;
-        char **bigger = realloc(captured, cap * sizeof *bigger);
-        if (bigger) {
-            captured = bigger;
-            capture_cap = cap;
-        }
-    }
+    if (ncaptured < CAPTURE_MAX_LINES)
+        (void)KC_ARRAY_GROW(captured, ncaptured, capture_cap); /* full: the line is dropped */
     if (ncaptured < capture_cap) {
         captured[ncaptured++] = line;
         line = NULL;
@@ -109,8 +104,5 @@ void kc_lua_open_log(lua_State *L)
         {"log_capture_take", push_captured}, {"log_capture_stop", l_capture_stop},
         {NULL, NULL},
     };
-    for (const luaL_Reg *f = fns; f->name; f++) {
-        lua_pushcfunction(L, f->func);
-        lua_setfield(L, -2, f->name);
-    }
+    luaL_register(L, NULL, fns);
 }

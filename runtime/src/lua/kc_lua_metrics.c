@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "kc_lua.h"
+#include "kc_lua_class.h"
 #include "kc_metrics.h"
 
 #define METRICS_SERVER "kafkacrypto.metrics_server"
@@ -74,10 +75,7 @@ static int l_close(lua_State *L)
 static int l_metrics_server(lua_State *L)
 {
     const char *listen = luaL_checkstring(L, 1);
-    lua_metrics_server *s = lua_newuserdata(L, sizeof *s);
-    *s = (lua_metrics_server){0};
-    luaL_getmetatable(L, METRICS_SERVER);
-    lua_setmetatable(L, -2);
+    lua_metrics_server *s = kc_lua_class_push(L, METRICS_SERVER, sizeof *s);
     if (!(s->page = calloc(1, sizeof *s->page)))
         return kc_lua_errorf(L, "metrics server: out of memory");
     pthread_mutex_init(&s->page->mu, NULL);
@@ -92,14 +90,8 @@ void kc_lua_open_metrics(lua_State *L)
     static const luaL_Reg methods[] = {
         {"set", l_set}, {"port", l_port}, {"close", l_close}, {NULL, NULL},
     };
-    if (luaL_newmetatable(L, METRICS_SERVER)) {
-        lua_newtable(L);
-        luaL_register(L, NULL, methods);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, l_close);
-        lua_setfield(L, -2, "__gc");
-    }
-    lua_pop(L, 1);
+    static const luaL_Reg meta[] = {{"__gc", l_close}, {NULL, NULL}};
+    kc_lua_class_new(L, METRICS_SERVER, methods, meta);
     lua_pushcfunction(L, l_metrics_server);
     lua_setfield(L, -2, "metrics_server");
 }

@@ -268,10 +268,7 @@ void kc_lua_msgpack_register(lua_State *L)
     static const luaL_Reg functions[] = {
         {"pack", l_pack}, {"unpack", l_unpack}, {"bin", l_bin}, {NULL, NULL}};
     kc_lua_bytes_init(L);   /* sandboxes have no core module to make it */
-    for (const luaL_Reg *f = functions; f->name; f++) {
-        lua_pushcfunction(L, f->func);
-        lua_setfield(L, -2, f->name);
-    }
+    luaL_register(L, NULL, functions);
     lua_getfield(L, LUA_REGISTRYINDEX, REG_NULL);
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);

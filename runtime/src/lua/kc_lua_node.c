@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "kc_lua.h"
+#include "kc_lua_class.h"
 #include "kc_metrics.h"
 #include "kc_node_metrics.h"
 #include "kc_hex.h"
@@ -171,10 +172,7 @@ static int l_node_open(lua_State *L)
     char **policies = kc_lua_policy_files(L, -1, "new", &npolicies);
     lua_replace(L, -2);                /* 6: the array; the list stays in the options */
 
-    lua_node *ln = lua_newuserdata(L, sizeof *ln);   /* 7 */
-    memset(ln, 0, sizeof *ln);
-    luaL_getmetatable(L, NODE);
-    lua_setmetatable(L, -2);
+    lua_node *ln = kc_lua_class_push(L, NODE, sizeof *ln);   /* 7 */
     lua_createtable(L, 1, 0);
     lua_pushvalue(L, 3);
     lua_rawseti(L, -2, 1);
@@ -536,16 +534,8 @@ void kc_lua_open_node(lua_State *L)
         {"producer_keys", l_producer_keys},
         {"close", l_close},                       {NULL, NULL},
     };
-    if (luaL_newmetatable(L, NODE)) {
-        lua_newtable(L);
-        luaL_register(L, NULL, methods);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, l_gc);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, l_tostring);
-        lua_setfield(L, -2, "__tostring");
-    }
-    lua_pop(L, 1);
+    static const luaL_Reg meta[] = {{"__gc", l_gc}, {"__tostring", l_tostring}, {NULL, NULL}};
+    kc_lua_class_new(L, NODE, methods, meta);
     lua_pushcfunction(L, l_node_open);
     lua_setfield(L, -2, "node_open");
     lua_pushcfunction(L, l_provision);

@@ -12,6 +12,7 @@
 
 #include "kc_cryptokey.h"
 #include "kc_lua.h"
+#include "kc_lua_class.h"
 #include "kc_message.h"
 #include "kc_ratchet.h"
 #include "kc_serde.h"
@@ -58,10 +59,8 @@ static kc_message *check_message(lua_State *L, int idx)
 
 static kc_message *new_message(lua_State *L)
 {
-    kc_message *m = lua_newuserdata(L, sizeof *m);
+    kc_message *m = kc_lua_class_push(L, MESSAGE, sizeof *m);
     kc_message_init(m);
-    luaL_getmetatable(L, MESSAGE);
-    lua_setmetatable(L, -2);
     return m;
 }
 
@@ -155,13 +154,10 @@ void kc_lua_push_serializer(lua_State *L, kc_serde *serde, kc_kind kind, bool de
 {
     if (owner < 0 && owner > LUA_REGISTRYINDEX)
         owner = lua_gettop(L) + owner + 1;
-    lua_serde *ls = lua_newuserdata(L, sizeof *ls);
-    memset(ls, 0, sizeof *ls);
+    lua_serde *ls = kc_lua_class_push(L, deserializer ? DESERIALIZER : SERIALIZER, sizeof *ls);
     kc_message_init(&ls->scratch);
     ls->s = kc_serde_ref(serde);
     ls->kind = kind;
-    luaL_getmetatable(L, deserializer ? DESERIALIZER : SERIALIZER);
-    lua_setmetatable(L, -2);
     if (owner) {   /* the environment table keeps the owner reachable */
         lua_createtable(L, 1, 0);
         lua_pushvalue(L, owner);
@@ -388,10 +384,7 @@ static int l_standalone(lua_State *L)
     c.initial_wait_intervals = 0;
     kc_lua_serde_root(L, &c);
 
-    lua_standalone *sa = lua_newuserdata(L, sizeof *sa);
-    memset(sa, 0, sizeof *sa);
-    luaL_getmetatable(L, STANDALONE);
-    lua_setmetatable(L, -2);
+    lua_standalone *sa = kc_lua_class_push(L, STANDALONE, sizeof *sa);
     kc_err err;
     kc_buf id = KC_BUF_INIT;
     kc_status st = KC_OK;
@@ -492,23 +485,6 @@ static int l_standalone_gc(lua_State *L)
 
 /* ---- registration ------------------------------------------------------------------ */
 
-static void new_class(lua_State *L, const char *name, const luaL_Reg *methods,
-                      const luaL_Reg *metamethods)
-{
-    luaL_newmetatable(L, name);
-    lua_newtable(L);
-    for (const luaL_Reg *m = methods; m->name; m++) {
-        lua_pushcfunction(L, m->func);
-        lua_setfield(L, -2, m->name);
-    }
-    lua_setfield(L, -2, "__index");
-    for (const luaL_Reg *m = metamethods; m->name; m++) {
-        lua_pushcfunction(L, m->func);
-        lua_setfield(L, -2, m->name);
-    }
-    lua_pop(L, 1);
-}
-
 void kc_lua_open_serde(lua_State *L)
 {
     static const luaL_Reg message[] = {
@@ -535,17 +511,14 @@ void kc_lua_open_serde(lua_State *L)
         {NULL, NULL},
     };
     static const luaL_Reg standalone_meta[] = {{"__gc", l_standalone_gc}, {NULL, NULL}};
-    new_class(L, MESSAGE, message, message_meta);
-    new_class(L, SERIALIZER, serializer, serde_meta);
-    new_class(L, DESERIALIZER, deserializer, serde_meta);
-    new_class(L, STANDALONE, standalone, standalone_meta);
+    kc_lua_class_new(L, MESSAGE, message, message_meta);
+    kc_lua_class_new(L, SERIALIZER, serializer, serde_meta);
+    kc_lua_class_new(L, DESERIALIZER, deserializer, serde_meta);
+    kc_lua_class_new(L, STANDALONE, standalone, standalone_meta);
     static const luaL_Reg fns[] = {
         {"message", l_message}, {"is_message", l_is_message}, {"standalone", l_standalone},
         {"is_deserializer", l_is_deserializer}, {"is_serializer", l_is_serializer},
         {"limit_key_wait", l_limit_key_wait}, {"count_hold", l_count_hold}, {NULL, NULL},
     };
-    for (const luaL_Reg *f = fns; f->name; f++) {
-        lua_pushcfunction(L, f->func);
-        lua_setfield(L, -2, f->name);
-    }
+    luaL_register(L, NULL, fns);
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "kc_lua.h"
+#include "kc_lua_class.h"
 #include "kc_store.h"
 #include "kc_value.h"
 
@@ -166,11 +167,7 @@ static int l_store_open(lua_State *L)
         .keep_log_level = !opt_flag(L, 3, "apply_log_level"),
         .trust_temporary_rot = opt_flag(L, 3, "trust_temporary_rot"),
     };
-    lua_store *ls = lua_newuserdata(L, sizeof *ls);
-    ls->s = NULL;
-    ls->borrowers = 0;
-    luaL_getmetatable(L, STORE);
-    lua_setmetatable(L, -2);
+    lua_store *ls = kc_lua_class_push(L, STORE, sizeof *ls);
     kc_err err;
     if (kc_store_open(&ls->s, path, node_id, &opts, &err) != KC_OK)
         return kc_lua_error(L, &err);
@@ -339,18 +336,9 @@ void kc_lua_open_store(lua_State *L)
         {"file_path", l_file_path},
         {"close", l_store_close},           {NULL, NULL},
     };
-    luaL_newmetatable(L, STORE);
-    lua_newtable(L);
-    for (const luaL_Reg *m = methods; m->name; m++) {
-        lua_pushcfunction(L, m->func);
-        lua_setfield(L, -2, m->name);
-    }
-    lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, l_store_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, l_store_tostring);
-    lua_setfield(L, -2, "__tostring");
-    lua_pop(L, 1);
+    static const luaL_Reg meta[] = {
+        {"__gc", l_store_close}, {"__tostring", l_store_tostring}, {NULL, NULL}};
+    kc_lua_class_new(L, STORE, methods, meta);
 
     lua_pushcfunction(L, l_store_open);
     lua_setfield(L, -2, "store_open");

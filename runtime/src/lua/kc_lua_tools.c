@@ -1,7 +1,7 @@
 /* Lua binding of what the provisioning tools need (spec §9): hidden
  * password input, password-derived signers (PasswordROT and
  * PasswordProvisioner) used through handles, certificates, a node's
- * .crypto and .seed files. lua/kafkacrypto/provisioning.lua documents it.
+ * .crypto and .seed files. lua/kafkacrypto/tools/provisioning.lua documents it.
  *
  * Secret keys stay in C (wiped when the handle is closed or collected).
  * Passwords come back to Lua as strings, which Lua cannot wipe: the tools
@@ -22,6 +22,7 @@
 #include "kc_file.h"
 #include "kc_hex.h"
 #include "kc_lua.h"
+#include "kc_lua_class.h"
 #include "kc_provision.h"
 #include "kc_ratchet.h"
 #include "kc_seal.h"
@@ -100,11 +101,7 @@ typedef struct lua_signer {
 
 static lua_signer *new_signer(lua_State *L)
 {
-    lua_signer *s = lua_newuserdata(L, sizeof *s);
-    memset(s, 0, sizeof *s);
-    luaL_getmetatable(L, SIGNER);
-    lua_setmetatable(L, -2);
-    return s;
+    return kc_lua_class_push(L, SIGNER, sizeof(lua_signer));
 }
 
 static lua_signer *check_signer(lua_State *L, int idx)
@@ -528,14 +525,8 @@ void kc_lua_open_tools(lua_State *L)
         {"sign", l_signer_sign},             {"secret_hex", l_signer_secret_hex},
         {"close", l_signer_close},           {NULL, NULL},
     };
-    if (luaL_newmetatable(L, SIGNER)) {
-        lua_newtable(L);
-        luaL_register(L, NULL, methods);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, l_signer_close);
-        lua_setfield(L, -2, "__gc");
-    }
-    lua_pop(L, 1);
+    static const luaL_Reg meta[] = {{"__gc", l_signer_close}, {NULL, NULL}};
+    kc_lua_class_new(L, SIGNER, methods, meta);
     static const luaL_Reg fns[] = {
         {"read_password", l_read_password},
         {"password_rot", l_password_rot},
@@ -552,8 +543,5 @@ void kc_lua_open_tools(lua_State *L)
         {"seed_escrow", l_seed_escrow},
         {NULL, NULL},
     };
-    for (const luaL_Reg *f = fns; f->name; f++) {
-        lua_pushcfunction(L, f->func);
-        lua_setfield(L, -2, f->name);
-    }
+    luaL_register(L, NULL, fns);
 }

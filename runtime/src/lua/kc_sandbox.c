@@ -353,10 +353,7 @@ static void build_environment(lua_State *L)
                                        {"warning", log_warning}, {"error", log_error},
                                        {NULL, NULL}};
     lua_newtable(L);
-    for (const luaL_Reg *f = log_fns; f->name; f++) {
-        lua_pushcfunction(L, f->func);
-        lua_setfield(L, -2, f->name);
-    }
+    luaL_register(L, NULL, log_fns);
     lua_newtable(L);
     lua_pushcfunction(L, log_call);
     lua_setfield(L, -2, "__call");

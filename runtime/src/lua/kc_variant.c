@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kc_array.h"
 #include "kc_chain.h"
 #include "kc_clock.h"
 #include "kc_log.h"
@@ -135,11 +136,9 @@ static void push_ctx(kc_variant *v, const char *root)
 
 static kc_status add_msg(kc_exchange_msgs *m, const char *p, size_t n)
 {
-    kc_exchange_msg *items = realloc(m->items, (m->n + 1) * sizeof *items);
-    if (!items)
+    if (KC_ARRAY_GROW(m->items, m->n, m->cap) != KC_OK)
         return KC_ERR_NOMEM;
-    m->items = items;
-    kc_exchange_msg *msg = &items[m->n];
+    kc_exchange_msg *msg = &m->items[m->n];
     memset(msg, 0, sizeof *msg);
     msg->direct = true;
     kc_status st = kc_buf_set(&msg->value, p, n);

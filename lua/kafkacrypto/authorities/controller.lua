@@ -1,4 +1,4 @@
--- kafkacrypto.controller: upstream's controller (spec §8.1) as a library,
+-- kafkacrypto.authorities.controller: upstream's controller (spec §8.1) as a library,
 -- run by scripts/controller.lua (`kafkacrypto controller`).
 --
 -- A controller is a node whose chain allows key-encrypt-request. Consumers

@@ -1,4 +1,4 @@
--- kafkacrypto.chainserver: upstream's chain server (spec §8.2) as a
+-- kafkacrypto.authorities.chainserver: upstream's chain server (spec §8.2) as a
 -- library, run by scripts/chainserver.lua (`kafkacrypto chainserver`).
 --
 -- Every interval_secs it looks at the unsigned certificates in section

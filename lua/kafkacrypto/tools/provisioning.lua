@@ -3,7 +3,7 @@
 -- password-derived signers and writing a node's files as upstream's tools do
 -- (spec §9, §10).
 --
---   local P = require "kafkacrypto.provisioning"
+--   local P = require "kafkacrypto.tools.provisioning"
 --   P.read_password(prompt)       hidden input (no echo on a terminal)
 --   P.password_rot(pw[, keytype]) -> signer     PasswordROT
 --   P.password_provisioners(pw, rot_pk[, keytype])
@@ -20,7 +20,7 @@
 local core = require "kafkacrypto.core"
 local kafkacrypto = require "kafkacrypto"
 local chain = require "kafkacrypto.chain"
-local cli = require "kafkacrypto.cli"
+local cli = require "kafkacrypto.tools.cli"
 
 local P = {
   read_password = core.read_password,
@@ -85,7 +85,7 @@ function Tool:usage_text()
   return table.concat(lines, "\n") .. "\n"
 end
 
--- The tool as kafkacrypto.cli sees it (built once).
+-- The tool as kafkacrypto.tools.cli sees it (built once).
 function Tool:cli()
   if not self._cli then
     local specs = {}
@@ -256,26 +256,26 @@ function P.ask_topics(t, opts, what, all_default)
   end
 end
 
-function P.ask_pathlen(t, opts, default)
-  if opts.pathlen then return t:int_option(opts, "pathlen", default, -1) end
+-- An integer from --NAME, else the default with --yes, else asked until valid.
+local function ask_int(t, opts, name, prompt, default, valid)
+  if opts[name] then return t:int_option(opts, name, default, -1) end
   if opts.yes then return default end
   while true do
-    local a = t:input(("Enter a maximum pathlength (-1 for no limit; default %d):"):format(default))
+    local a = t:input(prompt:format(default))
     if a == "" then return default end
     local n = tonumber(a)
-    if n and n % 1 == 0 and n >= -1 then return n end
+    if n and n % 1 == 0 and valid(n) then return n end
   end
 end
 
+function P.ask_pathlen(t, opts, default)
+  return ask_int(t, opts, "pathlen", "Enter a maximum pathlength (-1 for no limit; default %d):",
+                 default, function(n) return n >= -1 end)
+end
+
 function P.ask_lifetime(t, opts, default)
-  if opts.lifetime then return t:int_option(opts, "lifetime", default, -1) end
-  if opts.yes then return default end
-  while true do
-    local a = t:input(("Enter a maximum lifetime in seconds (-1 for no limit; default %d):"):format(default))
-    if a == "" then return default end
-    local n = tonumber(a)
-    if n and n % 1 == 0 and (n == -1 or n > 0) then return n end
-  end
+  return ask_int(t, opts, "lifetime", "Enter a maximum lifetime in seconds (-1 for no limit; default %d):",
+                 default, function(n) return n == -1 or n > 0 end)
 end
 
 local function days(seconds)
