@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "kc_array.h"
 #include "kc_chain.h"
 #include "kc_exchange.h"
 #include "kc_log.h"
@@ -29,51 +30,39 @@ double kc_node_chain_expires_in(kc_node *n, double now)
 /* Copies of the per-root counters, taken under the locks, rendered after. */
 typedef struct page_roots {
     kc_serde_root_stats *serde;
-    size_t nserde;
+    size_t nserde, serde_cap;
     kc_root_counters *node;
     double *unanswered;
-    size_t nnode;
+    size_t nnode, node_cap, unanswered_cap;
     bool nomem;
 } page_roots;
-
-static void *grow(void *p, size_t n, size_t size)
-{
-    return (n & (n - 1)) == 0 ? realloc(p, (n ? 2 * n : 1) * size) : p;
-}
 
 static void take_serde(void *ctx, const kc_serde_root_stats *st)
 {
     page_roots *p = ctx;
-    kc_serde_root_stats *a = grow(p->serde, p->nserde, sizeof *a);
     char *root = strdup(st->root);
-    if (!a || !root) {
+    if (!root || KC_ARRAY_GROW(p->serde, p->nserde, p->serde_cap) != KC_OK) {
         free(root);
         p->nomem = true;
         return;
     }
-    p->serde = a;
-    a[p->nserde] = *st;
-    a[p->nserde++].root = root;
+    p->serde[p->nserde] = *st;
+    p->serde[p->nserde++].root = root;
 }
 
 static void take_node(void *ctx, const kc_root_counters *c, double unanswered_for)
 {
     page_roots *p = ctx;
-    kc_root_counters *a = grow(p->node, p->nnode, sizeof *a);
-    if (a)
-        p->node = a;
-    double *u = grow(p->unanswered, p->nnode, sizeof *u);
-    if (u)
-        p->unanswered = u;
     char *root = strdup(c->root);
-    if (!a || !u || !root) {
+    if (!root || KC_ARRAY_GROW(p->node, p->nnode, p->node_cap) != KC_OK ||
+        KC_ARRAY_GROW(p->unanswered, p->nnode, p->unanswered_cap) != KC_OK) {
         free(root);
         p->nomem = true;
         return;
     }
-    a[p->nnode] = *c;
-    a[p->nnode].root = root;
-    u[p->nnode++] = unanswered_for;
+    p->node[p->nnode] = *c;
+    p->node[p->nnode].root = root;
+    p->unanswered[p->nnode++] = unanswered_for;
 }
 
 static void page_roots_free(page_roots *p)

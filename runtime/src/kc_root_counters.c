@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kc_array.h"
+
 const char *const kc_refusal_names[KC_REFUSED_N] = {
     [KC_REFUSED_MALFORMED] = "malformed", [KC_REFUSED_CHAIN] = "chain",
     [KC_REFUSED_EXPIRED] = "expired",     [KC_REFUSED_SIGNATURE] = "signature",
@@ -40,14 +42,8 @@ kc_root_counters *kc_root_table_get(kc_root_table *t, const char *root)
     kc_root_counters *c = (kc_root_counters *)kc_root_table_find(t, root);
     if (c)
         return c;
-    if (t->n == t->cap) {
-        size_t cap = t->cap ? 2 * t->cap : 8;
-        kc_root_counters *items = realloc(t->items, cap * sizeof *items);
-        if (!items)
-            return NULL;
-        t->items = items;
-        t->cap = cap;
-    }
+    if (KC_ARRAY_GROW(t->items, t->n, t->cap) != KC_OK)
+        return NULL;
     c = &t->items[t->n];
     memset(c, 0, sizeof *c);
     if (!(c->root = strdup(root)))
