@@ -39,7 +39,8 @@ typedef struct tracked {
     int nparts;        /* 0: not known to exist yet */
     int64_t *next;     /* per partition: offset to resume from, -1 = initial position */
     bool counted;      /* nparts looked up: a rebuild counts only what is new */
-    bool existed;      /* the topic existed when counted */
+    bool existed;      /* the topic existed when first counted */
+    bool assigned;     /* in the consumer's assignment: a request may go out */
 } tracked;
 
 /* The key requests of a root (§7.3): the last round while no reply has
@@ -307,7 +308,12 @@ static void on_missing_key(void *ctx, const char *root, size_t root_len, const k
     snprintf(r, sizeof r, "%.*s", (int)root_len, root);
     char *topic = concat(r, n->t.topic_suffix_keys);
     pthread_mutex_lock(&n->mu);
-    if (topic && !track(n, topic, r, TOPIC_KEYS))
+    tracked *t = topic ? find_tracked(n, topic) : NULL;
+    /* A request waits for the topic's assignment (the rebuild asks then):
+     * a reply written before it could be missed. */
+    if (!t && topic)
+        track(n, topic, r, TOPIC_KEYS);
+    else if (t && t->assigned)
         need_subscription(n, r);
     pthread_mutex_unlock(&n->mu);
     free(topic);
@@ -720,33 +726,60 @@ static void dispatch(kc_node *n, const kc_record *m)
 
 /* ---- the assignment --------------------------------------------------------------------------- */
 
+/* The end offsets of the partitions of a key topic just counted, each
+ * -1 where the look-up failed (the assignment then asks for the end). */
+static int64_t *key_topic_ends(kc_node *n, const char *topic, int parts)
+{
+    int64_t *ends = malloc((size_t)parts * sizeof *ends);
+    for (int p = 0; ends && p < parts; p++) {
+        int64_t lo;
+        kc_err err;
+        if (kc_consumer_watermarks(n->cons, topic, p, METADATA_TIMEOUT_MS, &lo, &ends[p],
+                                   &err) != KC_OK) {
+            kc_log(KC_LOG_DEBUG, LOGGER, "%s", err.msg);
+            ends[p] = -1;
+        }
+    }
+    return ends;
+}
+
 /* Looks up the partition counts of topics not counted yet (without the
  * node lock: metadata requests block; each costs a round trip, so topics
  * counted before are not asked again), then assigns every partition of
- * every tracked topic. */
+ * every tracked topic.
+ *
+ * A key topic that exists is read from its end (§7.1: upstream's "latest"),
+ * looked up once, when first counted, and kept as the position to resume
+ * from until a message is read: a later rebuild (another root's key topic
+ * added) must not move an unread partition to the end again, past the
+ * replies to a request sent since. */
 static void rebuild_assignment(kc_node *n)
 {
     pthread_mutex_lock(&n->mu);
     size_t ntrk = n->ntrk;
     char **topics = calloc(ntrk ? ntrk : 1, sizeof *topics);
     char **roots = calloc(ntrk ? ntrk : 1, sizeof *roots);
-    for (size_t i = 0; topics && roots && i < ntrk; i++) {
+    bool *first = calloc(ntrk ? ntrk : 1, sizeof *first);
+    for (size_t i = 0; topics && roots && first && i < ntrk; i++) {
         if (n->trk[i].counted)
             continue;  /* NULL: keep what is known */
         topics[i] = strdup(n->trk[i].topic);
         roots[i] = n->trk[i].root ? strdup(n->trk[i].root) : NULL;
+        first[i] = n->trk[i].kind == TOPIC_KEYS && n->trk[i].nparts == 0;
     }
     n->dirty = false;
     pthread_mutex_unlock(&n->mu);
-    if (!topics || !roots) {
+    if (!topics || !roots || !first) {
         free(topics);
         free(roots);
+        free(first);
         return;
     }
     int *counts = calloc(ntrk ? ntrk : 1, sizeof *counts);
+    int64_t **ends = calloc(ntrk ? ntrk : 1, sizeof *ends);
     /* each look-up may wait METADATA_TIMEOUT_MS for an unreachable broker:
      * a closing node stops looking (dirty stays set) */
-    for (size_t i = 0; counts && i < ntrk && !atomic_load(&n->stop); i++) {
+    for (size_t i = 0; counts && ends && i < ntrk && !atomic_load(&n->stop); i++) {
         if (roots[i]) {
             create_key_topics(n, roots[i]);
             /* the topics this node will write for that root: a first send
@@ -764,24 +797,27 @@ static void rebuild_assignment(kc_node *n)
         if (topics[i] && kc_consumer_partition_count(n->cons, topics[i], METADATA_TIMEOUT_MS,
                                                      &counts[i], &err) != KC_OK)
             kc_log(KC_LOG_DEBUG, LOGGER, "%s", err.msg);
+        if (first[i] && counts[i] > 0)
+            ends[i] = key_topic_ends(n, topics[i], counts[i]);
     }
 
     pthread_mutex_lock(&n->mu);
     size_t total = 0;
-    for (size_t i = 0; counts && i < ntrk; i++) {
+    for (size_t i = 0; counts && ends && i < ntrk; i++) {
         tracked *t = &n->trk[i];
         if (!topics[i]) {
             total += (size_t)t->nparts;
             continue;
         }
         t->counted = true;
-        t->existed = counts[i] > 0;
+        if (t->nparts == 0)  /* a topic created later is new: read from its beginning */
+            t->existed = counts[i] > 0;
         int parts = counts[i] > 0 ? counts[i] : 1; /* missing: partition 0 for when it appears */
         if (parts != t->nparts) {
             int64_t *next = realloc(t->next, (size_t)parts * sizeof *next);
             if (next) {
                 for (int p = t->nparts; p < parts; p++)
-                    next[p] = -1;
+                    next[p] = ends[i] && p < counts[i] ? ends[i][p] : -1;
                 t->next = next;
                 t->nparts = parts;
             }
@@ -800,23 +836,31 @@ static void rebuild_assignment(kc_node *n)
                       : t->existed ? KC_OFFSET_END : KC_OFFSET_BEGINNING;
             tps[k++] = (kc_topic_partition){t->topic, p, off};
         }
-        if (t->kind == TOPIC_KEYS)
-            need_subscription(n, t->root);
     }
     kc_err err;
-    if (tps && kc_consumer_assign(n->cons, tps, k, &err) != KC_OK) {
+    bool assigned = tps && kc_consumer_assign(n->cons, tps, k, &err) == KC_OK;
+    if (tps && !assigned) {
         kc_log(KC_LOG_WARNING, LOGGER, "Could not assign the key topics: %s", err.msg);
         n->dirty = true;
+    }
+    for (size_t i = 0; assigned && i < ntrk; i++) {
+        tracked *t = &n->trk[i];
+        t->assigned = t->nparts > 0;
+        if (t->kind == TOPIC_KEYS && t->assigned)
+            need_subscription(n, t->root);
     }
     n->missing_checked = now(n);
     pthread_mutex_unlock(&n->mu);
     for (size_t i = 0; i < ntrk; i++) {
         free(topics[i]);
         free(roots[i]);
+        free(ends ? ends[i] : NULL);
     }
     free(topics);
     free(roots);
+    free(first);
     free(counts);
+    free(ends);
     free(tps);
 }
 
