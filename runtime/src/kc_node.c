@@ -188,17 +188,20 @@ static bool track(kc_node *n, const char *topic, const char *root, topic_kind ki
     return true;
 }
 
-static void need_subscription(kc_node *n, const char *root)
+/* Whether root was added (not already waiting for the request step). */
+static bool need_subscription(kc_node *n, const char *root)
 {
     for (size_t i = 0; i < n->nsubs; i++)
         if (strcmp(n->subs_needed[i], root) == 0)
-            return;
+            return false;
     char **s = realloc(n->subs_needed, (n->nsubs + 1) * sizeof *s);
     if (!s)
-        return;
+        return false;
     n->subs_needed = s;
-    if ((s[n->nsubs] = strdup(root)))
-        n->nsubs++;
+    if (!(s[n->nsubs] = strdup(root)))
+        return false;
+    n->nsubs++;
+    return true;
 }
 
 static sub_round *find_round(kc_node *n, const char *root)
@@ -311,14 +314,14 @@ static void on_missing_key(void *ctx, const char *root, size_t root_len, const k
     tracked *t = topic ? find_tracked(n, topic) : NULL;
     /* A request waits for the topic's assignment (the rebuild asks then):
      * a reply written before it could be missed. */
-    if (!t && topic)
-        track(n, topic, r, TOPIC_KEYS);
-    else if (t && t->assigned)
-        need_subscription(n, r);
+    bool news = !t && topic ? track(n, topic, r, TOPIC_KEYS)
+                : t && t->assigned && need_subscription(n, r);
     pthread_mutex_unlock(&n->mu);
     free(topic);
-    if (n->cons)
-        kc_consumer_wake(n->cons); /* ask for the key now, not after the poll */
+    /* ask for the key now, not after the poll; a deserializer retrying
+     * while the root waits for its request step wakes nothing */
+    if (n->cons && news)
+        kc_consumer_wake(n->cons);
 }
 
 /* ---- persistence of producer keys (§7.10) ---------------------------------------------------- */
@@ -726,21 +729,79 @@ static void dispatch(kc_node *n, const kc_record *m)
 
 /* ---- the assignment --------------------------------------------------------------------------- */
 
-/* The end offsets of the partitions of a key topic just counted, each
- * -1 where the look-up failed (the assignment then asks for the end). */
-static int64_t *key_topic_ends(kc_node *n, const char *topic, int parts)
+/* What a rebuild looks up, outside the node lock, for a topic not counted
+ * yet. */
+typedef struct lookup {
+    char *topic, *root;   /* topic NULL: counted before, nothing to look up */
+    topic_kind kind;
+    bool first;           /* never counted: a key topic's end is looked up */
+    int count;
+    int64_t *ends;        /* per partition, -1 where unknown; NULL: not looked up */
+} lookup;
+
+/* For the topics of ls[0..n) with a `topic`: creates their roots' key
+ * topics on the embedded broker; fetches the metadata of the topics this
+ * node writes for them (a first send would otherwise wait about a second
+ * for it) and counts their partitions, each in one request for all (the
+ * consumer's count also lets it fetch as soon as they are assigned); and
+ * looks up the ends of the key topics never counted, through the producer,
+ * whose connection holds no fetch (kc_producer_watermarks). */
+static void look_up(kc_node *n, lookup *ls, size_t nls)
 {
-    int64_t *ends = malloc((size_t)parts * sizeof *ends);
-    for (int p = 0; ends && p < parts; p++) {
-        int64_t lo;
-        kc_err err;
-        if (kc_consumer_watermarks(n->cons, topic, p, METADATA_TIMEOUT_MS, &lo, &ends[p],
-                                   &err) != KC_OK) {
-            kc_log(KC_LOG_DEBUG, LOGGER, "%s", err.msg);
-            ends[p] = -1;
+    char **writes = calloc(2 * nls + 1, sizeof *writes);
+    const char **topics = calloc(nls + 1, sizeof *topics);
+    int *counts = calloc(nls + 1, sizeof *counts);
+    size_t nw = 0, nt = 0;
+    for (size_t i = 0; writes && topics && counts && i < nls; i++) {
+        const lookup *l = &ls[i];
+        if (!l->topic)
+            continue;
+        topics[nt++] = l->topic;
+        if (!l->root)
+            continue;
+        create_key_topics(n, l->root);
+        /* a producer writes replies; a consumer requests */
+        if (l->kind == TOPIC_REQS)
+            writes[nw++] = concat(l->root, n->t.topic_suffix_keys);
+        if (l->kind == TOPIC_KEYS) {
+            writes[nw++] = concat(l->root, n->t.topic_suffix_subs);
+            writes[nw++] = concat(l->root, n->t.topic_suffix_reqs);
         }
     }
-    return ends;
+    size_t k = 0;
+    for (size_t i = 0; writes && i < nw; i++)
+        if (writes[i])
+            writes[k++] = writes[i];
+    kc_err err;
+    if (k && !atomic_load(&n->stop))
+        kc_producer_prepare_topics(n->prod, (const char *const *)writes, k, METADATA_TIMEOUT_MS);
+    if (nt && !atomic_load(&n->stop) &&
+        kc_consumer_partition_counts(n->cons, topics, nt, METADATA_TIMEOUT_MS, counts, &err) !=
+            KC_OK)
+        kc_log(KC_LOG_DEBUG, LOGGER, "%s", err.msg);
+    for (size_t i = 0, j = 0; topics && counts && i < nls; i++) {
+        lookup *l = &ls[i];
+        if (!l->topic)
+            continue;
+        l->count = counts[j++];
+        if (!l->first || l->count <= 0 || !(l->ends = malloc((size_t)l->count * sizeof *l->ends)))
+            continue;
+        for (int p = 0; p < l->count; p++) {
+            int64_t lo;
+            l->ends[p] = -1;  /* unknown: the assignment asks for the end */
+            if (!atomic_load(&n->stop) &&
+                kc_producer_watermarks(n->prod, l->topic, p, METADATA_TIMEOUT_MS, &lo,
+                                       &l->ends[p], &err) != KC_OK) {
+                kc_log(KC_LOG_DEBUG, LOGGER, "%s", err.msg);
+                l->ends[p] = -1;
+            }
+        }
+    }
+    for (size_t i = 0; i < k; i++)
+        free(writes[i]);
+    free(writes);
+    free(topics);
+    free(counts);
 }
 
 /* Looks up the partition counts of topics not counted yet (without the
@@ -757,67 +818,37 @@ static void rebuild_assignment(kc_node *n)
 {
     pthread_mutex_lock(&n->mu);
     size_t ntrk = n->ntrk;
-    char **topics = calloc(ntrk ? ntrk : 1, sizeof *topics);
-    char **roots = calloc(ntrk ? ntrk : 1, sizeof *roots);
-    bool *first = calloc(ntrk ? ntrk : 1, sizeof *first);
-    for (size_t i = 0; topics && roots && first && i < ntrk; i++) {
-        if (n->trk[i].counted)
-            continue;  /* NULL: keep what is known */
-        topics[i] = strdup(n->trk[i].topic);
-        roots[i] = n->trk[i].root ? strdup(n->trk[i].root) : NULL;
-        first[i] = n->trk[i].kind == TOPIC_KEYS && n->trk[i].nparts == 0;
+    lookup *ls = calloc(ntrk ? ntrk : 1, sizeof *ls);
+    for (size_t i = 0; ls && i < ntrk; i++) {
+        const tracked *t = &n->trk[i];
+        if (t->counted)
+            continue;
+        ls[i] = (lookup){.topic = strdup(t->topic), .root = t->root ? strdup(t->root) : NULL,
+                         .kind = t->kind, .first = t->kind == TOPIC_KEYS && t->nparts == 0};
     }
     n->dirty = false;
     pthread_mutex_unlock(&n->mu);
-    if (!topics || !roots || !first) {
-        free(topics);
-        free(roots);
-        free(first);
+    if (!ls)
         return;
-    }
-    int *counts = calloc(ntrk ? ntrk : 1, sizeof *counts);
-    int64_t **ends = calloc(ntrk ? ntrk : 1, sizeof *ends);
     /* each look-up may wait METADATA_TIMEOUT_MS for an unreachable broker:
      * a closing node stops looking (dirty stays set) */
-    for (size_t i = 0; counts && ends && i < ntrk && !atomic_load(&n->stop); i++) {
-        if (roots[i]) {
-            create_key_topics(n, roots[i]);
-            /* the topics this node will write for that root: a first send
-             * would otherwise wait about a second for their metadata */
-            const char *suffixes[3] = {n->t.topic_suffix_keys, n->t.topic_suffix_subs,
-                                       n->t.topic_suffix_reqs};
-            for (int j = 0; j < 3; j++) {
-                char *w = concat(roots[i], suffixes[j]);
-                if (w)
-                    kc_producer_prepare_topic(n->prod, w, METADATA_TIMEOUT_MS);
-                free(w);
-            }
-        }
-        kc_err err;
-        if (topics[i] && kc_consumer_partition_count(n->cons, topics[i], METADATA_TIMEOUT_MS,
-                                                     &counts[i], &err) != KC_OK)
-            kc_log(KC_LOG_DEBUG, LOGGER, "%s", err.msg);
-        if (first[i] && counts[i] > 0)
-            ends[i] = key_topic_ends(n, topics[i], counts[i]);
-    }
+    look_up(n, ls, ntrk);
 
     pthread_mutex_lock(&n->mu);
     size_t total = 0;
-    for (size_t i = 0; counts && ends && i < ntrk; i++) {
+    for (size_t i = 0; i < ntrk; i++) {
         tracked *t = &n->trk[i];
-        if (!topics[i]) {
-            total += (size_t)t->nparts;
-            continue;
-        }
-        t->counted = true;
-        if (t->nparts == 0)  /* a topic created later is new: read from its beginning */
-            t->existed = counts[i] > 0;
-        int parts = counts[i] > 0 ? counts[i] : 1; /* missing: partition 0 for when it appears */
-        if (parts != t->nparts) {
-            int64_t *next = realloc(t->next, (size_t)parts * sizeof *next);
+        const lookup *l = &ls[i];
+        if (l->topic) {
+            t->counted = true;
+            if (t->nparts == 0)  /* a topic created later is new: read from its beginning */
+                t->existed = l->count > 0;
+            int parts = l->count > 0 ? l->count : 1; /* missing: partition 0 for when it appears */
+            int64_t *next = parts != t->nparts ? realloc(t->next, (size_t)parts * sizeof *next)
+                                               : NULL;
             if (next) {
                 for (int p = t->nparts; p < parts; p++)
-                    next[p] = ends[i] && p < counts[i] ? ends[i][p] : -1;
+                    next[p] = l->ends && p < l->count ? l->ends[p] : -1;
                 t->next = next;
                 t->nparts = parts;
             }
@@ -852,15 +883,11 @@ static void rebuild_assignment(kc_node *n)
     n->missing_checked = now(n);
     pthread_mutex_unlock(&n->mu);
     for (size_t i = 0; i < ntrk; i++) {
-        free(topics[i]);
-        free(roots[i]);
-        free(ends ? ends[i] : NULL);
+        free(ls[i].topic);
+        free(ls[i].root);
+        free(ls[i].ends);
     }
-    free(topics);
-    free(roots);
-    free(first);
-    free(counts);
-    free(ends);
+    free(ls);
     free(tps);
 }
 
