@@ -756,6 +756,7 @@ static void look_up(kc_node *n, lookup *ls, size_t nls)
         const lookup *l = &ls[i];
         if (!l->topic)
             continue;
+        kc_log(KC_LOG_DEBUG, LOGGER, "Looking up new topic %s.", l->topic);
         topics[nt++] = l->topic;
         if (!l->root)
             continue;
