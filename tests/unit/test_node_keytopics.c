@@ -42,13 +42,6 @@
 
 static tc_pki pki;
 
-static double mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* "Looking up new topic T." lines, per topic. */
 static struct {
     pthread_mutex_t mu;
@@ -155,7 +148,7 @@ static kc_record *next_request(kc_consumer *reqs, const root_data *d)
     const char *topic = d->reqs;
     kc_topic_partition tp = {topic, 0, KC_OFFSET_BEGINNING};
     assert_int_equal(kc_consumer_assign(reqs, &tp, 1, NULL), KC_OK);
-    for (double end = mono() + WAIT; mono() < end;) {
+    for (double end = tc_mono() + WAIT; tc_mono() < end;) {
         kc_record *r = NULL;
         assert_int_equal(kc_consumer_poll(reqs, 100, &r, NULL), KC_OK);
         if (r && !r->eof && r->value && strcmp(r->topic, topic) == 0)
@@ -221,7 +214,7 @@ static void test_a_reply_is_read_though_another_root_joins_before(void **state)
         kc_record_free(req);
         assert_false(decrypts(c, &joining[i])); /* another key topic, at once */
         bool ok = false;
-        for (double end = mono() + WAIT; !ok && mono() < end; usleep(20000))
+        for (double end = tc_mono() + WAIT; !ok && tc_mono() < end; usleep(20000))
             ok = decrypts(c, &asked[i]);
         if (!ok)
             fail_msg("round %d: the reply to %s was not read", i + 1, asked[i].root);
@@ -243,22 +236,6 @@ static void test_a_reply_is_read_though_another_root_joins_before(void **state)
     free(ccfg);
 }
 
-/* A message for root whose key nobody holds (a made-up key index). */
-static void unknown_key_message(uint8_t out[96])
-{
-    static const uint8_t hdr[3][2] = {{0xc4, 0x20}, {0xc4, 0x10}, {0xc4, 0x28}};
-    static const size_t len[3] = {32, 16, 40};
-    size_t k = 0;
-    out[k++] = 0x01;
-    out[k++] = 0x93;
-    for (int i = 0; i < 3; i++) {
-        out[k++] = hdr[i][0];
-        out[k++] = hdr[i][1];
-        randombytes_buf(out + k, len[i]);
-        k += len[i];
-    }
-}
-
 static void test_a_rebuild_looks_up_only_new_topics(void **state)
 {
     char *ccfg = tc_node_dir(tc_dir, "counting", KC_ROLE_CONSUMER, NULL, &pki, &pki);
@@ -270,15 +247,15 @@ static void test_a_rebuild_looks_up_only_new_topics(void **state)
     for (int i = 0; i < ROUNDS; i++) {
         char topic[32];
         snprintf(topic, sizeof topic, "ktc%d.data", i);
-        uint8_t wire[96];
-        unknown_key_message(wire);
+        uint8_t wire[TC_MADE_UP_BYTES];
+        tc_made_up_message(wire);
         kc_message *m = kc_message_new();
         assert_int_equal(kc_serde_deserialize(kc_node_serde(c), KC_KIND_VALUE, topic, wire,
                                               sizeof wire, m, NULL), KC_OK);
         assert_false(kc_message_is_cleartext(m, false));
         kc_message_free(m);
         kc_node_stats st = {0};
-        for (double end = mono() + WAIT; st.requests_sent < (uint64_t)i + 1 && mono() < end;
+        for (double end = tc_mono() + WAIT; st.requests_sent < (uint64_t)i + 1 && tc_mono() < end;
              usleep(10000))
             kc_node_get_stats(c, &st);
         assert_int_equal(st.requests_sent, i + 1);
