@@ -740,6 +740,17 @@ kc_status kc_consumer_seek(kc_consumer *c, const kc_topic_partition *tps, size_t
             return kc_err_set(err, KC_ERR_INVALID, "seek: %s[%d]: expected an offset >= 0, "
                               "beginning or end", tps[i].topic, (int)tps[i].partition);
     rd_kafka_topic_partition_list_t *list = to_list(tps, n);
+    /* beginning and end are looked up now, as by kc_consumer_assign: left
+     * to librdkafka, the look-up of a seek's logical offset can finish
+     * after a later seek's and undo it */
+    for (int i = 0; i < list->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = &list->elems[i];
+        int64_t lo, hi;
+        if ((tp->offset == RD_KAFKA_OFFSET_BEGINNING || tp->offset == RD_KAFKA_OFFSET_END) &&
+            rd_kafka_query_watermark_offsets(c->rk, tp->topic, tp->partition, &lo, &hi,
+                                             timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR)
+            tp->offset = tp->offset == RD_KAFKA_OFFSET_BEGINNING ? lo : hi;
+    }
     rd_kafka_error_t *e = rd_kafka_seek_partitions(c->rk, list, timeout_ms);
     kc_status st = KC_OK;
     if (e) {
