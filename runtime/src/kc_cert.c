@@ -274,6 +274,17 @@ kc_status kc_chain_signer_fingerprint(const uint8_t *chain, size_t n, char out[6
     return st;
 }
 
+kc_status kc_chain_leaf_unverified(const uint8_t *chain, size_t n, kc_cert *leaf)
+{
+    kc_chain_items items;
+    if (kc_chain_parse(&items, chain, n, NULL) != KC_OK)
+        return KC_ERR_INVALID;
+    kc_status st = items.n ? item_cert_unverified(&items.item[items.n - 1], leaf)
+                           : KC_ERR_INVALID;
+    kc_chain_items_free(&items);
+    return st;
+}
+
 kc_status kc_chain_min_expiry(const uint8_t *chain, size_t n, double *out, kc_err *err)
 {
     kc_chain_items items;

@@ -150,6 +150,11 @@ kc_status kc_chain_describe(const uint8_t *chain, size_t n, kc_buf *out);
  * verified; "unknown" and KC_ERR_INVALID when unreadable. */
 kc_status kc_chain_signer_fingerprint(const uint8_t *chain, size_t n, char out[65]);
 
+/* The certificate of the chain's last item, not verified (its byte
+ * strings point into chain): what a receiver may look at before paying for
+ * the verification. Free with kc_cert_free. KC_ERR_INVALID if unreadable. */
+kc_status kc_chain_leaf_unverified(const uint8_t *chain, size_t n, kc_cert *leaf);
+
 /* Project decision B2: the minimum non-zero max_age over the chain's items
  * (0 = never expires), read without verifying signatures. */
 kc_status kc_chain_min_expiry(const uint8_t *chain, size_t n, double *out, kc_err *err);

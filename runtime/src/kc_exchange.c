@@ -592,6 +592,42 @@ static bool open_box(const char *root, const uint8_t *random0, const uint8_t *ra
     return ok;
 }
 
+static kc_status unknown_random0(const char *root, const uint8_t *random0, size_t r0n,
+                                 kc_err *err)
+{
+    char hex[2 * RANDOM_BYTES + 1];
+    kc_hex(random0, r0n < RANDOM_BYTES ? r0n : RANDOM_BYTES, hex);
+    kc_log(KC_LOG_INFO, LOGGER, "unknown (or already used) random0 value in decrypt_keys: %s",
+           hex);
+    return kc_err_set(err, KC_ERR_NOTFOUND, "key reply for root=%s answers no outstanding "
+                      "request of ours", root);
+}
+
+/* Every consumer of a root reads every reply on <root>.keys, most of them
+ * answers to other consumers. Their random0, read before the chain is
+ * verified, tells them apart for a msgpack parse instead of a chain's
+ * signatures, which made verification the bound of a key exchange with
+ * many consumers. A reply that passes is verified in full (and its
+ * random0 looked up again from the verified leaf); one whose leaf cannot
+ * be read goes the full way too, for the reason to be reported. */
+static bool answers_another_request(kc_exchange *x, const char *root, const uint8_t *reply,
+                                    size_t n, kc_err *err, kc_status *st)
+{
+    kc_cert leaf;
+    if (kc_chain_leaf_unverified(reply, n, &leaf) != KC_OK)
+        return false;
+    const msgpack_object *rs = leaf.n_extra >= 1 ? &leaf.extra[0] : NULL;
+    const uint8_t *random0;
+    size_t r0n;
+    bool other = rs && rs->type == MSGPACK_OBJECT_ARRAY && rs->via.array.size >= 1 &&
+                 kc_mp_bytes(&rs->via.array.ptr[0], &random0, &r0n) &&
+                 randoms_find(x, root, random0, r0n) < 0;
+    if (other)
+        *st = unknown_random0(root, random0, r0n, err);
+    kc_cert_free(&leaf);
+    return other;
+}
+
 kc_status kc_exchange_decrypt_keys(kc_exchange *x, const char *root, const uint8_t *reply,
                                    size_t n, kc_exchange_keys *out, kc_err *err)
 {
@@ -600,10 +636,12 @@ kc_status kc_exchange_decrypt_keys(kc_exchange *x, const char *root, const uint8
         err = &local;
     kc_chain_result res = {0};
     kc_kem_results cands = {0};
+    kc_status st;
     pthread_mutex_lock(&x->mu);
+    if (answers_another_request(x, root, reply, n, err, &st))
+        goto done;
     kc_chain_list allow = view(&x->list[KC_LIST_ALLOW]), deny = view(&x->list[KC_LIST_DENY]);
-    kc_status st = kc_chain_process(reply, n, root, "key-encrypt", &allow, &deny, now(x), &res,
-                                    err);
+    st = kc_chain_process(reply, n, root, "key-encrypt", &allow, &deny, now(x), &res, err);
     if (st != KC_OK) {
         describe_chain_reason(err, "key reply", root);
         goto done;
@@ -624,12 +662,7 @@ kc_status kc_exchange_decrypt_keys(kc_exchange *x, const char *root, const uint8
     }
     long at = randoms_find(x, root, random0, r0n);
     if (at < 0) {
-        char hex[2 * RANDOM_BYTES + 1];
-        kc_hex(random0, r0n < RANDOM_BYTES ? r0n : RANDOM_BYTES, hex);
-        kc_log(KC_LOG_INFO, LOGGER, "unknown (or already used) random0 value in decrypt_keys: %s",
-               hex);
-        st = kc_err_set(err, KC_ERR_NOTFOUND, "key reply for root=%s answers no outstanding "
-                        "request of ours", root);
+        st = unknown_random0(root, random0, r0n, err);
         goto done;
     }
     /* Only replies to our own requests reach the policy (every consumer

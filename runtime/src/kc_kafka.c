@@ -551,23 +551,52 @@ void kc_consumer_close(kc_consumer *c)
     free(c);
 }
 
+/* The partition counts of n topics (0: the topic does not exist), in one
+ * metadata request: librdkafka asks for every topic the handle knows when
+ * given none, so each gets a handle for the time of the request. */
+static kc_status partition_counts(rd_kafka_t *rk, const char *const *topics, size_t n,
+                                  int timeout_ms, int *counts, kc_err *err)
+{
+    rd_kafka_topic_t **rkts = calloc(n ? n : 1, sizeof *rkts);
+    if (!rkts)
+        return kc_err_set(err, KC_ERR_NOMEM, "metadata: out of memory");
+    kc_status st = KC_OK;
+    for (size_t i = 0; i < n && st == KC_OK; i++) {
+        counts[i] = 0;
+        if (!(rkts[i] = rd_kafka_topic_new(rk, topics[i], NULL)))
+            st = kc_err_set(err, KC_ERR_INVALID, "topic %s: %s", topics[i],
+                            rd_kafka_err2str(rd_kafka_last_error()));
+    }
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = st == KC_OK && n ? rd_kafka_metadata(rk, 0, n == 1 ? rkts[0] : NULL,
+                                                                 &md, timeout_ms)
+                                             : RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (e)
+        st = kc_err_set(err, KC_ERR_IO, "topic %s%s: metadata: %s", topics[0],
+                        n > 1 ? " and others" : "", rd_kafka_err2str(e));
+    for (int t = 0; md && t < md->topic_cnt; t++)
+        for (size_t i = 0; i < n; i++)
+            if (!md->topics[t].err && strcmp(md->topics[t].topic, topics[i]) == 0)
+                counts[i] = md->topics[t].partition_cnt;
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    for (size_t i = 0; i < n; i++)
+        if (rkts[i])
+            rd_kafka_topic_destroy(rkts[i]);
+    free(rkts);
+    return st;
+}
+
 kc_status kc_consumer_partition_count(kc_consumer *c, const char *topic, int timeout_ms,
                                       int *count, kc_err *err)
 {
-    *count = 0;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(c->rk, topic, NULL);
-    if (!rkt)
-        return kc_err_set(err, KC_ERR_INVALID, "topic %s: %s", topic,
-                          rd_kafka_err2str(rd_kafka_last_error()));
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t e = rd_kafka_metadata(c->rk, 0, rkt, &md, timeout_ms);
-    rd_kafka_topic_destroy(rkt);
-    if (e)
-        return kc_err_set(err, KC_ERR_IO, "topic %s: metadata: %s", topic, rd_kafka_err2str(e));
-    if (md->topic_cnt == 1 && !md->topics[0].err)
-        *count = md->topics[0].partition_cnt;
-    rd_kafka_metadata_destroy(md);
-    return KC_OK;
+    return partition_counts(c->rk, &topic, 1, timeout_ms, count, err);
+}
+
+kc_status kc_consumer_partition_counts(kc_consumer *c, const char *const *topics, size_t n,
+                                       int timeout_ms, int *counts, kc_err *err)
+{
+    return partition_counts(c->rk, topics, n, timeout_ms, counts, err);
 }
 
 kc_status kc_consumer_store_offset(kc_consumer *c, const kc_record *r, kc_err *err)
@@ -601,15 +630,17 @@ void kc_consumer_wake(kc_consumer *c)
 
 kc_status kc_producer_prepare_topic(kc_producer *p, const char *topic, int timeout_ms)
 {
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(p->rk, topic, NULL);
-    if (!rkt)
-        return KC_ERR_INVALID;
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t e = rd_kafka_metadata(p->rk, 0, rkt, &md, timeout_ms);
-    if (!e)
-        rd_kafka_metadata_destroy(md);
-    rd_kafka_topic_destroy(rkt);
-    return e ? KC_ERR_IO : KC_OK;
+    return kc_producer_prepare_topics(p, &topic, 1, timeout_ms);
+}
+
+kc_status kc_producer_prepare_topics(kc_producer *p, const char *const *topics, size_t n,
+                                     int timeout_ms)
+{
+    int *counts = malloc((n ? n : 1) * sizeof *counts);
+    kc_status st = counts ? partition_counts(p->rk, topics, n, timeout_ms, counts, NULL)
+                          : KC_ERR_NOMEM;
+    free(counts);
+    return st;
 }
 
 /* ---- consumer control ------------------------------------------------------ */
@@ -704,6 +735,17 @@ kc_status kc_consumer_seek(kc_consumer *c, const kc_topic_partition *tps, size_t
             return kc_err_set(err, KC_ERR_INVALID, "seek: %s[%d]: expected an offset >= 0, "
                               "beginning or end", tps[i].topic, (int)tps[i].partition);
     rd_kafka_topic_partition_list_t *list = to_list(tps, n);
+    /* beginning and end are looked up now, as by kc_consumer_assign: left
+     * to librdkafka, the look-up of a seek's logical offset can finish
+     * after a later seek's and undo it */
+    for (int i = 0; i < list->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = &list->elems[i];
+        int64_t lo, hi;
+        if ((tp->offset == RD_KAFKA_OFFSET_BEGINNING || tp->offset == RD_KAFKA_OFFSET_END) &&
+            rd_kafka_query_watermark_offsets(c->rk, tp->topic, tp->partition, &lo, &hi,
+                                             timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR)
+            tp->offset = tp->offset == RD_KAFKA_OFFSET_BEGINNING ? lo : hi;
+    }
     rd_kafka_error_t *e = rd_kafka_seek_partitions(c->rk, list, timeout_ms);
     kc_status st = KC_OK;
     if (e) {
@@ -807,13 +849,25 @@ void kc_topic_partitions_free(kc_topic_partition *tps, size_t n)
     free(tps);
 }
 
-kc_status kc_consumer_watermarks(kc_consumer *c, const char *topic, int32_t partition,
-                                 int timeout_ms, int64_t *low, int64_t *high, kc_err *err)
+static kc_status watermarks(rd_kafka_t *rk, const char *topic, int32_t partition, int timeout_ms,
+                            int64_t *low, int64_t *high, kc_err *err)
 {
-    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(c->rk, topic, partition, low, high,
+    rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk, topic, partition, low, high,
                                                              timeout_ms);
     if (e)
         return kc_err_set(err, KC_ERR_IO, "watermarks of %s[%d]: %s", topic, (int)partition,
                           rd_kafka_err2str(e));
     return KC_OK;
+}
+
+kc_status kc_consumer_watermarks(kc_consumer *c, const char *topic, int32_t partition,
+                                 int timeout_ms, int64_t *low, int64_t *high, kc_err *err)
+{
+    return watermarks(c->rk, topic, partition, timeout_ms, low, high, err);
+}
+
+kc_status kc_producer_watermarks(kc_producer *p, const char *topic, int32_t partition,
+                                 int timeout_ms, int64_t *low, int64_t *high, kc_err *err)
+{
+    return watermarks(p->rk, topic, partition, timeout_ms, low, high, err);
 }

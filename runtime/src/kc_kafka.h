@@ -106,6 +106,15 @@ void kc_producer_get_stats(const kc_producer *p, kc_producer_stats *out);
 /* Fetches the metadata of a topic ahead of the first send to it, which
  * would otherwise wait for it (about a second). */
 kc_status kc_producer_prepare_topic(kc_producer *p, const char *topic, int timeout_ms);
+/* The same for n topics, in one metadata request. */
+kc_status kc_producer_prepare_topics(kc_producer *p, const char *const *topics, size_t n,
+                                     int timeout_ms);
+/* kc_consumer_watermarks through a producer's connection, where no fetch
+ * is held: a broker answers a connection's requests in order, so a
+ * consumer's look-up waits behind its pending fetch (up to
+ * fetch.wait.max.ms). */
+kc_status kc_producer_watermarks(kc_producer *p, const char *topic, int32_t partition,
+                                 int timeout_ms, int64_t *low, int64_t *high, kc_err *err);
 /* Flushes (up to timeout_ms) and frees. Messages still undelivered then
  * are reported by a WARNING. NULL is fine. */
 void kc_producer_close(kc_producer *p, int timeout_ms);
@@ -173,6 +182,10 @@ void kc_record_free(kc_record *m);
  * topic does not exist (yet). */
 kc_status kc_consumer_partition_count(kc_consumer *c, const char *topic, int timeout_ms,
                                       int *count, kc_err *err);
+/* The same for n topics in one metadata request (each look-up waits
+ * behind the consumer's pending fetch, see kc_producer_watermarks). */
+kc_status kc_consumer_partition_counts(kc_consumer *c, const char *const *topics, size_t n,
+                                       int timeout_ms, int *counts, kc_err *err);
 /* From another thread: makes a kc_consumer_poll in progress return now
  * (without a message). */
 void kc_consumer_wake(kc_consumer *c);

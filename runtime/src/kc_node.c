@@ -41,7 +41,8 @@ typedef struct tracked {
     int nparts;        /* 0: not known to exist yet */
     int64_t *next;     /* per partition: offset to resume from, -1 = initial position */
     bool counted;      /* nparts looked up: a rebuild counts only what is new */
-    bool existed;      /* the topic existed when counted */
+    bool existed;      /* the topic existed when first counted */
+    bool assigned;     /* in the consumer's assignment: a request may go out */
 } tracked;
 
 /* The key requests of a root (§7.3): the last round while no reply has
@@ -182,15 +183,18 @@ static bool track(kc_node *n, const char *topic, const char *root, topic_kind ki
     return true;
 }
 
-static void need_subscription(kc_node *n, const char *root)
+/* Whether root was added (not already waiting for the request step). */
+static bool need_subscription(kc_node *n, const char *root)
 {
     for (size_t i = 0; i < n->nsubs; i++)
         if (strcmp(n->subs_needed[i], root) == 0)
-            return;
+            return false;
     if (KC_ARRAY_GROW(n->subs_needed, n->nsubs, n->subs_cap) != KC_OK)
-        return;
-    if ((n->subs_needed[n->nsubs] = strdup(root)))
-        n->nsubs++;
+        return false;
+    if (!(n->subs_needed[n->nsubs] = strdup(root)))
+        return false;
+    n->nsubs++;
+    return true;
 }
 
 static sub_round *find_round(kc_node *n, const char *root)
@@ -298,12 +302,17 @@ static void on_missing_key(void *ctx, const char *root, size_t root_len, const k
     snprintf(r, sizeof r, "%.*s", (int)root_len, root);
     char *topic = concat(r, n->t.topic_suffix_keys);
     pthread_mutex_lock(&n->mu);
-    if (topic && !track(n, topic, r, TOPIC_KEYS))
-        need_subscription(n, r);
+    tracked *t = topic ? find_tracked(n, topic) : NULL;
+    /* A request waits for the topic's assignment (the rebuild asks then):
+     * a reply written before it could be missed. */
+    bool news = !t && topic ? track(n, topic, r, TOPIC_KEYS)
+                : t && t->assigned && need_subscription(n, r);
     pthread_mutex_unlock(&n->mu);
     free(topic);
-    if (n->cons)
-        kc_consumer_wake(n->cons); /* ask for the key now, not after the poll */
+    /* ask for the key now, not after the poll; a deserializer retrying
+     * while the root waits for its request step wakes nothing */
+    if (n->cons && news)
+        kc_consumer_wake(n->cons);
 }
 
 /* ---- persistence of producer keys (§7.10) ---------------------------------------------------- */
@@ -718,67 +727,126 @@ static void dispatch(kc_node *n, const kc_record *m)
 
 /* ---- the assignment --------------------------------------------------------------------------- */
 
+/* What a rebuild looks up, outside the node lock, for a topic not counted
+ * yet. */
+typedef struct lookup {
+    char *topic, *root;   /* topic NULL: counted before, nothing to look up */
+    topic_kind kind;
+    bool first;           /* never counted: a key topic's end is looked up */
+    int count;
+    int64_t *ends;        /* per partition, -1 where unknown; NULL: not looked up */
+} lookup;
+
+/* For the topics of ls[0..n) with a `topic`: creates their roots' key
+ * topics on the embedded broker; fetches the metadata of the topics this
+ * node writes for them (a first send would otherwise wait about a second
+ * for it) and counts their partitions, each in one request for all (the
+ * consumer's count also lets it fetch as soon as they are assigned); and
+ * looks up the ends of the key topics never counted, through the producer,
+ * whose connection holds no fetch (kc_producer_watermarks). */
+static void look_up(kc_node *n, lookup *ls, size_t nls)
+{
+    char **writes = calloc(2 * nls + 1, sizeof *writes);
+    const char **topics = calloc(nls + 1, sizeof *topics);
+    int *counts = calloc(nls + 1, sizeof *counts);
+    size_t nw = 0, nt = 0;
+    for (size_t i = 0; writes && topics && counts && i < nls; i++) {
+        const lookup *l = &ls[i];
+        if (!l->topic)
+            continue;
+        kc_log(KC_LOG_DEBUG, LOGGER, "Looking up new topic %s.", l->topic);
+        topics[nt++] = l->topic;
+        if (!l->root)
+            continue;
+        create_key_topics(n, l->root);
+        /* a producer writes replies; a consumer requests */
+        if (l->kind == TOPIC_REQS)
+            writes[nw++] = concat(l->root, n->t.topic_suffix_keys);
+        if (l->kind == TOPIC_KEYS) {
+            writes[nw++] = concat(l->root, n->t.topic_suffix_subs);
+            writes[nw++] = concat(l->root, n->t.topic_suffix_reqs);
+        }
+    }
+    size_t k = 0;
+    for (size_t i = 0; writes && i < nw; i++)
+        if (writes[i])
+            writes[k++] = writes[i];
+    kc_err err;
+    if (k && !atomic_load(&n->stop))
+        kc_producer_prepare_topics(n->prod, (const char *const *)writes, k, METADATA_TIMEOUT_MS);
+    if (nt && !atomic_load(&n->stop) &&
+        kc_consumer_partition_counts(n->cons, topics, nt, METADATA_TIMEOUT_MS, counts, &err) !=
+            KC_OK)
+        kc_log(KC_LOG_DEBUG, LOGGER, "%s", err.msg);
+    for (size_t i = 0, j = 0; topics && counts && i < nls; i++) {
+        lookup *l = &ls[i];
+        if (!l->topic)
+            continue;
+        l->count = counts[j++];
+        if (!l->first || l->count <= 0 || !(l->ends = malloc((size_t)l->count * sizeof *l->ends)))
+            continue;
+        for (int p = 0; p < l->count; p++) {
+            int64_t lo;
+            l->ends[p] = -1;  /* unknown: the assignment asks for the end */
+            if (!atomic_load(&n->stop) &&
+                kc_producer_watermarks(n->prod, l->topic, p, METADATA_TIMEOUT_MS, &lo,
+                                       &l->ends[p], &err) != KC_OK) {
+                kc_log(KC_LOG_DEBUG, LOGGER, "%s", err.msg);
+                l->ends[p] = -1;
+            }
+        }
+    }
+    for (size_t i = 0; i < k; i++)
+        free(writes[i]);
+    free(writes);
+    free(topics);
+    free(counts);
+}
+
 /* Looks up the partition counts of topics not counted yet (without the
  * node lock: metadata requests block; each costs a round trip, so topics
  * counted before are not asked again), then assigns every partition of
- * every tracked topic. */
+ * every tracked topic.
+ *
+ * A key topic that exists is read from its end (§7.1: upstream's "latest"),
+ * looked up once, when first counted, and kept as the position to resume
+ * from until a message is read: a later rebuild (another root's key topic
+ * added) must not move an unread partition to the end again, past the
+ * replies to a request sent since. */
 static void rebuild_assignment(kc_node *n)
 {
     pthread_mutex_lock(&n->mu);
     size_t ntrk = n->ntrk;
-    char **topics = calloc(ntrk ? ntrk : 1, sizeof *topics);
-    char **roots = calloc(ntrk ? ntrk : 1, sizeof *roots);
-    for (size_t i = 0; topics && roots && i < ntrk; i++) {
-        if (n->trk[i].counted)
-            continue;  /* NULL: keep what is known */
-        topics[i] = strdup(n->trk[i].topic);
-        roots[i] = n->trk[i].root ? strdup(n->trk[i].root) : NULL;
+    lookup *ls = calloc(ntrk ? ntrk : 1, sizeof *ls);
+    for (size_t i = 0; ls && i < ntrk; i++) {
+        const tracked *t = &n->trk[i];
+        if (t->counted)
+            continue;
+        ls[i] = (lookup){.topic = strdup(t->topic), .root = t->root ? strdup(t->root) : NULL,
+                         .kind = t->kind, .first = t->kind == TOPIC_KEYS && t->nparts == 0};
     }
     n->dirty = false;
     pthread_mutex_unlock(&n->mu);
-    if (!topics || !roots) {
-        free(topics);
-        free(roots);
+    if (!ls)
         return;
-    }
-    int *counts = calloc(ntrk ? ntrk : 1, sizeof *counts);
     /* each look-up may wait METADATA_TIMEOUT_MS for an unreachable broker:
      * a closing node stops looking (dirty stays set) */
-    for (size_t i = 0; counts && i < ntrk && !atomic_load(&n->stop); i++) {
-        if (roots[i]) {
-            create_key_topics(n, roots[i]);
-            /* the topics this node will write for that root: a first send
-             * would otherwise wait about a second for their metadata */
-            const char *suffixes[3] = {n->t.topic_suffix_keys, n->t.topic_suffix_subs,
-                                       n->t.topic_suffix_reqs};
-            for (int j = 0; j < 3; j++) {
-                char *w = concat(roots[i], suffixes[j]);
-                if (w)
-                    kc_producer_prepare_topic(n->prod, w, METADATA_TIMEOUT_MS);
-                free(w);
-            }
-        }
-        kc_err err;
-        if (topics[i] && kc_consumer_partition_count(n->cons, topics[i], METADATA_TIMEOUT_MS,
-                                                     &counts[i], &err) != KC_OK)
-            kc_log(KC_LOG_DEBUG, LOGGER, "%s", err.msg);
-    }
+    look_up(n, ls, ntrk);
 
     pthread_mutex_lock(&n->mu);
     size_t total = 0;
-    for (size_t i = 0; counts && i < ntrk; i++) {
+    for (size_t i = 0; i < ntrk; i++) {
         tracked *t = &n->trk[i];
-        if (!topics[i]) {
-            total += (size_t)t->nparts;
-            continue;
-        }
-        t->counted = true;
-        t->existed = counts[i] > 0;
-        int parts = counts[i] > 0 ? counts[i] : 1; /* missing: partition 0 for when it appears */
-        if (parts != t->nparts) {
-            if (kc_array_resize(&t->next, (size_t)parts, sizeof *t->next) == KC_OK) {
+        const lookup *l = &ls[i];
+        if (l->topic) {
+            t->counted = true;
+            if (t->nparts == 0)  /* a topic created later is new: read from its beginning */
+                t->existed = l->count > 0;
+            int parts = l->count > 0 ? l->count : 1; /* missing: partition 0 for when it appears */
+            if (parts != t->nparts &&
+                kc_array_resize(&t->next, (size_t)parts, sizeof *t->next) == KC_OK) {
                 for (int p = t->nparts; p < parts; p++)
-                    t->next[p] = -1;
+                    t->next[p] = l->ends && p < l->count ? l->ends[p] : -1;
                 t->nparts = parts;
             }
         }
@@ -799,8 +867,6 @@ static void rebuild_assignment(kc_node *n)
             if (name)
                 tps[k++] = (kc_topic_partition){name, p, off};
         }
-        if (t->kind == TOPIC_KEYS)
-            need_subscription(n, t->root);
     }
     n->missing_checked = now(n);
     pthread_mutex_unlock(&n->mu);
@@ -808,7 +874,8 @@ static void rebuild_assignment(kc_node *n)
      * deserializer that meets a missing key takes the lock (on_missing_key),
      * so holding it here would stall a consumer's poll for seconds. */
     kc_err err;
-    if (tps && kc_consumer_assign(n->cons, tps, k, &err) != KC_OK) {
+    bool assigned = tps && kc_consumer_assign(n->cons, tps, k, &err) == KC_OK;
+    if (tps && !assigned) {
         kc_log(KC_LOG_WARNING, LOGGER, "Could not assign the key topics: %s", err.msg);
         pthread_mutex_lock(&n->mu);
         n->dirty = true;
@@ -816,13 +883,20 @@ static void rebuild_assignment(kc_node *n)
     }
     for (size_t i = 0; i < k; i++)
         free((char *)tps[i].topic);
-    for (size_t i = 0; i < ntrk; i++) {
-        free(topics[i]);
-        free(roots[i]);
+    pthread_mutex_lock(&n->mu);
+    for (size_t i = 0; assigned && i < ntrk; i++) {
+        tracked *t = &n->trk[i];
+        t->assigned = t->nparts > 0;
+        if (t->kind == TOPIC_KEYS && t->assigned)
+            need_subscription(n, t->root);
     }
-    free(topics);
-    free(roots);
-    free(counts);
+    pthread_mutex_unlock(&n->mu);
+    for (size_t i = 0; i < ntrk; i++) {
+        free(ls[i].topic);
+        free(ls[i].root);
+        free(ls[i].ends);
+    }
+    free(ls);
     free(tps);
 }
 

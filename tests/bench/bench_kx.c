@@ -9,10 +9,12 @@
  * (key_wait_interval), so that what is measured is the exchange, not that
  * polling step. The first trial includes the nodes' start-up (their first
  * assignment of the key topics), the later ones do not. */
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -31,7 +33,17 @@
 static void trace_sink(void *ctx, kc_log_level level, const char *logger, const char *msg)
 {
     (void)ctx;
-    fprintf(stderr, "%.3f %s:%s:%s\n", bench_now(), kc_log_level_name(level), logger, msg);
+    fprintf(stderr, "%.3f [%ld] %s:%s:%s\n", bench_now(), (long)syscall(SYS_gettid),
+            kc_log_level_name(level), logger, msg);
+}
+
+static void trace_start(void)
+{
+    const char *trace = getenv("KC_BENCH_TRACE");
+    if (trace && *trace && strcmp(trace, "0") != 0) {
+        kc_log_set_sink(trace_sink, NULL);
+        kc_log_set_level(KC_LOG_DEBUG);
+    }
 }
 
 static char *open_provisioned(const char *dir, const char *node, kc_role role, kc_node **out)
@@ -99,7 +111,12 @@ static int by_value(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* ---- at scale: one producer node, KX_SCALE_CONSUMERS consumer nodes, R roots ---- */
+/* ---- at scale: one producer node, KX_SCALE_CONSUMERS consumer nodes, R roots ----
+ * Each consumer thread passes over the roots every KX_WAIT_INTERVAL with
+ * its key waits bounded as a consumer's poll bounds them, so a root's
+ * first sight does not wait for the roots before it. The line also gives
+ * the request rounds, the producer's replies (first copies) and its reply
+ * rate, first reply to last. KC_BENCH_TRACE=1: the nodes' log lines. */
 
 typedef struct scale_cons {
     kc_node *node;
@@ -113,6 +130,10 @@ typedef struct scale_cons {
 static void *scale_consume(void *arg)
 {
     scale_cons *c = arg;
+    /* as a consumer's poll does (poll_key_wait): a pass over the roots
+     * never sleeps for keys root after root (10 first-sight intervals
+     * each), it comes back for them */
+    kc_serde_limit_key_wait(0);
     kc_message *m = kc_message_new();
     int left = c->roots;
     double start = bench_now();
@@ -133,7 +154,7 @@ static void *scale_consume(void *arg)
         }
         if (bench_now() - start > 4 * KX_GIVE_UP_SECONDS)
             break;  /* reported as undecrypted */
-        usleep(1000);
+        usleep(KX_WAIT_INTERVAL * 1e6); /* 20 threads: a pass per ms would take a core */
     }
     kc_message_free(m);
     return NULL;
@@ -177,8 +198,28 @@ static void scale_run(const char *dir, int roots)
     for (int i = 0; i < KX_SCALE_CONSUMERS; i++)
         if (pthread_create(&th[i], NULL, scale_consume, &cons[i]) != 0)
             bench_die("thread", NULL);
+    /* the producer's reply rate: from its first reply to its last first
+     * copy (one per request; D3 copies not counted) */
+    uint64_t want = (uint64_t)roots * KX_SCALE_CONSUMERS;
+    double first_reply = 0, last_reply = 0, start = bench_now();
+    kc_node_stats ps;
+    do {
+        usleep(2000);
+        kc_node_get_stats(p, &ps);
+        if (!first_reply && ps.replies_sent)
+            first_reply = bench_now();
+        if (ps.replies_sent >= want)
+            last_reply = bench_now();
+    } while (!last_reply && bench_now() - start < 4 * KX_GIVE_UP_SECONDS);
     for (int i = 0; i < KX_SCALE_CONSUMERS; i++)
         pthread_join(th[i], NULL);
+    uint64_t requests = 0;
+    for (int i = 0; i < KX_SCALE_CONSUMERS; i++) {
+        kc_node_stats cs;
+        kc_node_get_stats(cons[i].node, &cs);
+        requests += cs.requests_sent;
+    }
+    kc_node_get_stats(p, &ps);
     size_t n = (size_t)roots * KX_SCALE_CONSUMERS, undecrypted = 0;
     for (size_t i = 0; i < n; i++)
         if (all[i] < 0) {  /* gave up: counts as the longest wait */
@@ -187,8 +228,10 @@ static void scale_run(const char *dir, int roots)
         }
     qsort(all, n, sizeof *all, by_value);
     printf("bench key_exchange_scale consumers=%d roots=%d p50_ms=%.0f p99_ms=%.0f max_ms=%.0f "
-           "undecrypted=%zu\n", KX_SCALE_CONSUMERS, roots, all[n / 2], all[(n * 99) / 100],
-           all[n - 1], undecrypted);
+           "undecrypted=%zu requests=%" PRIu64 " replies=%" PRIu64 " replies_per_s=%.0f\n",
+           KX_SCALE_CONSUMERS, roots, all[n / 2], all[(n * 99) / 100], all[n - 1], undecrypted,
+           requests, ps.replies_sent,
+           last_reply > first_reply ? (double)(want - 1) / (last_reply - first_reply) : 0.0);
     fflush(stdout);
     for (int i = 0; i < KX_SCALE_CONSUMERS; i++) {
         kc_node_close(cons[i].node);
@@ -211,6 +254,7 @@ void bench_key_exchange_scale(const char *dir)
            "embedded broker;\nfrom each root's first ciphertext to each consumer decrypting it "
            "(nodes just opened)\n", KX_SCALE_CONSUMERS);
     kc_log_level level = kc_log_get_level();
+    trace_start();
     scale_run(dir, 1);
     scale_run(dir, 20);
     kc_log_set_level(level);
@@ -219,11 +263,7 @@ void bench_key_exchange_scale(const char *dir)
 void bench_key_exchange(const char *dir)
 {
     kc_log_level level = kc_log_get_level();
-    const char *trace = getenv("KC_BENCH_TRACE");
-    if (trace && *trace && strcmp(trace, "0") != 0) {
-        kc_log_set_sink(trace_sink, NULL);
-        kc_log_set_level(KC_LOG_DEBUG);
-    }
+    trace_start();
     kc_node *p, *c;
     char *pcfg = open_provisioned(dir, "kxprod", KC_ROLE_PRODUCER, &p);
     char *ccfg = open_provisioned(dir, "kxcons", KC_ROLE_CONSUMER, &c);

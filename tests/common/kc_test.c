@@ -1,9 +1,11 @@
 #include "kc_test.h"
 
 #include <ftw.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kc_file.h"
@@ -124,4 +126,26 @@ kc_buf tc_read_file(const char *path)
         abort();
     }
     return b;
+}
+
+double tc_mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void tc_made_up_message(uint8_t out[TC_MADE_UP_BYTES])
+{
+    static const uint8_t hdr[3][2] = {{0xc4, 0x20}, {0xc4, 0x10}, {0xc4, 0x28}};
+    static const size_t len[3] = {32, 16, 40};
+    size_t k = 0;
+    out[k++] = 0x01;
+    out[k++] = 0x93;
+    for (int i = 0; i < 3; i++) {
+        out[k++] = hdr[i][0];
+        out[k++] = hdr[i][1];
+        randombytes_buf(out + k, len[i]);
+        k += len[i];
+    }
 }

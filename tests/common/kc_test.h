@@ -34,4 +34,11 @@ void tc_write_file(const char *path, const uint8_t *p, size_t n);
 /* Whole file; aborts if missing. */
 kc_buf tc_read_file(const char *path);
 
+/* CLOCK_MONOTONIC in seconds, for bounded waits. */
+double tc_mono(void);
+/* A data message whose key index nobody holds, as an attacker writes it:
+ * 01 93 c4 20 <32> c4 10 <16> c4 28 <40>, random. */
+#define TC_MADE_UP_BYTES 96
+void tc_made_up_message(uint8_t out[TC_MADE_UP_BYTES]);
+
 #endif

@@ -35,13 +35,6 @@
 
 static char *dir;
 
-static double mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static kc_keyidx random_ki(void)
 {
     uint8_t b[32];
@@ -49,22 +42,6 @@ static kc_keyidx random_ki(void)
     kc_keyidx ki;
     kc_keyidx_from_bytes(&ki, b, sizeof b);
     return ki;
-}
-
-/* What an attacker writes: 01 93 c4 20 <32> c4 10 <16> c4 28 <40>, random. */
-static void made_up_message(uint8_t out[96])
-{
-    static const uint8_t hdr[3][2] = {{0xc4, 0x20}, {0xc4, 0x10}, {0xc4, 0x28}};
-    static const size_t len[3] = {32, 16, 40};
-    size_t k = 0;
-    out[k++] = 0x01;
-    out[k++] = 0x93;
-    for (int i = 0; i < 3; i++) {
-        out[k++] = hdr[i][0];
-        out[k++] = hdr[i][1];
-        randombytes_buf(out + k, len[i]);
-        k += len[i];
-    }
 }
 
 /* ---- the table ---------------------------------------------------------------------- */
@@ -201,9 +178,9 @@ static void test_a_flood_hardly_holds_the_deserializers(void **state)
     hooks h = {0};
     kc_serde *s = new_serde(&h);
     kc_message *m = kc_message_new(), *first = kc_message_new();
-    uint8_t msg[96];
+    uint8_t msg[TC_MADE_UP_BYTES];
     for (int i = 0; i < FLOOD; i++) {
-        made_up_message(msg);
+        tc_made_up_message(msg);
         assert_int_equal(kc_serde_deserialize(s, KC_KIND_VALUE, TOPIC, msg, sizeof msg,
                                               i ? m : first, NULL), KC_OK);
         assert_true(kc_message_is_possibly_decryptable(i ? m : first));
@@ -227,8 +204,8 @@ static void test_a_flood_hardly_holds_the_deserializers(void **state)
     /* a real index after the flood: no sleep (the pool is spent), first in
      * the next request */
     kc_keyidx real = random_ki(), req[KC_EXCHANGE_MAX_KEYS];
-    uint8_t wire[96];
-    made_up_message(wire);
+    uint8_t wire[TC_MADE_UP_BYTES];
+    tc_made_up_message(wire);
     memcpy(wire + 4, real.bytes, 32);
     assert_int_equal(kc_serde_deserialize(s, KC_KIND_VALUE, TOPIC, wire, sizeof wire, m, NULL),
                      KC_OK);
@@ -239,7 +216,7 @@ static void test_a_flood_hardly_holds_the_deserializers(void **state)
     /* its key arrives: the pool is full again, the next new index waits */
     uint8_t secret[KC_SECRET_BYTES] = {7};
     assert_int_equal(kc_serde_add_consumer_key(s, ROOT, &real, secret, NULL), KC_OK);
-    made_up_message(msg);
+    tc_made_up_message(msg);
     assert_int_equal(kc_serde_deserialize(s, KC_KIND_VALUE, TOPIC, msg, sizeof msg, m, NULL), KC_OK);
     assert_int_equal(h.sleeps, 18);
     kc_message_free(m);
@@ -254,11 +231,11 @@ static void test_a_threads_bound_cuts_waits_across_roots(void **state)
     hooks h = {.real = true};
     kc_serde *s = new_serde(&h);
     kc_message *m = kc_message_new();
-    uint8_t msg[96];
+    uint8_t msg[TC_MADE_UP_BYTES];
     static const char *const topics[] = {"ra.t", "rb.t", "rc.t", "rd.t"};
     kc_serde_limit_key_wait(0);
     for (int i = 0; i < 2; i++) {
-        made_up_message(msg);
+        tc_made_up_message(msg);
         assert_int_equal(kc_serde_deserialize(s, KC_KIND_VALUE, topics[i], msg, sizeof msg, m,
                                               NULL), KC_OK);
         assert_false(kc_message_is_cleartext(m, false));
@@ -273,21 +250,21 @@ static void test_a_threads_bound_cuts_waits_across_roots(void **state)
     assert_int_equal(h.sleeps, 0);
     h.real = true;
     /* 0.3 s in all, although each root would wait 9 intervals of 1 s */
-    double t0 = mono();
+    double t0 = tc_mono();
     kc_serde_limit_key_wait(0.3);
     for (int i = 2; i < 4; i++) {
-        made_up_message(msg);
+        tc_made_up_message(msg);
         assert_int_equal(kc_serde_deserialize(s, KC_KIND_VALUE, topics[i], msg, sizeof msg, m,
                                               NULL), KC_OK);
     }
     assert_true(h.slept <= 0.3 + 1e-6);
-    assert_true(mono() - t0 < 5);   /* unbounded: 18 s */
+    assert_true(tc_mono() - t0 < 5);   /* unbounded: 18 s */
     assert_true(h.missing >= 4);   /* each root asked for (again after a nap) */
     /* no bound: the first sight of an index waits its 9 intervals */
     kc_serde_limit_key_wait(-1);
     h.real = false;
     int before = h.sleeps;
-    made_up_message(msg);
+    tc_made_up_message(msg);
     assert_int_equal(kc_serde_deserialize(s, KC_KIND_VALUE, "re.t", msg, sizeof msg, m, NULL),
                      KC_OK);
     assert_int_equal(h.sleeps - before, 9);
@@ -299,8 +276,8 @@ static void test_a_given_up_index_is_asked_for_again_when_seen_anew_or_later(voi
 {
     hooks h = {.clock = 1000};
     kc_serde *s = new_serde(&h);
-    uint8_t wire[96];
-    made_up_message(wire);
+    uint8_t wire[TC_MADE_UP_BYTES];
+    tc_made_up_message(wire);
     kc_keyidx ki, req[2];
     kc_keyidx_from_bytes(&ki, wire + 4, 32);
     kc_message *m = kc_message_new();
@@ -348,7 +325,7 @@ static struct {
 
 static void sink(void *ctx, kc_log_level level, const char *logger, const char *message)
 {
-    double t = mono();
+    double t = tc_mono();
     pthread_mutex_lock(&seen.mu);
     if (strstr(message, "Sending new subscribe request(s) for root=" ROOT ",")) {
         if (seen.since > 0 && seen.first_with_want == 0) {
@@ -400,7 +377,7 @@ static kc_node *open_node(const char *config)
 /* Retries m (as an application does) until it decrypts or `seconds` pass. */
 static bool decrypts_within(kc_message *m, double seconds)
 {
-    for (double end = mono() + seconds; mono() < end; usleep(20000))
+    for (double end = tc_mono() + seconds; tc_mono() < end; usleep(20000))
         if (kc_message_is_cleartext(m, true))
             return true;
     return false;
@@ -429,16 +406,16 @@ static void test_after_a_flood_a_new_producer_is_asked_for_in_the_next_round(voi
     kc_message_free(m);
 
     /* the flood */
-    double flood_start = mono(), t = flood_start;
-    uint8_t fake[96];
+    double flood_start = tc_mono(), t = flood_start;
+    uint8_t fake[TC_MADE_UP_BYTES];
     kc_buf wf = {.data = fake, .len = sizeof fake};
     for (int i = 0; i < FLOOD; i++) {
-        made_up_message(fake);
+        tc_made_up_message(fake);
         m = deserialize(c, &wf);
         assert_false(kc_message_is_cleartext(m, false));
         kc_message_free(m);
     }
-    double flood_time = mono() - t;
+    double flood_time = tc_mono() - t;
     kc_serde_waits_stats ws;
     kc_serde_wait_stats(kc_node_serde(c), ROOT, &ws);
     assert_true(ws.waiting <= KC_WAITS_MAX);
@@ -451,14 +428,14 @@ static void test_after_a_flood_a_new_producer_is_asked_for_in_the_next_round(voi
     assert_int_equal(kc_serde_producer_state(kc_node_serde(b), ROOT, KC_KIND_VALUE, &bki, NULL),
                      KC_OK);
     snprintf(seen.want, sizeof seen.want, "msgkey=[%s", tc_tohex(bki.bytes, bki.len));
-    t = mono();
+    t = tc_mono();
     m = deserialize(c, &wb);
     pthread_mutex_lock(&seen.mu);
     seen.since = t;
     pthread_mutex_unlock(&seen.mu);
     /* one interval, plus a key exchange under load */
     assert_true(decrypts_within(m, SUB_INTERVAL + 20));
-    double delay = mono() - t;
+    double delay = tc_mono() - t;
     const uint8_t *p;
     size_t n;
     assert_int_equal(kc_message_get(m, false, &p, &n, NULL), KC_OK);
@@ -487,14 +464,14 @@ static void test_after_a_flood_a_new_producer_is_asked_for_in_the_next_round(voi
     kc_node_get_stats(c, &st);
     uint64_t replaced = st.key_indices_replaced;
     assert_true(replaced >= FLOOD - KC_WAITS_MAX);
-    for (double end = mono() + 2.5 * SUB_INTERVAL; mono() < end; usleep(100000))
+    for (double end = tc_mono() + 2.5 * SUB_INTERVAL; tc_mono() < end; usleep(100000))
         for (int i = 0; i < 100; i++) {
-            made_up_message(fake);
+            tc_made_up_message(fake);
             kc_message_free(deserialize(c, &wf));
         }
     kc_node_get_stats(c, &st);
     assert_true(st.key_indices_replaced > replaced);
-    double elapsed = mono() - flood_start;
+    double elapsed = tc_mono() - flood_start;
     pthread_mutex_lock(&seen.mu);
     int warnings = seen.flood_warnings;
     pthread_mutex_unlock(&seen.mu);
