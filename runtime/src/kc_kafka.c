@@ -556,16 +556,17 @@ void kc_consumer_close(kc_consumer *c)
     free(c);
 }
 
-kc_status kc_consumer_partition_count(kc_consumer *c, const char *topic, int timeout_ms,
-                                      int *count, kc_err *err)
+/* Metadata of one topic through any client of ours. */
+static kc_status partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, int *count,
+                                 kc_err *err)
 {
     *count = 0;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(c->rk, topic, NULL);
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
     if (!rkt)
         return kc_err_set(err, KC_ERR_INVALID, "topic %s: %s", topic,
                           rd_kafka_err2str(rd_kafka_last_error()));
     const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t e = rd_kafka_metadata(c->rk, 0, rkt, &md, timeout_ms);
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
     rd_kafka_topic_destroy(rkt);
     if (e)
         return kc_err_set(err, KC_ERR_IO, "topic %s: metadata: %s", topic, rd_kafka_err2str(e));
@@ -573,6 +574,20 @@ kc_status kc_consumer_partition_count(kc_consumer *c, const char *topic, int tim
         *count = md->topics[0].partition_cnt;
     rd_kafka_metadata_destroy(md);
     return KC_OK;
+}
+
+kc_status kc_consumer_partition_count(kc_consumer *c, const char *topic, int timeout_ms,
+                                      int *count, kc_err *err)
+{
+    return partition_count(c->rk, topic, timeout_ms, count, err);
+}
+
+void kc_consumer_prepare_topic(kc_consumer *c, const char *topic)
+{
+    /* librdkafka parses the answer (and starts fetching the topic's
+     * assigned partitions) when it comes, waited for or not */
+    int count;
+    (void)partition_count(c->rk, topic, 1, &count, NULL);
 }
 
 kc_status kc_consumer_store_offset(kc_consumer *c, const kc_record *r, kc_err *err)
@@ -606,18 +621,15 @@ void kc_consumer_wake(kc_consumer *c)
 
 kc_status kc_producer_prepare_topic(kc_producer *p, const char *topic, int timeout_ms)
 {
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(p->rk, topic, NULL);
-    if (!rkt)
-        return KC_ERR_INVALID;
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t e = rd_kafka_metadata(p->rk, 0, rkt, &md, timeout_ms);
-    if (!e)
-        rd_kafka_metadata_destroy(md);
-    rd_kafka_topic_destroy(rkt);
-    return e ? KC_ERR_IO : KC_OK;
+    int count;
+    return kc_producer_partition_count(p, topic, timeout_ms, &count, NULL);
 }
 
-/* ---- consumer control ------------------------------------------------------ */
+kc_status kc_producer_partition_count(kc_producer *p, const char *topic, int timeout_ms,
+                                      int *count, kc_err *err)
+{
+    return partition_count(p->rk, topic, timeout_ms, count, err);
+}
 
 static rd_kafka_topic_partition_list_t *to_list(const kc_topic_partition *tps, size_t n)
 {
@@ -667,6 +679,32 @@ static kc_status check_tps(const kc_topic_partition *tps, size_t n, const char *
                               tps[i].topic, (int)tps[i].partition);
     }
     return KC_OK;
+}
+
+kc_status kc_producer_end_offsets(kc_producer *p, kc_topic_partition *tps, size_t n,
+                                  int timeout_ms, kc_err *err)
+{
+    if (check_tps(tps, n, "end offsets", 0, err) != KC_OK)
+        return KC_ERR_INVALID;
+    /* one ListOffsets per broker: timestamp -1 asks for the latest offset */
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)(n ? n : 1));
+    for (size_t i = 0; i < n; i++)
+        rd_kafka_topic_partition_list_add(list, tps[i].topic, tps[i].partition)->offset =
+            RD_KAFKA_OFFSET_END;
+    rd_kafka_resp_err_t e = rd_kafka_offsets_for_times(p->rk, list, timeout_ms);
+    kc_topic_partition *got = calloc(n ? n : 1, sizeof *got);
+    kc_status st = !got ? kc_err_set(err, KC_ERR_NOMEM, "end offsets: out of memory")
+                   : e ? kc_err_set(err, KC_ERR_IO, "end offsets: %s", rd_kafka_err2str(e))
+                       : from_list(list, got, n, "end offsets", err);
+    for (size_t i = 0; st == KC_OK && i < n; i++)
+        if (got[i].offset < 0)
+            st = kc_err_set(err, KC_ERR_IO, "end offsets: %s[%d]: the broker gave none",
+                            tps[i].topic, (int)tps[i].partition);
+    for (size_t i = 0; st == KC_OK && i < n; i++)
+        tps[i].offset = got[i].offset;
+    free(got);
+    rd_kafka_topic_partition_list_destroy(list);
+    return st;
 }
 
 static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e,

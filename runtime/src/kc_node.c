@@ -720,6 +720,32 @@ static void dispatch(kc_node *n, const kc_record *m)
 
 /* ---- the assignment --------------------------------------------------------------------------- */
 
+/* The ends of the key topics to read from their end, looked up through
+ * the producer in one round trip (kc_consumer_assign would ask through the
+ * consumer, one partition at a time, each answered after its fetch in
+ * progress: 0.5 s each by default). Left to kc_consumer_assign if that
+ * fails. */
+static void resolve_ends(kc_node *n, kc_topic_partition *tps, size_t k)
+{
+    kc_topic_partition *ends = calloc(k ? k : 1, sizeof *ends);
+    size_t *at = calloc(k ? k : 1, sizeof *at);
+    size_t m = 0;
+    for (size_t i = 0; ends && at && tps && i < k; i++)
+        if (tps[i].offset == KC_OFFSET_END) {
+            at[m] = i;
+            ends[m++] = tps[i];
+        }
+    kc_err err;
+    if (m && kc_producer_end_offsets(n->prod, ends, m, METADATA_TIMEOUT_MS, &err) == KC_OK) {
+        for (size_t j = 0; j < m; j++)
+            tps[at[j]].offset = ends[j].offset;
+    } else if (m) {
+        kc_log(KC_LOG_DEBUG, LOGGER, "%s", err.msg);
+    }
+    free(ends);
+    free(at);
+}
+
 /* Looks up the partition counts of topics not counted yet (without the
  * node lock: metadata requests block; each costs a round trip, so topics
  * counted before are not asked again), then assigns every partition of
@@ -760,9 +786,19 @@ static void rebuild_assignment(kc_node *n)
                 free(w);
             }
         }
+        /* key topics through the producer (kc_kafka.h says why): their
+         * assignment, and with it a root's first request, would otherwise
+         * wait behind the consumer's fetch of the management topics */
         kc_err err;
-        if (topics[i] && kc_consumer_partition_count(n->cons, topics[i], METADATA_TIMEOUT_MS,
-                                                     &counts[i], &err) != KC_OK)
+        kc_status st = KC_OK;
+        if (topics[i] && roots[i]) {
+            kc_consumer_prepare_topic(n->cons, topics[i]); /* to fetch it soon */
+            st = kc_producer_partition_count(n->prod, topics[i], METADATA_TIMEOUT_MS, &counts[i],
+                                             &err);
+        } else if (topics[i])
+            st = kc_consumer_partition_count(n->cons, topics[i], METADATA_TIMEOUT_MS, &counts[i],
+                                             &err);
+        if (st != KC_OK)
             kc_log(KC_LOG_DEBUG, LOGGER, "%s", err.msg);
     }
 
@@ -804,6 +840,7 @@ static void rebuild_assignment(kc_node *n)
             need_subscription(n, t->root);
     }
     kc_err err;
+    resolve_ends(n, tps, k);
     if (tps && kc_consumer_assign(n->cons, tps, k, &err) != KC_OK) {
         kc_log(KC_LOG_WARNING, LOGGER, "Could not assign the key topics: %s", err.msg);
         n->dirty = true;
@@ -835,7 +872,7 @@ static void recheck_missing_topics(kc_node *n)
     if (!topic)
         return;
     int count = 0;
-    if (kc_consumer_partition_count(n->cons, topic, METADATA_TIMEOUT_MS, &count, NULL) == KC_OK) {
+    if (kc_producer_partition_count(n->prod, topic, METADATA_TIMEOUT_MS, &count, NULL) == KC_OK) {
         pthread_mutex_lock(&n->mu);
         tracked *t = find_tracked(n, topic);
         if (t && count > t->nparts) {

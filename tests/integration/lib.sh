@@ -79,3 +79,20 @@ stop_broker() {
     [ "$status" = 0 ] || fail "broker exited with $status"
     [ ! -e "$1" ] || fail "bootstrap file left behind"
 }
+
+# provision_nodes DIR NODE:ROLE[:TOPICS]...: nodes sharing one test root of
+# trust (kafkacrypto.provision, node files as upstream's simple-provision
+# writes them), files in DIR; TOPICS default to all.
+provision_nodes() {
+    cat >"$WORK/provision_nodes.lua" <<'LUA'
+local kafkacrypto = require "kafkacrypto"
+for i = 2, #arg do
+  local node, role, topics = arg[i]:match("^([^:]*):([^:]*):?(.*)$")
+  kafkacrypto.provision{ node_id = node, role = role, dir = arg[1], rot_password = "rot password",
+                         provisioning_password = "provisioning password",
+                         topics = topics ~= "" and { topics } or nil }
+end
+LUA
+    "$KC_BIN" run "$WORK/provision_nodes.lua" "$@" 2>"$WORK/provision.err" ||
+        fail "provisioning $*: $(cat "$WORK/provision.err")"
+}
