@@ -26,6 +26,7 @@
 #define MISSING_TOPIC_RECHECK 5.0   /* s between looks for key topics that do not exist yet */
 #define REPLY_AGAIN_AFTER 1.0       /* s: D3, each key reply is sent a second time */
 #define REPLY_AGAIN_MAX 4096        /* second copies waiting; beyond, a flood gets one copy */
+#define ASK_AGAIN_AFTER 1.0         /* s: D5, an unanswered first request is sent a second time */
 #define REFUSAL_LOG_INTERVAL 60.0   /* s: a refusal is logged at WARNING once per requester, root */
 #define REFUSAL_LOG_SLOTS 256       /* requesters remembered for that (oldest forgotten) */
 
@@ -55,6 +56,11 @@ typedef struct sub_round {
     double first_unanswered;      /* time of the first round not answered */
     uint64_t rounds, replies_seen, replies_refused;
     bool stall_told;
+    /* D5: the first round's requests, sent once more at again_at if that
+     * round is still unanswered */
+    kc_exchange_msgs again;
+    kc_buf again_key;
+    double again_at;
 } sub_round;
 
 /* What this node answered for a root's requests (D2: every root it holds
@@ -226,12 +232,19 @@ static sub_round *get_round(kc_node *n, const char *root)
     return r;
 }
 
+static void forget_again(sub_round *r)
+{
+    kc_exchange_msgs_clear(&r->again);
+    kc_buf_free(&r->again_key);
+}
+
 /* A reply came: nothing pending, a new request may go out at once. */
 static void answer_round(sub_round *r)
 {
     free(r->kis);
     r->kis = NULL;
     r->n = 0;
+    forget_again(r);
     r->time = -HUGE_VAL;
     r->rounds = r->replies_seen = r->replies_refused = 0;
     r->stall_told = false;
@@ -944,6 +957,20 @@ static void report_stalls(kc_node *n)
     }
 }
 
+static void send_requests(kc_node *n, const char *root, const kc_buf *msgkey,
+                          const kc_exchange_msgs *reqs)
+{
+    char *subs = concat(root, n->t.topic_suffix_subs);
+    char *reqs_topic = concat(root, n->t.topic_suffix_reqs);
+    for (size_t j = 0; subs && reqs_topic && j < reqs->n; j++) {
+        send0(n, subs, msgkey, &reqs->items[j].value);
+        if (reqs->items[j].direct)
+            send0(n, reqs_topic, msgkey, &reqs->items[j].value);
+    }
+    free(subs);
+    free(reqs_topic);
+}
+
 static void request_step(kc_node *n)
 {
     pthread_mutex_lock(&n->mu);
@@ -963,6 +990,16 @@ static void request_step(kc_node *n)
         bool defer = r && r->time + n->t.crypto_sub_interval >= t;
         if (defer)
             need_subscription(n, root);
+        /* D5: a producer that has just started reading <root>.reqs (upstream
+         * looks its end up only then) skips a request sent before */
+        kc_exchange_msgs again = {0};
+        kc_buf again_key = KC_BUF_INIT;
+        if (defer && r->again.n && r->again_at <= t) {
+            again = r->again;
+            again_key = r->again_key;
+            r->again = (kc_exchange_msgs){0};
+            r->again_key = (kc_buf)KC_BUF_INIT;
+        }
         /* The last round is over without a reply (a reply clears it). */
         kc_keyidx *unanswered = NULL;
         size_t nunanswered = 0;
@@ -973,6 +1010,12 @@ static void request_step(kc_node *n)
             r->n = 0;
         }
         pthread_mutex_unlock(&n->mu);
+        if (again.n) {
+            kc_log(KC_LOG_DEBUG, LOGGER, "Sending the request(s) for root=%s again (D5).", root);
+            send_requests(n, root, &again_key, &again);
+            kc_exchange_msgs_clear(&again);
+            kc_buf_free(&again_key);
+        }
         if (defer)
             continue;
         if (nunanswered)
@@ -1000,17 +1043,17 @@ static void request_step(kc_node *n)
             kc_log(KC_LOG_INFO, LOGGER, "Sending new subscribe request(s) for root=%s, msgkey=%s",
                    root, describe_kis(kis, nkis, d, sizeof d));
             create_key_topics(n, root);
-            char *subs = concat(root, n->t.topic_suffix_subs);
-            char *reqs_topic = concat(root, n->t.topic_suffix_reqs);
-            for (size_t j = 0; subs && reqs_topic && j < reqs.n; j++) {
-                send0(n, subs, &msgkey, &reqs.items[j].value);
-                if (reqs.items[j].direct)
-                    send0(n, reqs_topic, &msgkey, &reqs.items[j].value);
-            }
-            free(subs);
-            free(reqs_topic);
+            send_requests(n, root, &msgkey, &reqs);
             pthread_mutex_lock(&n->mu);
             r = get_round(n, root);
+            if (r && r->rounds == 0) { /* D5: keep them, as sent, for a second copy */
+                forget_again(r);
+                r->again = reqs;
+                r->again_key = msgkey;
+                r->again_at = t + ASK_AGAIN_AFTER;
+                reqs = (kc_exchange_msgs){0};
+                msgkey = (kc_buf)KC_BUF_INIT;
+            }
             if (r) {
                 free(r->kis);
                 r->kis = malloc(nkis * sizeof *r->kis);
@@ -1428,6 +1471,7 @@ void kc_node_close(kc_node *n)
     for (size_t i = 0; i < n->nrounds; i++) {
         free(n->rounds[i].root);
         free(n->rounds[i].kis);
+        forget_again(&n->rounds[i]);
     }
     free(n->rounds);
     for (size_t i = 0; i < n->nserved; i++)
