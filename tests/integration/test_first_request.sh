@@ -14,12 +14,7 @@ broker_up --topic sensor.keys:24 --topic sensor.temp:1
 provision_nodes "$WORK" thermo:producer reader:consumer
 X="-X security.protocol=PLAINTEXT"
 
-"$KC_BIN" --log-level INFO consume --node "$WORK/reader.config" -b "$B" $X -t sensor.temp \
-    -o beginning -c 1 -u --timeout 60 >"$WORK/reader.out" 2>"$WORK/reader.err" &
-READER=$!
-PIDS="$PIDS $READER"
-wait_for 30 grep -qs "reading sensor.temp" "$WORK/reader.err" ||
-    fail "consumer did not start: $(cat "$WORK/reader.err")"
+first_message_reader reader sensor.temp
 sleep 1 # its node is idle now: a fetch of the management topics always waits at the broker
 
 printf 'kitchen\t21.5 C\n' >"$WORK/in"

@@ -39,12 +39,8 @@ X="-X security.protocol=PLAINTEXT"
 ms_since() { echo $(( ($(date +%s%N) - $1) / 1000000 )); }
 
 # 1.
-"$KC_BIN" --log-level INFO consume --node "$WORK/early.config" -b "$B" $X -t sensor.py \
-    -o beginning -c 1 -u --timeout 60 >"$WORK/early.out" 2>"$WORK/early.err" &
-EARLY=$!
-PIDS="$PIDS $EARLY"
-wait_for 30 grep -qs "reading sensor.py" "$WORK/early.err" ||
-    fail "consumer did not start: $(cat "$WORK/early.err")"
+first_message_reader early sensor.py
+EARLY=$READER
 (upstream_producer pyprod sensor.py 120 >"$WORK/pyprod.out" 2>"$WORK/pyprod.err") &
 PYPROD=$!
 PIDS="$PIDS $PYPROD"
