@@ -599,6 +599,14 @@ kc_status kc_consumer_partition_counts(kc_consumer *c, const char *const *topics
     return partition_counts(c->rk, topics, n, timeout_ms, counts, err);
 }
 
+void kc_consumer_prepare_topic(kc_consumer *c, const char *topic)
+{
+    /* librdkafka parses the answer (and starts fetching the topic's
+     * assigned partitions) when it comes, waited for or not */
+    int count;
+    (void)partition_counts(c->rk, &topic, 1, 1, &count, NULL);
+}
+
 kc_status kc_consumer_store_offset(kc_consumer *c, const kc_record *r, kc_err *err)
 {
     (void)c;
@@ -643,7 +651,11 @@ kc_status kc_producer_prepare_topics(kc_producer *p, const char *const *topics, 
     return st;
 }
 
-/* ---- consumer control ------------------------------------------------------ */
+kc_status kc_producer_partition_count(kc_producer *p, const char *topic, int timeout_ms,
+                                      int *count, kc_err *err)
+{
+    return partition_counts(p->rk, &topic, 1, timeout_ms, count, err);
+}
 
 static rd_kafka_topic_partition_list_t *to_list(const kc_topic_partition *tps, size_t n)
 {
@@ -693,6 +705,32 @@ static kc_status check_tps(const kc_topic_partition *tps, size_t n, const char *
                               tps[i].topic, (int)tps[i].partition);
     }
     return KC_OK;
+}
+
+kc_status kc_producer_end_offsets(kc_producer *p, kc_topic_partition *tps, size_t n,
+                                  int timeout_ms, kc_err *err)
+{
+    if (check_tps(tps, n, "end offsets", 0, err) != KC_OK)
+        return KC_ERR_INVALID;
+    /* one ListOffsets per broker: timestamp -1 asks for the latest offset */
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)(n ? n : 1));
+    for (size_t i = 0; i < n; i++)
+        rd_kafka_topic_partition_list_add(list, tps[i].topic, tps[i].partition)->offset =
+            RD_KAFKA_OFFSET_END;
+    rd_kafka_resp_err_t e = rd_kafka_offsets_for_times(p->rk, list, timeout_ms);
+    kc_topic_partition *got = calloc(n ? n : 1, sizeof *got);
+    kc_status st = !got ? kc_err_set(err, KC_ERR_NOMEM, "end offsets: out of memory")
+                   : e ? kc_err_set(err, KC_ERR_IO, "end offsets: %s", rd_kafka_err2str(e))
+                       : from_list(list, got, n, "end offsets", err);
+    for (size_t i = 0; st == KC_OK && i < n; i++)
+        if (got[i].offset < 0)
+            st = kc_err_set(err, KC_ERR_IO, "end offsets: %s[%d]: the broker gave none",
+                            tps[i].topic, (int)tps[i].partition);
+    for (size_t i = 0; st == KC_OK && i < n; i++)
+        tps[i].offset = got[i].offset;
+    free(got);
+    rd_kafka_topic_partition_list_destroy(list);
+    return st;
 }
 
 static void commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e,
@@ -864,10 +902,4 @@ kc_status kc_consumer_watermarks(kc_consumer *c, const char *topic, int32_t part
                                  int timeout_ms, int64_t *low, int64_t *high, kc_err *err)
 {
     return watermarks(c->rk, topic, partition, timeout_ms, low, high, err);
-}
-
-kc_status kc_producer_watermarks(kc_producer *p, const char *topic, int32_t partition,
-                                 int timeout_ms, int64_t *low, int64_t *high, kc_err *err)
-{
-    return watermarks(p->rk, topic, partition, timeout_ms, low, high, err);
 }

@@ -109,12 +109,6 @@ kc_status kc_producer_prepare_topic(kc_producer *p, const char *topic, int timeo
 /* The same for n topics, in one metadata request. */
 kc_status kc_producer_prepare_topics(kc_producer *p, const char *const *topics, size_t n,
                                      int timeout_ms);
-/* kc_consumer_watermarks through a producer's connection, where no fetch
- * is held: a broker answers a connection's requests in order, so a
- * consumer's look-up waits behind its pending fetch (up to
- * fetch.wait.max.ms). */
-kc_status kc_producer_watermarks(kc_producer *p, const char *topic, int32_t partition,
-                                 int timeout_ms, int64_t *low, int64_t *high, kc_err *err);
 /* Flushes (up to timeout_ms) and frees. Messages still undelivered then
  * are reported by a WARNING. NULL is fine. */
 void kc_producer_close(kc_producer *p, int timeout_ms);
@@ -136,6 +130,18 @@ typedef struct kc_topic_partition {
     int32_t partition;
     int64_t offset;   /* >= 0, or one of KC_OFFSET_* */
 } kc_topic_partition;
+
+/* The look-ups below are answered at once through a producer's
+ * connections. On a consumer's, a broker answers them only after the
+ * consumer's fetch in progress there (up to fetch.wait.max.ms each): it
+ * serves a connection's requests in order. */
+/* The number of partitions of topic; 0 when it does not exist (yet). */
+kc_status kc_producer_partition_count(kc_producer *p, const char *topic, int timeout_ms,
+                                      int *count, kc_err *err);
+/* Sets each entry's offset to its partition's current end (the next
+ * offset), in one request per broker; on failure tps is unchanged. */
+kc_status kc_producer_end_offsets(kc_producer *p, kc_topic_partition *tps, size_t n,
+                                  int timeout_ms, kc_err *err);
 
 typedef struct kc_record {
     int eof;               /* 1: an end-of-partition event (no key, value,
@@ -183,9 +189,13 @@ void kc_record_free(kc_record *m);
 kc_status kc_consumer_partition_count(kc_consumer *c, const char *topic, int timeout_ms,
                                       int *count, kc_err *err);
 /* The same for n topics in one metadata request (each look-up waits
- * behind the consumer's pending fetch, see kc_producer_watermarks). */
+ * behind the consumer's pending fetch, see kc_producer_end_offsets). */
 kc_status kc_consumer_partition_counts(kc_consumer *c, const char *const *topics, size_t n,
                                        int timeout_ms, int *counts, kc_err *err);
+/* Asks for the topic's metadata without waiting for the answer: a topic
+ * assigned before its metadata is known is otherwise looked up only about
+ * a second later (librdkafka's scan of unknown topics). */
+void kc_consumer_prepare_topic(kc_consumer *c, const char *topic);
 /* From another thread: makes a kc_consumer_poll in progress return now
  * (without a message). */
 void kc_consumer_wake(kc_consumer *c);

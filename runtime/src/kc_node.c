@@ -28,6 +28,7 @@
 #define MISSING_TOPIC_RECHECK 5.0   /* s between looks for key topics that do not exist yet */
 #define REPLY_AGAIN_AFTER 1.0       /* s: D3, each key reply is sent a second time */
 #define REPLY_AGAIN_MAX 4096        /* second copies waiting; beyond, a flood gets one copy */
+#define ASK_AGAIN_AFTER 1.0         /* s: D5, an unanswered first request is sent a second time */
 #define REFUSAL_LOG_INTERVAL 60.0   /* s: a refusal is logged at WARNING once per requester, root */
 #define REFUSAL_LOG_SLOTS 256       /* requesters remembered for that (oldest forgotten) */
 
@@ -58,6 +59,11 @@ typedef struct sub_round {
     double first_unanswered;      /* time of the first round not answered */
     uint64_t rounds, replies_seen, replies_refused;
     double stall_told;            /* when the stall was last reported (daily) */
+    /* D5: the first round's requests, sent once more at again_at if that
+     * round is still unanswered */
+    kc_exchange_msgs again;
+    kc_buf again_key;
+    double again_at;
 } sub_round;
 
 /* D3: a key reply to send once more at `due` (upstream's consumer may
@@ -221,12 +227,19 @@ static sub_round *get_round(kc_node *n, const char *root)
     return r;
 }
 
+static void forget_again(sub_round *r)
+{
+    kc_exchange_msgs_clear(&r->again);
+    kc_buf_free(&r->again_key);
+}
+
 /* A reply came: nothing pending, a new request may go out at once. */
 static void answer_round(sub_round *r)
 {
     free(r->kis);
     r->kis = NULL;
     r->n = 0;
+    forget_again(r);
     r->time = -HUGE_VAL;
     r->rounds = r->replies_seen = r->replies_refused = 0;
     r->stall_told = -HUGE_VAL;
@@ -743,7 +756,7 @@ typedef struct lookup {
  * for it) and counts their partitions, each in one request for all (the
  * consumer's count also lets it fetch as soon as they are assigned); and
  * looks up the ends of the key topics never counted, through the producer,
- * whose connection holds no fetch (kc_producer_watermarks). */
+ * whose connection holds no fetch (kc_producer_end_offsets). */
 static void look_up(kc_node *n, lookup *ls, size_t nls)
 {
     char **writes = calloc(2 * nls + 1, sizeof *writes);
@@ -785,16 +798,19 @@ static void look_up(kc_node *n, lookup *ls, size_t nls)
         l->count = counts[j++];
         if (!l->first || l->count <= 0 || !(l->ends = malloc((size_t)l->count * sizeof *l->ends)))
             continue;
-        for (int p = 0; p < l->count; p++) {
-            int64_t lo;
-            l->ends[p] = -1;  /* unknown: the assignment asks for the end */
-            if (!atomic_load(&n->stop) &&
-                kc_producer_watermarks(n->prod, l->topic, p, METADATA_TIMEOUT_MS, &lo,
-                                       &l->ends[p], &err) != KC_OK) {
-                kc_log(KC_LOG_DEBUG, LOGGER, "%s", err.msg);
-                l->ends[p] = -1;
-            }
-        }
+        /* one ListOffsets for all partitions; unknown ends stay -1 and the
+         * assignment asks for them */
+        kc_topic_partition *tps = calloc((size_t)l->count, sizeof *tps);
+        for (int p = 0; tps && p < l->count; p++)
+            tps[p] = (kc_topic_partition){l->topic, p, KC_OFFSET_END};
+        bool ok = tps && !atomic_load(&n->stop) &&
+                  kc_producer_end_offsets(n->prod, tps, (size_t)l->count, METADATA_TIMEOUT_MS,
+                                          &err) == KC_OK;
+        if (tps && !ok && !atomic_load(&n->stop))
+            kc_log(KC_LOG_DEBUG, LOGGER, "%s", err.msg);
+        for (int p = 0; p < l->count; p++)
+            l->ends[p] = ok ? tps[p].offset : -1;
+        free(tps);
     }
     for (size_t i = 0; i < k; i++)
         free(writes[i]);
@@ -915,7 +931,7 @@ static void recheck_missing_topics(kc_node *n)
     if (!topic)
         return;
     int count = 0;
-    if (kc_consumer_partition_count(n->cons, topic, METADATA_TIMEOUT_MS, &count, NULL) == KC_OK) {
+    if (kc_producer_partition_count(n->prod, topic, METADATA_TIMEOUT_MS, &count, NULL) == KC_OK) {
         pthread_mutex_lock(&n->mu);
         tracked *t = find_tracked(n, topic);
         if (t && count > t->nparts) {
@@ -1001,6 +1017,20 @@ static void report_chain_expiry(kc_node *n)
                left < 0 ? "expired" : "expires in", fabs(left) / 86400.0);
 }
 
+static void send_requests(kc_node *n, const char *root, const kc_buf *msgkey,
+                          const kc_exchange_msgs *reqs)
+{
+    char *subs = concat(root, n->t.topic_suffix_subs);
+    char *reqs_topic = concat(root, n->t.topic_suffix_reqs);
+    for (size_t j = 0; subs && reqs_topic && j < reqs->n; j++) {
+        send0(n, subs, msgkey, &reqs->items[j].value);
+        if (reqs->items[j].direct)
+            send0(n, reqs_topic, msgkey, &reqs->items[j].value);
+    }
+    free(subs);
+    free(reqs_topic);
+}
+
 static void request_step(kc_node *n)
 {
     pthread_mutex_lock(&n->mu);
@@ -1020,6 +1050,16 @@ static void request_step(kc_node *n)
         bool defer = r && r->time + n->t.crypto_sub_interval >= t;
         if (defer)
             need_subscription(n, root);
+        /* D5: a producer that has just started reading <root>.reqs (upstream
+         * looks its end up only then) skips a request sent before */
+        kc_exchange_msgs again = {0};
+        kc_buf again_key = KC_BUF_INIT;
+        if (defer && r->again.n && r->again_at <= t) {
+            again = r->again;
+            again_key = r->again_key;
+            r->again = (kc_exchange_msgs){0};
+            r->again_key = (kc_buf)KC_BUF_INIT;
+        }
         /* The last round is over without a reply (a reply clears it). */
         kc_keyidx *unanswered = NULL;
         size_t nunanswered = 0;
@@ -1030,6 +1070,12 @@ static void request_step(kc_node *n)
             r->n = 0;
         }
         pthread_mutex_unlock(&n->mu);
+        if (again.n) {
+            kc_log(KC_LOG_DEBUG, LOGGER, "Sending the request(s) for root=%s again (D5).", root);
+            send_requests(n, root, &again_key, &again);
+            kc_exchange_msgs_clear(&again);
+            kc_buf_free(&again_key);
+        }
         if (defer)
             continue;
         if (nunanswered)
@@ -1057,17 +1103,17 @@ static void request_step(kc_node *n)
             kc_log(KC_LOG_INFO, LOGGER, "Sending new subscribe request(s) for root=%s, msgkey=%s",
                    root, describe_kis(kis, nkis, d, sizeof d));
             create_key_topics(n, root);
-            char *subs = concat(root, n->t.topic_suffix_subs);
-            char *reqs_topic = concat(root, n->t.topic_suffix_reqs);
-            for (size_t j = 0; subs && reqs_topic && j < reqs.n; j++) {
-                send0(n, subs, &msgkey, &reqs.items[j].value);
-                if (reqs.items[j].direct)
-                    send0(n, reqs_topic, &msgkey, &reqs.items[j].value);
-            }
-            free(subs);
-            free(reqs_topic);
+            send_requests(n, root, &msgkey, &reqs);
             pthread_mutex_lock(&n->mu);
             r = get_round(n, root);
+            if (r && r->rounds == 0) { /* D5: keep them, as sent, for a second copy */
+                forget_again(r);
+                r->again = reqs;
+                r->again_key = msgkey;
+                r->again_at = t + ASK_AGAIN_AFTER;
+                reqs = (kc_exchange_msgs){0};
+                msgkey = (kc_buf)KC_BUF_INIT;
+            }
             if (r) {
                 free(r->kis);
                 r->kis = malloc(nkis * sizeof *r->kis);
@@ -1492,6 +1538,7 @@ void kc_node_close(kc_node *n)
     for (size_t i = 0; i < n->nrounds; i++) {
         free(n->rounds[i].root);
         free(n->rounds[i].kis);
+        forget_again(&n->rounds[i]);
     }
     free(n->rounds);
     kc_root_table_free(&n->counters);

@@ -79,3 +79,34 @@ stop_broker() {
     [ "$status" = 0 ] || fail "broker exited with $status"
     [ ! -e "$1" ] || fail "bootstrap file left behind"
 }
+
+# provision_nodes DIR NODE:ROLE[:TOPICS]...: nodes sharing one test root of
+# trust (kafkacrypto.provision, node files as upstream's simple-provision
+# writes them), files in DIR; TOPICS default to all.
+provision_nodes() {
+    cat >"$WORK/provision_nodes.lua" <<'LUA'
+local kafkacrypto = require "kafkacrypto"
+for i = 2, #arg do
+  local node, role, topics = arg[i]:match("^([^:]*):([^:]*):?(.*)$")
+  kafkacrypto.provision{ node_id = node, role = role, dir = arg[1], rot_password = "rot password",
+                         provisioning_password = "provisioning password",
+                         topics = topics ~= "" and { topics } or nil }
+end
+LUA
+    "$KC_BIN" run "$WORK/provision_nodes.lua" "$@" 2>"$WORK/provision.err" ||
+        fail "provisioning $*: $(cat "$WORK/provision.err")"
+}
+
+# first_message_reader NODE TOPIC: `consume --node $WORK/NODE.config` of the
+# first message of TOPIC (from the beginning, over the plaintext broker at
+# $B, INFO log) in the background, output in $WORK/NODE.out and .err, once
+# it reads; its pid in $READER.
+first_message_reader() {
+    "$KC_BIN" --log-level INFO consume --node "$WORK/$1.config" -b "$B" \
+        -X security.protocol=PLAINTEXT -t "$2" -o beginning -c 1 -u --timeout 60 \
+        >"$WORK/$1.out" 2>"$WORK/$1.err" &
+    READER=$!
+    PIDS="$PIDS $READER"
+    wait_for 30 grep -qs "reading $2" "$WORK/$1.err" ||
+        fail "consumer $1 did not start: $(cat "$WORK/$1.err")"
+}

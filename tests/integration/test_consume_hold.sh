@@ -6,9 +6,9 @@
 . "$(dirname "$0")/lib.sh"
 
 N=${HOLD_MESSAGES:-20000}   # tests/soak/soak_consume_hold.sh: 1 000 000
-# the embedded (mock) broker keeps at most about 5 MB per partition: 40 000
-# of these messages
-PARTS=$((N / 40000 + 1))
+# the test (mock) broker keeps about 5 MiB per partition, dropping the
+# oldest beyond: about 30 000 of these keyed messages; 20 000 per partition
+PARTS=$((N / 20000 + 1))
 start_broker "$WORK/bootstrap" --topic bulk.data:$PARTS --topic ra.t:1 --topic rb.t:1 --topic rc.t:1
 B=$(cat "$WORK/bootstrap")
 X="-X security.protocol=PLAINTEXT"
@@ -27,9 +27,12 @@ kc run "$WORK/provision.lua" "$WORK" bulk:producer gone:producer reader:consumer
 
 # 1. N messages written first; the producer then serves keys. The consumer
 #    reads them all before its key can come (its hold fills at 10 000).
+#    Keyed, so that they spread evenly over the partitions: without a key
+#    the producer may put them all in one, which then loses its oldest.
 seq 1 $N >"$WORK/bulk.in"
-(exec "$KC_BIN" --set tunables.crypto_sub_interval=1 produce --node "$WORK/bulk.config" --broker "$B" $X --topic bulk.data --no-key --serve forever) \
-    <"$WORK/bulk.in" >"$WORK/bulk.out" 2>"$WORK/bulk.err" &
+awk '{ print $1 "\t" $1 }' "$WORK/bulk.in" >"$WORK/bulk.lines"
+(exec "$KC_BIN" --set tunables.crypto_sub_interval=1 produce --node "$WORK/bulk.config" --broker "$B" $X --topic bulk.data --serve forever) \
+    <"$WORK/bulk.lines" >"$WORK/bulk.out" 2>"$WORK/bulk.err" &
 BULK=$!
 PIDS="$PIDS $BULK"
 wait_for $((60 + N / 500)) grep -qs "serving keys" "$WORK/bulk.err" || fail "bulk: $(cat "$WORK/bulk.err")"

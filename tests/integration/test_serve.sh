@@ -26,17 +26,7 @@ stop_tool() {
     grep -q "SIG$2: stopping" "$WORK/$3.err" || fail "$3: no stop message"
 }
 
-cat >"$WORK/provision.lua" <<'LUA'
-local kafkacrypto = require "kafkacrypto"
-for i = 2, #arg do
-  local node, role, topics = arg[i]:match("^([^:]*):([^:]*):?(.*)$")
-  kafkacrypto.provision{ node_id = node, role = role, dir = arg[1], rot_password = "rot password",
-                         provisioning_password = "provisioning password",
-                         topics = topics ~= "" and { topics } or nil }
-end
-LUA
-"$KC_BIN" run "$WORK/provision.lua" "$WORK" thermo:producer first:consumer second:consumer \
-    narrow:consumer:lab 2>"$WORK/provision.err" || fail "provisioning: $(cat "$WORK/provision.err")"
+provision_nodes "$WORK" thermo:producer first:consumer second:consumer narrow:consumer:lab
 
 # 1. A producer run that exits; nothing serves its key, so no consumer yet.
 printf 'kitchen\t21.5 C\nhall\t19.0 C\n' | (LEVEL=WARNING tool produce thermo --topic sensor.temp) \

@@ -277,7 +277,11 @@ function TestNodeExchange:test_two_nodes_exchange_keys_and_decrypt()
   lu.assertTrue(cons:stats().requests_sent >= 1)
   lu.assertTrue(cons:stats().keys_received >= 1)
   lu.assertTrue(prod:stats().replies_sent >= 1)
-  lu.assertEquals(cons:stats().refused, 0)
+  -- nothing refused but the copies of the reply (the producer, back, answers
+  -- the request and its D5 copy; each reply also goes out again, D3), which
+  -- the consumer counts as replies not for an outstanding request of its own
+  local p = prod:stats()
+  lu.assertTrue(cons:stats().refused <= p.replies_sent + p.replies_sent_again - 1)
 end
 
 function TestNodeExchange:test_a_node_under_another_root_gets_no_key()

@@ -377,6 +377,43 @@ static void test_assign_rejects_bad_entries(void **state)
     kc_kafka_config_clear(&c);
 }
 
+/* The node's key-topic look-ups go through its producer (kc_kafka.h). */
+static void test_producer_lookups(void **state)
+{
+    kc_kafka_config pc, cc;
+    kc_err err;
+    confs(&pc, &cc, kc_broker_bootstrap(broker));
+    kc_producer *p;
+    assert_int_equal(kc_producer_new(&p, &pc, 1, &err), KC_OK);
+    assert_int_equal(kc_broker_create_topic(broker, "ends", 3, &err), KC_OK);
+    int count = 0;
+    assert_int_equal(kc_producer_partition_count(p, "ends", 10000, &count, &err), KC_OK);
+    assert_int_equal(count, 3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(kc_producer_send(p, "ends", i < 2 ? 1 : 2, NULL, 0, "x", 1, NULL, &err),
+                         KC_OK);
+    assert_int_equal(kc_producer_flush(p, 30000, &err), KC_OK);
+
+    kc_topic_partition tps[] = {{"ends", 0, KC_OFFSET_END}, {"ends", 1, KC_OFFSET_END},
+                                {"ends", 2, KC_OFFSET_END}};
+    assert_int_equal(kc_producer_end_offsets(p, tps, 3, 10000, &err), KC_OK);
+    assert_int_equal(tps[0].offset, 0);
+    assert_int_equal(tps[1].offset, 2);
+    assert_int_equal(tps[2].offset, 1);
+
+    /* a partition the topic lacks, or a bad entry: an error, and nothing changed */
+    kc_topic_partition missing[] = {{"ends", 1, KC_OFFSET_END}, {"ends", 7, KC_OFFSET_END}};
+    assert_int_not_equal(kc_producer_end_offsets(p, missing, 2, 10000, &err), KC_OK);
+    assert_non_null(strstr(err.msg, "ends"));
+    assert_int_equal(missing[0].offset, KC_OFFSET_END);
+    kc_topic_partition bad = {"bad topic", 0, KC_OFFSET_END};
+    assert_int_equal(kc_producer_end_offsets(p, &bad, 1, 10000, &err), KC_ERR_INVALID);
+    assert_int_equal(bad.offset, KC_OFFSET_END);
+    kc_producer_close(p, 5000);
+    kc_kafka_config_clear(&pc);
+    kc_kafka_config_clear(&cc);
+}
+
 static int setup(void **state)
 {
     return kc_broker_start(&broker, NULL) == KC_OK ? 0 : -1;
@@ -400,6 +437,7 @@ int main(void)
         cmocka_unit_test(test_key_topics_have_one_partition),
         cmocka_unit_test(test_bad_options_name_the_option),
         cmocka_unit_test(test_assign_rejects_bad_entries),
+        cmocka_unit_test(test_producer_lookups),
     };
     return cmocka_run_group_tests_name("kafka", tests, setup, teardown);
 }
