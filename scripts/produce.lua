@@ -189,8 +189,14 @@ local function send(record)
   if opts["-T"] then io.stdout:write(record, delim) end
 end
 
--- Calls send for each delimited message of file handle fh.
+-- Calls send for each delimited message of file handle fh. Lines are sent
+-- as they arrive (a pipe from `tail -f` is not held back until 64 KiB
+-- gather); other delimiters are read in blocks.
 local function each_message(fh)
+  if delim == "\n" then
+    for line in fh:lines() do send(line) end
+    return
+  end
   local buffer = ""
   while true do
     local chunk = fh:read(65536)

@@ -10,7 +10,7 @@
 command -v kcat >/dev/null || fail "kcat is not installed (Makefile DEB_PACKAGES)"
 
 start_broker "$WORK/bootstrap" --topic kc.reqs:1 --topic kc.keys:1 --topic kc.subs:1 \
-    --topic kc.plain:1 --topic kc.enc:1 --topic kc.bin:1 --topic kc.two:2
+    --topic kc.plain:1 --topic kc.enc:1 --topic kc.bin:1 --topic kc.two:2 --topic kc.stream:1
 B=$(cat "$WORK/bootstrap")
 X="-X security.protocol=PLAINTEXT"
 kc() { "$KC_BIN" --set tunables.crypto_sub_interval=1 "$@"; }
@@ -172,3 +172,20 @@ pass "topics --create: the Admin API's refusal is reported (status 1)"
 kill -TERM "$SERVER"
 wait "$SERVER" || true
 PIDS=$(echo "$PIDS" | sed "s/ $SERVER//")
+
+# Lines from a pipe are sent as they arrive, as kcat -P does: not held back
+# until 64 KiB gather (`tail -f log | kafkacrypto produce ...`).
+mkfifo "$WORK/stream"
+("$KC_BIN" --log-level ERROR produce --node "$WORK/prod.config" -b "$B" $X -t kc.stream --no-key \
+    <"$WORK/stream" 2>"$WORK/stream.err") &
+STREAM=$!
+PIDS="$PIDS $STREAM"
+exec 4>"$WORK/stream"
+echo "first line" >&4
+timeout 30 kcat -b "$B" -C -t kc.stream -o beginning -c 1 -q >"$WORK/stream.out" ||
+    fail "the first line was not sent while the pipe stayed open: $(cat "$WORK/stream.err")"
+exec 4>&-
+wait $STREAM || fail "produce from a pipe: $(cat "$WORK/stream.err")"
+PIDS=$(echo "$PIDS" | sed "s/ $STREAM//")
+[ -s "$WORK/stream.out" ] || fail "nothing read from kc.stream"
+pass "produce sends lines from a pipe as they arrive"
