@@ -50,18 +50,18 @@ wait "$KCAT" || fail "kcat consume"
 t2=$(now)
 [ "$(wc -l <"$WORK/kcat.out")" = "$LINES" ] || fail "kcat consumed $(wc -l <"$WORK/kcat.out") lines"
 
-mkfifo "$WORK/in"
+mkfifo "$WORK/serve.in"
 ("$KC_BIN" produce --node "$WORK/prod.config" --broker "$B" $X --topic bench.enc --no-key \
-    --serve forever <"$WORK/in" >/dev/null 2>"$WORK/produce.err") &
+    --serve forever <"$WORK/serve.in" >/dev/null 2>"$WORK/produce.err") &
 PIDS="$PIDS $!"
-exec 3>"$WORK/in"
+exec 3>"$WORK/serve.in"
 echo warm-up >&3
 ("$KC_BIN" --set tunables.crypto_sub_interval=1 consume --node "$WORK/cons.config" --broker "$B" \
     $X --topic bench.enc --from-beginning --count $((LINES + 1)) --timeout 900 \
     >"$WORK/consumed" 2>"$WORK/consume.err") &
 CONS=$!
 PIDS="$PIDS $CONS"
-wait_for 120 grep -qs warm-up "$WORK/consumed" || fail "no key exchange: $(cat "$WORK/consume.err")"
+wait_for 120 grep -qs warm-up "$WORK/consumed" || fail "no key exchange: $(cat "$WORK/consume.err") $(cat "$WORK/produce.err")"
 t3=$(now)
 cat "$WORK/lines" >&3
 exec 3>&-
