@@ -79,7 +79,10 @@ function kafka.producer(config)
 end
 
 function Producer:_report()
-  for _, r in ipairs(self._handle:deliveries()) do
+  -- without callbacks only failures need a report (no table per message)
+  local reports = self._handle:deliveries(self.on_delivery == nil and next(self._callbacks) == nil)
+  if not reports then return end
+  for _, r in ipairs(reports) do
     local cb = self._callbacks[r.seq] or self.on_delivery
     self._callbacks[r.seq] = nil
     if cb then

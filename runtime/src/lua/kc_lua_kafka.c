@@ -273,12 +273,23 @@ static int l_statistics(lua_State *L)
 }
 
 /* p:deliveries() -> array of {seq, topic, partition, offset, error} */
+/* p:deliveries([failures_only]) -> the delivery reports since the last
+ * call, {{seq, topic, partition, offset, error}, ...}, or nil when there
+ * are none. failures_only skips successful ones (the usual case of a
+ * producer without callbacks: no table per message sent). */
 static int l_deliveries(lua_State *L)
 {
     lua_producer *lp = check_producer(L);
+    bool failures_only = lua_toboolean(L, 2);
     kc_delivery d;
-    lua_newtable(L);
-    for (int i = 1; kc_producer_next_delivery(lp->p, &d); i++) {
+    int i = 0;
+    while (kc_producer_next_delivery(lp->p, &d)) {
+        if (failures_only && d.status == KC_OK) {
+            kc_delivery_clear(&d);
+            continue;
+        }
+        if (i++ == 0)
+            lua_newtable(L);
         lua_createtable(L, 0, 5);
         lua_pushnumber(L, (lua_Number)d.seq);
         lua_setfield(L, -2, "seq");
@@ -295,6 +306,8 @@ static int l_deliveries(lua_State *L)
         lua_rawseti(L, -2, i);
         kc_delivery_clear(&d);
     }
+    if (i == 0)
+        lua_pushnil(L);
     return 1;
 }
 
