@@ -93,6 +93,12 @@ struct kc_serde {
     uint64_t pgen_seq;
 };
 
+/* Counters are atomic everywhere: deserializers count outside the lock. */
+static void count_add(root_entry *r, kc_serde_count what)
+{
+    __atomic_fetch_add(&r->count[what], 1, __ATOMIC_RELAXED);
+}
+
 /* ---- defaults ----------------------------------------------------------- */
 
 static void default_sleep(void *ctx, double seconds)
@@ -493,7 +499,7 @@ kc_status kc_serde_serialize(kc_serde *s, kc_kind kind, const char *topic,
             /* The salt is taken under the lock: no two messages share it. */
             kc_keygen_next(&r->cur->gen[kind], salt, key, nonce);
             ki = r->cur->ki;
-            r->count[KC_SERDE_ENCRYPTED]++;
+            count_add(r, KC_SERDE_ENCRYPTED);
         }
         unsaved = s->persist_fn && s->created_gen > s->saved_gen;
         pthread_mutex_unlock(&s->lock);
@@ -583,17 +589,10 @@ static cgen *cgen_find(root_entry *r, const kc_keyidx *ki)
 static _Thread_local bool key_wait_limited;
 static _Thread_local double key_wait_until;
 
-static double monotonic_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 void kc_serde_limit_key_wait(double seconds)
 {
     key_wait_limited = seconds >= 0;
-    key_wait_until = key_wait_limited ? monotonic_now() + seconds : 0;
+    key_wait_until = key_wait_limited ? kc_clock_mono() + seconds : 0;
 }
 
 /* How long the next sleep for a key may be: interval, cut to what the
@@ -602,7 +601,7 @@ static double key_wait_nap(double interval)
 {
     if (!key_wait_limited)
         return interval;
-    double left = key_wait_until - monotonic_now();
+    double left = key_wait_until - kc_clock_mono();
     return left < interval ? left : interval;
 }
 
@@ -692,7 +691,7 @@ static void count_topic(kc_serde *s, const char *topic, kc_serde_count what)
     pthread_mutex_lock(&s->lock);
     root_entry *r = root_get(s, root, root_len);
     if (r)
-        r->count[what]++;
+        count_add(r, what);
     pthread_mutex_unlock(&s->lock);
 }
 
@@ -803,10 +802,9 @@ static kc_status deserialize(kc_serde *s, kc_kind kind, const char *topic, const
     if (!counted && !retry)
         count_topic(s, topic, KC_SERDE_INVALID);
     else if (counted && (opened || !retry))
-        __atomic_fetch_add(&counted->count[opened      ? KC_SERDE_DECRYPTED
-                                           : key_found ? KC_SERDE_INVALID
-                                                       : KC_SERDE_NO_KEY],
-                           1, __ATOMIC_RELAXED);
+        count_add(counted, opened ? KC_SERDE_DECRYPTED
+                           : key_found ? KC_SERDE_INVALID
+                                       : KC_SERDE_NO_KEY);
     if (opened) {
         kc_message_mark_cleartext(out);
         return KC_OK;
