@@ -23,16 +23,7 @@ X="-X security.protocol=PLAINTEXT"
 awk -v n="$LINES" 'BEGIN { s = sprintf("%0100d", 0); for (i = 0; i < n; i++) print s }' \
     >"$WORK/lines"
 
-cat >"$WORK/provision.lua" <<'LUA'
-local kafkacrypto = require "kafkacrypto"
-for i = 2, #arg do
-  local node, role = arg[i]:match("^(.-):(.*)$")
-  kafkacrypto.provision{ node_id = node, role = role, dir = arg[1], rot_password = "bench root of trust",
-                         provisioning_password = "bench provisioning" }
-end
-LUA
-"$KC_BIN" run "$WORK/provision.lua" "$WORK" prod:producer cons:consumer 2>"$WORK/provision.err" ||
-    fail "provisioning: $(cat "$WORK/provision.err")"
+provision_nodes "$WORK" prod:producer cons:consumer
 
 # Each tool: a consumer reading while the producer sends the N lines; the
 # time runs from the first line sent to the consumer's last line (and to

@@ -14,16 +14,7 @@ B=$(cat "$WORK/bootstrap")
 X="-X security.protocol=PLAINTEXT"
 kc() { "$KC_BIN" --set tunables.crypto_sub_interval=1 --log-level WARNING "$@"; }
 
-cat >"$WORK/provision.lua" <<'LUA'
-local kafkacrypto = require "kafkacrypto"
-for i = 2, #arg do
-  local node, role = arg[i]:match("^(.-):(.*)$")
-  kafkacrypto.provision{ node_id = node, role = role, dir = arg[1], rot_password = "rot password",
-                         provisioning_password = "provisioning password" }
-end
-LUA
-kc run "$WORK/provision.lua" "$WORK" bulk:producer gone:producer reader:consumer poller:consumer \
-    2>"$WORK/provision.err" || fail "provisioning: $(cat "$WORK/provision.err")"
+provision_nodes "$WORK" bulk:producer gone:producer reader:consumer poller:consumer
 
 # 1. N messages written first; the producer then serves keys. The consumer
 #    reads them all before its key can come (its hold fills at 10 000).

@@ -17,16 +17,7 @@ kc() { "$KC_BIN" --set tunables.crypto_sub_interval=1 "$@"; }
 produce() { kc --log-level ERROR produce --node "$WORK/prod.config" -b "$B" $X "$@"; }
 consume() { kc --log-level ERROR consume --node "$WORK/cons.config" -b "$B" $X "$@"; }
 
-cat >"$WORK/provision.lua" <<'LUA'
-local kafkacrypto = require "kafkacrypto"
-for i = 2, #arg do
-  local node, role = arg[i]:match("^(.-):(.*)$")
-  kafkacrypto.provision{ node_id = node, role = role, dir = arg[1],
-    rot_password = "root of trust password", provisioning_password = "provisioning password" }
-end
-LUA
-kc run "$WORK/provision.lua" "$WORK" prod:producer cons:consumer 2>"$WORK/provision.err" ||
-    fail "provisioning: $(cat "$WORK/provision.err")"
+provision_nodes "$WORK" prod:producer cons:consumer
 
 # The same input both ways: headers (repeated names, a null value), an empty
 # key, an empty value, a line without the key delimiter (null key), JSON

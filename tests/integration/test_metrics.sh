@@ -7,12 +7,7 @@
 start_broker "$WORK/bootstrap"
 B=$(cat "$WORK/bootstrap")
 kc() { "$KC_BIN" --log-level ERROR "$@"; }
-kc run /dev/stdin "$WORK" <<'LUA' 2>"$WORK/provision.err" || fail "provisioning: $(cat "$WORK/provision.err")"
-for node, role in pairs{ watched = "producer", reader = "consumer" } do
-  require("kafkacrypto").provision{ node_id = node, role = role, dir = arg[1],
-                                    rot_password = "rot password", provisioning_password = "provisioning password" }
-end
-LUA
+provision_nodes "$WORK" watched:producer reader:consumer
 
 # metrics.lua CONFIG BROKER LISTEN|- PORTFILE: opens the node, writes the
 # metrics port to PORTFILE, serves until SIGTERM.

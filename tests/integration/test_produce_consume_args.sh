@@ -4,11 +4,7 @@
 # node files (status 1). No broker is needed: these fail before connecting.
 . "$(dirname "$0")/lib.sh"
 
-cat >"$WORK/provision.lua" <<'LUA'
-require "kafkacrypto".provision{ node_id = "n1", role = "prodcon", dir = arg[1],
-  rot_password = "root of trust password", provisioning_password = "provisioning password" }
-LUA
-"$KC_BIN" run "$WORK/provision.lua" "$WORK" 2>/dev/null || fail "provisioning"
+provision_nodes "$WORK" n1:prodcon
 NODE="$WORK/n1.config"
 
 for tool in produce consume; do
