@@ -280,22 +280,6 @@ static kc_status checked_by_policy(void *ctx, const char *root, const char *usag
 
 /* ---- serde hooks: any thread, serde lock held ---------------------------------------------- */
 
-static void on_new_producer_key(void *ctx, const char *root, size_t root_len, const kc_keyidx *ki)
-{
-    (void)ki; /* the serde logs it */
-    kc_node *n = ctx;
-    char r[KC_TOPIC_NAME_MAX + 1];
-    snprintf(r, sizeof r, "%.*s", (int)root_len, root);
-    char *topic = concat(r, n->t.topic_suffix_reqs);
-    pthread_mutex_lock(&n->mu);
-    if (topic)
-        track(n, topic, r, TOPIC_REQS);
-    pthread_mutex_unlock(&n->mu);
-    free(topic);
-    if (n->cons)
-        kc_consumer_wake(n->cons); /* start serving requests now */
-}
-
 static void track_reqs(void *ctx, const char *root)
 {
     kc_node *n = ctx;
@@ -305,6 +289,17 @@ static void track_reqs(void *ctx, const char *root)
         track(n, topic, root, TOPIC_REQS);
     pthread_mutex_unlock(&n->mu);
     free(topic);
+}
+
+static void on_new_producer_key(void *ctx, const char *root, size_t root_len, const kc_keyidx *ki)
+{
+    (void)ki; /* the serde logs it */
+    kc_node *n = ctx;
+    char r[KC_TOPIC_NAME_MAX + 1];
+    snprintf(r, sizeof r, "%.*s", (int)root_len, root);
+    track_reqs(n, r);
+    if (n->cons)
+        kc_consumer_wake(n->cons); /* start serving requests now */
 }
 
 static void on_missing_key(void *ctx, const char *root, size_t root_len, const kc_keyidx *ki)
