@@ -19,6 +19,7 @@
 #include "kc_keyidx.h"
 #include "kc_log.h"
 #include "kc_node_metrics.h"
+#include "kc_ratelimit.h"
 #include "kc_store.h"
 #include "kc_thread.h"
 #include "kc_waits.h"
@@ -30,7 +31,6 @@
 #define REPLY_AGAIN_MAX 4096        /* second copies waiting; beyond, a flood gets one copy */
 #define ASK_AGAIN_AFTER 1.0         /* s: D5, an unanswered first request is sent a second time */
 #define REFUSAL_LOG_INTERVAL 60.0   /* s: a refusal is logged at WARNING once per requester, root */
-#define REFUSAL_LOG_SLOTS 256       /* requesters remembered for that (oldest forgotten) */
 
 typedef enum topic_kind { TOPIC_MGMT, TOPIC_REQS, TOPIC_KEYS } topic_kind;
 
@@ -105,11 +105,7 @@ struct kc_node {
     kc_exchange_check_fn check;  /* the policy's, wrapped to tell its refusals */
     void *check_ctx;
     double expiry_warned;        /* the last chain expiry warning (daily) */
-    struct refusal_logged {
-        char fpr[65];
-        char root[KC_TOPIC_NAME_MAX + 1];
-        double at;
-    } refusals[REFUSAL_LOG_SLOTS];
+    kc_ratelimit refusals;       /* refused requesters and roots said at WARNING */
     reply_again *again;
     size_t nagain, again_cap;
     double last_unknown_warning;
@@ -474,25 +470,8 @@ static void count_refused(kc_node *n)
 static bool refusal_due(kc_node *n, const char *fpr, const char *root)
 {
     double t = now(n);
-    size_t oldest = 0;
-    bool due = true;
     pthread_mutex_lock(&n->mu);
-    for (size_t i = 0; i < REFUSAL_LOG_SLOTS; i++) {
-        struct refusal_logged *r = &n->refusals[i];
-        if (strcmp(r->fpr, fpr) == 0 && strcmp(r->root, root) == 0) {
-            due = !(t - r->at < REFUSAL_LOG_INTERVAL);
-            if (due)
-                r->at = t;
-            pthread_mutex_unlock(&n->mu);
-            return due;
-        }
-        if (r->at < n->refusals[oldest].at)
-            oldest = i;
-    }
-    struct refusal_logged *r = &n->refusals[oldest];
-    snprintf(r->fpr, sizeof r->fpr, "%s", fpr);
-    snprintf(r->root, sizeof r->root, "%s", root);
-    r->at = t;
+    bool due = kc_ratelimit_due(&n->refusals, fpr, root, t, REFUSAL_LOG_INTERVAL);
     pthread_mutex_unlock(&n->mu);
     return due;
 }
@@ -1419,6 +1398,7 @@ kc_status kc_node_open(kc_node **out, const kc_node_options *o, kc_err *err)
     if (!n)
         return kc_err_set(err, KC_ERR_NOMEM, "out of memory");
     pthread_mutex_init(&n->mu, NULL);
+    kc_ratelimit_init(&n->refusals);
     atomic_init(&n->stop, false);
     n->now_fn = o->now_fn ? o->now_fn : kc_clock_wall_fn;
     n->now_ctx = o->now_ctx;

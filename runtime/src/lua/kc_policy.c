@@ -3,7 +3,6 @@
 #include <lauxlib.h>
 #include <pthread.h>
 #include <stdbool.h>
-#include <stdint.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +10,7 @@
 #include "kc_clock.h"
 #include "kc_hex.h"
 #include "kc_log.h"
+#include "kc_ratelimit.h"
 #include "kc_lua_chain.h"
 
 #define REG_REQUEST "kafkacrypto.policy.request"
@@ -175,41 +175,21 @@ static kc_status push_request(kc_sandbox *s, const build_ctx *c, kc_err *err)
  * root and message (file, hook, reason), at INFO in between: whoever may
  * write to a key topic must not be able to flood the log. */
 #define REFUSAL_REPEAT 60.0
-#define REFUSAL_SLOTS 64
 
 static pthread_mutex_t said_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct {
-    uint64_t hash;
-    double at;
-} said[REFUSAL_SLOTS];
+static pthread_once_t said_once = PTHREAD_ONCE_INIT;
+static kc_ratelimit said;
 
-static uint64_t fnv1a(uint64_t h, const char *s)
+static void said_init(void)
 {
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 1099511628211u;
-    return h;
+    kc_ratelimit_init(&said);
 }
 
 static bool refusal_due(const char *root, const char *msg)
 {
-    uint64_t h = fnv1a(fnv1a(14695981039346656037u, root), msg);
-    double t = kc_clock_mono();
-    size_t oldest = 0;
-    bool due = true;
+    pthread_once(&said_once, said_init);
     pthread_mutex_lock(&said_lock);
-    for (size_t i = 0; i < REFUSAL_SLOTS; i++) {
-        if (said[i].hash == h && said[i].at > 0) {
-            due = t - said[i].at >= REFUSAL_REPEAT;
-            if (due)
-                said[i].at = t;
-            pthread_mutex_unlock(&said_lock);
-            return due;
-        }
-        if (said[i].at < said[oldest].at)
-            oldest = i;
-    }
-    said[oldest].hash = h;
-    said[oldest].at = t;
+    bool due = kc_ratelimit_due(&said, root, msg, kc_clock_mono(), REFUSAL_REPEAT);
     pthread_mutex_unlock(&said_lock);
     return due;
 }
